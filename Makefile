@@ -1,0 +1,48 @@
+# Every target creates the virtual environment itself on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BCX := $(VENV)/bin/bcx
+PYTEST_ARGS ?=
+ARGS ?=
+QUICK ?=
+
+.PHONY: all venv proto proto-check lint test demo bench postgres clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# Regenerate exchange/wire from proto/.
+proto: venv
+	$(PY) scripts/gen_proto.py
+
+# Fails when exchange/wire differs from what proto/ generates.
+proto-check: venv
+	$(PY) scripts/gen_proto.py --check
+
+lint: venv proto-check
+	$(VENV)/bin/ruff check exchange nodes tests bench scripts migrations
+	$(VENV)/bin/mypy
+
+# PostgreSQL binaries for the storage tests (the tests start their own server).
+postgres:
+	@bash scripts/ensure_postgres.sh
+
+test: venv proto-check postgres
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(BCX) demo $(ARGS)
+
+bench: venv
+	$(PY) -m bench $(if $(QUICK),--quick,) $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

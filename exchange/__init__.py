@@ -1,0 +1,1 @@
+"""bcx protocol library: identity, envelopes, ledger and transport. Knows nothing of agencies."""

@@ -1,0 +1,178 @@
+"""One exception hierarchy for bcx, rooted at ExchangeError.
+
+Third-party errors are wrapped at the boundary with ``raise ... from e``. The
+mapping of these errors to gRPC status codes lives in exactly one place:
+``exchange.transport.status``.
+"""
+
+from __future__ import annotations
+
+
+class ExchangeError(Exception):
+    """Base of every error bcx raises on purpose."""
+
+
+class ConfigError(ExchangeError):
+    """A configuration file or value is missing or wrong; the message names the key."""
+
+
+# --- PKI -------------------------------------------------------------------
+
+
+class PKIError(ExchangeError):
+    """A certificate or key could not be made, loaded or trusted."""
+
+
+class CertificateExpiredError(PKIError):
+    pass
+
+
+class CertificateNotYetValidError(PKIError):
+    pass
+
+
+class CertificateSignatureError(PKIError):
+    """The certificate was not issued by the exchange CA."""
+
+
+class CertificateRevokedError(PKIError):
+    pass
+
+
+class CertificateIdentityError(PKIError):
+    """The certificate does not name the node it is supposed to belong to."""
+
+
+# --- Directory ---------------------------------------------------------------
+
+
+class DirectoryError(ExchangeError):
+    """The member directory is invalid, untrusted, stale or lacks an entry."""
+
+
+class DirectoryExpiredError(DirectoryError):
+    pass
+
+
+class DirectoryRollbackError(DirectoryError):
+    """A replacement directory is not newer than the one held."""
+
+
+class UnknownMemberError(DirectoryError):
+    pass
+
+
+# --- Receiving a message -------------------------------------------------------
+
+
+class VerificationError(ExchangeError):
+    """A message, signature, proof or note failed verification."""
+
+
+class MalformedEnvelopeError(VerificationError):
+    pass
+
+
+class OversizeMessageError(VerificationError):
+    pass
+
+
+class BadSignatureError(VerificationError):
+    pass
+
+
+class UnknownSignerError(VerificationError):
+    pass
+
+
+class RevokedKeyError(VerificationError):
+    pass
+
+
+class UnknownPeerError(VerificationError):
+    """The mTLS peer is not a current member of the directory."""
+
+
+class PeerMismatchError(VerificationError):
+    """The mTLS peer is not the message's sender."""
+
+
+class WrongRecipientError(VerificationError):
+    pass
+
+
+class ClockSkewError(VerificationError):
+    pass
+
+
+class ExpiredMessageError(VerificationError):
+    pass
+
+
+class RoleNotAllowedError(VerificationError):
+    """The sender's role may not send this body to the recipient's role."""
+
+
+class InvalidBodyError(VerificationError):
+    pass
+
+
+# --- Ledger ------------------------------------------------------------------
+
+
+class LedgerError(ExchangeError):
+    """The ledger could not be read or written, or is not intact."""
+
+
+class ProofError(VerificationError):
+    """A Merkle inclusion or consistency proof does not verify."""
+
+
+class NoteError(VerificationError):
+    """A signed note is malformed or a known key's signature on it is bad."""
+
+
+class TamperError(LedgerError):
+    """Stored ledger data does not match what was signed."""
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class ForkError(VerificationError):
+    """Two checkpoints from one origin are not consistent."""
+
+
+class ReceiptError(VerificationError):
+    """A receipt does not prove that the receiver logged the message."""
+
+
+# --- Peers and load -------------------------------------------------------------
+
+
+class PeerError(ExchangeError):
+    """A peer could not be reached or answered with an error."""
+
+
+class OverloadedError(ExchangeError):
+    """This node cannot take more work now; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageUnavailableError(ExchangeError):
+    """The database cannot be written now (locked, stopped); nothing was accepted."""
+
+
+# --- Data --------------------------------------------------------------------------
+
+
+class NumberError(ExchangeError):
+    """A phone number, ICCID or IMSI is invalid or never actionable; names input and reason."""
+
+
+class SealError(ExchangeError):
+    """HPKE sealing or opening failed."""

@@ -1,0 +1,1 @@
+"""What each agency does with the exchange: police, bureau, carrier, commerce, office."""
