@@ -1,0 +1,501 @@
+"""The ledger's storage: append-only leaves, full-subtree hashes, signed checkpoints,
+cosignatures, and group commit.
+
+Appends arriving together share one database transaction and one signed
+checkpoint (DESIGN.md §6a). Work submitted to the ``GroupCommitter`` runs inside
+that transaction, so a message is logged and its workflow effect applied together
+or not at all; its caller learns the outcome only once the transaction is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from exchange import storage
+from exchange.errors import (
+    ExchangeError,
+    LedgerError,
+    OverloadedError,
+    StorageUnavailableError,
+    TamperError,
+)
+from exchange.keys import Signer
+from exchange.ledger import merkle, note
+from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
+from exchange.schema import (
+    ledger_checkpoints,
+    ledger_cosignatures,
+    ledger_leaves,
+    ledger_subtrees,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CACHE_ENTRIES = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    size: int
+    root: bytes
+    note: str  # signed note text (the log's own signature only)
+
+
+class LedgerStore:
+    """Reads and appends for one node's ledger. Appends happen only inside
+    ``GroupCommitter`` transactions (one writer); reads may come from any thread."""
+
+    def __init__(self, engine: Engine, *, origin: str, signer: Signer) -> None:
+        self.engine = engine
+        self.reader = storage.reader(engine)
+        self.origin = origin
+        self.signer = signer
+        self.verifier = note.Verifier.for_key(origin, signer.public_key)
+        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._pending: dict[tuple[int, int], bytes] = {}
+        with self.reader.connect() as conn:
+            self._size = int(conn.scalar(select(func.count()).select_from(ledger_leaves)) or 0)
+            latest = conn.execute(
+                select(ledger_checkpoints.c.size, ledger_checkpoints.c.root,
+                       ledger_checkpoints.c.note)
+                .order_by(ledger_checkpoints.c.size.desc()).limit(1)
+            ).first()
+        self._latest = SignedCheckpoint(latest.size, latest.root, latest.note) if latest else None
+
+    # --- sizes and hashes ---------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Number of leaves committed (or, inside a transaction, appended so far)."""
+        return self._size
+
+    @property
+    def latest(self) -> SignedCheckpoint | None:
+        return self._latest
+
+    def full(self, level: int, idx: int) -> bytes:
+        """Hash of a full subtree, from the pending batch, the cache or the database."""
+        key = (level, idx)
+        h = self._pending.get(key)
+        if h is not None:
+            return h
+        with self._cache_lock:
+            h = self._cache.get(key)
+        if h is not None:
+            return h
+        with self.reader.connect() as conn:
+            h = conn.scalar(
+                select(ledger_subtrees.c.hash).where(
+                    ledger_subtrees.c.level == level, ledger_subtrees.c.idx == idx
+                )
+            )
+        if h is None:
+            raise LedgerError(f"subtree level {level} index {idx} is missing from the ledger")
+        self._remember([(level, idx, h)])
+        return bytes(h)
+
+    def _remember(self, items: Sequence[tuple[int, int, bytes]]) -> None:
+        with self._cache_lock:
+            for level, idx, h in items:
+                self._cache[(level, idx)] = h
+                self._cache.move_to_end((level, idx))
+            while len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+
+    def root(self, size: int) -> bytes:
+        return merkle.tree_root(size, self.full)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_range(index, size)
+        return merkle.inclusion_proof(index, size, self.full)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        if not 0 < old_size <= new_size <= self._committed_size():
+            raise LedgerError(
+                f"no consistency proof from size {old_size} to {new_size}: "
+                f"the ledger holds {self._committed_size()} entries"
+            )
+        return merkle.consistency_proof(old_size, new_size, self.full)
+
+    def _committed_size(self) -> int:
+        return self._latest.size if self._latest else 0
+
+    def _check_range(self, index: int, size: int) -> None:
+        if not 0 <= index < size <= self._committed_size():
+            raise LedgerError(
+                f"no inclusion proof for index {index} in size {size}: "
+                f"the ledger's latest checkpoint has size {self._committed_size()}"
+            )
+
+    # --- appends (writer thread only) --------------------------------------------
+
+    def _append(self, conn: Connection, entry: Entry) -> int:
+        index = self._size
+        leaf = entry.encode()
+        lh = merkle.leaf_hash(leaf)
+        new = merkle.new_full_subtrees(index, lh, self.full)
+        conn.execute(
+            insert(ledger_leaves),
+            {
+                "idx": index,
+                "leaf": leaf,
+                "kind": int(entry.kind),
+                "peer": entry.peer,
+                "message_id": entry.message_id or None,
+                "message_digest": entry.message_digest or None,
+                "logged_at": to_micros(entry.logged_at),
+            },
+        )
+        conn.execute(
+            insert(ledger_subtrees), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new]
+        )
+        for lv, ix, h in new:
+            self._pending[(lv, ix)] = h
+        self._size = index + 1
+        return index
+
+    def _sign_checkpoint(self, conn: Connection, now: datetime) -> SignedCheckpoint:
+        size = self._size
+        root = merkle.tree_root(size, self.full)
+        text = note.sign_checkpoint(note.Checkpoint(self.origin, size, root), self.signer)
+        conn.execute(
+            insert(ledger_checkpoints),
+            {"size": size, "root": root, "note": text, "created_at": to_micros(now)},
+        )
+        return SignedCheckpoint(size, root, text)
+
+    def _mark(self) -> tuple[int, int]:
+        return self._size, len(self._pending)
+
+    def _rewind(self, mark: tuple[int, int]) -> None:
+        size, npending = mark
+        self._size = size
+        if len(self._pending) > npending:
+            # dicts keep insertion order: drop what this item added.
+            for key in list(self._pending)[npending:]:
+                del self._pending[key]
+
+    def _commit_pending(self, checkpoint: SignedCheckpoint | None) -> None:
+        self._remember([(lv, ix, h) for (lv, ix), h in self._pending.items()])
+        self._pending.clear()
+        if checkpoint is not None:
+            self._latest = checkpoint
+
+    def _abort_pending(self, size_before: int) -> None:
+        self._pending.clear()
+        self._size = size_before
+
+    # --- reads --------------------------------------------------------------------
+
+    def leaf(self, index: int) -> bytes:
+        with self.reader.connect() as conn:
+            leaf = conn.scalar(select(ledger_leaves.c.leaf).where(ledger_leaves.c.idx == index))
+        if leaf is None:
+            raise LedgerError(f"no ledger entry at index {index}")
+        return bytes(leaf)
+
+    def leaves(self, start: int, limit: int) -> list[tuple[int, bytes]]:
+        with self.reader.connect() as conn:
+            rows = conn.execute(
+                select(ledger_leaves.c.idx, ledger_leaves.c.leaf)
+                .where(ledger_leaves.c.idx >= start, ledger_leaves.c.idx < start + limit)
+                .order_by(ledger_leaves.c.idx)
+            ).all()
+        return [(r.idx, bytes(r.leaf)) for r in rows]
+
+    def rows(self, start: int = 0, limit: int | None = None) -> list[Any]:
+        q = select(ledger_leaves).where(ledger_leaves.c.idx >= start).order_by(ledger_leaves.c.idx)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.reader.connect() as conn:
+            return list(conn.execute(q).all())
+
+    def find(self, *, message_digest: bytes | None = None, message_id: bytes | None = None,
+             kind: EntryKind | None = None) -> list[int]:
+        q = select(ledger_leaves.c.idx).order_by(ledger_leaves.c.idx)
+        if message_digest is not None:
+            q = q.where(ledger_leaves.c.message_digest == message_digest)
+        if message_id is not None:
+            q = q.where(ledger_leaves.c.message_id == message_id)
+        if kind is not None:
+            q = q.where(ledger_leaves.c.kind == int(kind))
+        with self.reader.connect() as conn:
+            return [int(i) for i in conn.scalars(q)]
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint:
+        with self.reader.connect() as conn:
+            row = conn.execute(
+                select(ledger_checkpoints).where(ledger_checkpoints.c.size == size)
+            ).first()
+        if row is None:
+            raise LedgerError(f"this ledger signed no checkpoint of size {size}")
+        return SignedCheckpoint(row.size, row.root, row.note)
+
+    def checkpoint_covering(self, index: int) -> SignedCheckpoint:
+        with self.reader.connect() as conn:
+            row = conn.execute(
+                select(ledger_checkpoints)
+                .where(ledger_checkpoints.c.size > index)
+                .order_by(ledger_checkpoints.c.size)
+                .limit(1)
+            ).first()
+        if row is None:
+            raise LedgerError(f"no checkpoint covers index {index} yet")
+        return SignedCheckpoint(row.size, row.root, row.note)
+
+    def receipt(self, index: int, checkpoint: SignedCheckpoint) -> Receipt:
+        return Receipt(
+            leaf=self.leaf(index),
+            leaf_index=index,
+            checkpoint=checkpoint.note,
+            inclusion_proof=tuple(self.inclusion_proof(index, checkpoint.size)),
+        )
+
+    def cosigned(self, checkpoint: SignedCheckpoint) -> str:
+        """The checkpoint note with every cosignature witnesses returned for it."""
+        with self.reader.connect() as conn:
+            lines = conn.scalars(
+                select(ledger_cosignatures.c.line)
+                .where(ledger_cosignatures.c.size == checkpoint.size)
+                .order_by(ledger_cosignatures.c.witness)
+            ).all()
+        # Each stored line is one verified "— name sig" line; they follow the log's own.
+        return checkpoint.note + "".join(lines)
+
+    def latest_cosigned_checkpoint(self) -> str:
+        if self._latest is None:
+            raise LedgerError("the ledger is empty: no checkpoint yet")
+        return self.cosigned(self._latest)
+
+    def cosignature_count(self) -> int:
+        with self.reader.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(ledger_cosignatures)) or 0)
+
+    def witnesses_of(self, size: int) -> list[str]:
+        with self.reader.connect() as conn:
+            return list(conn.scalars(
+                select(ledger_cosignatures.c.witness).where(ledger_cosignatures.c.size == size)
+            ))
+
+    def add_cosignature(self, conn: Connection, *, size: int, witness: str, line: str,
+                        timestamp: int) -> bool:
+        """Store a verified cosignature; False if this witness already cosigned this size."""
+        exists = conn.scalar(
+            select(ledger_cosignatures.c.id).where(
+                ledger_cosignatures.c.size == size, ledger_cosignatures.c.witness == witness
+            )
+        )
+        if exists is not None:
+            return False
+        conn.execute(
+            insert(ledger_cosignatures),
+            {"size": size, "witness": witness, "line": line, "timestamp": timestamp},
+        )
+        return True
+
+
+@dataclass(slots=True)
+class Transaction:
+    """What a unit of work sees: the open connection and the ledger to append to."""
+
+    conn: Connection
+    now: datetime
+    _store: LedgerStore
+    appended: list[int] = field(default_factory=list)
+
+    def append(self, entry: Entry) -> int:
+        index = self._store._append(self.conn, entry)  # noqa: SLF001 - the committer's own store
+        self.appended.append(index)
+        return index
+
+
+@dataclass(frozen=True, slots=True)
+class Committed(Generic[T]):
+    """A unit of work's result once its transaction is durable."""
+
+    result: T
+    checkpoint: SignedCheckpoint | None
+    appended: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class _Work:
+    fn: Callable[[Transaction], Any]
+    future: Future[Committed[Any]]
+
+
+class GroupCommitter:
+    """One writer thread that runs submitted work in shared transactions.
+
+    Work waiting together is run in one transaction (each item in its own
+    savepoint, so one failing item does not undo the others), followed by one
+    checkpoint signature; then every item's future is resolved.
+    """
+
+    def __init__(self, store: LedgerStore, *, max_batch: int = 512, window_s: float = 0.002,
+                 max_pending: int = 20_000, clock: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self.max_pending = max_pending
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="bcx-ledger-writer",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the work already queued, then stop the writer thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def submit(self, fn: Callable[[Transaction], T]) -> Future[Committed[T]]:
+        """Queue ``fn`` to run in the next transaction; OverloadedError if too much waits."""
+        if self._thread is None:
+            raise LedgerError("the ledger writer is not running")
+        with self._lock:
+            if self._pending >= self.max_pending:
+                raise OverloadedError(
+                    f"ledger writer has {self._pending} units of work waiting; retry later",
+                    retry_after=0.5,
+                )
+            self._pending += 1
+        fut: Future[Committed[T]] = Future()
+        self._queue.put(_Work(fn, fut))
+        return fut
+
+    async def run(self, fn: Callable[[Transaction], T]) -> Committed[T]:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def run_sync(self, fn: Callable[[Transaction], T]) -> Committed[T]:
+        return self.submit(fn).result()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self.window_s
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 \
+                        else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            with self._lock:
+                self._pending -= len(batch)
+
+    def _commit(self, batch: list[_Work]) -> None:
+        store = self.store
+        size_before = store.size
+        outcomes: list[tuple[_Work, Any, BaseException | None, tuple[int, ...]]] = []
+        checkpoint = None
+        try:
+            with store.engine.begin() as conn:
+                now = self._clock()
+                for work in batch:
+                    mark = store._mark()  # noqa: SLF001
+                    txn = Transaction(conn, now, store)
+                    savepoint = conn.begin_nested()
+                    try:
+                        result = work.fn(txn)
+                        savepoint.commit()
+                    except (ExchangeError, SQLAlchemyError, ValueError, KeyError) as e:
+                        if savepoint.is_active:
+                            savepoint.rollback()
+                        store._rewind(mark)  # noqa: SLF001
+                        if isinstance(e, DBAPIError) and storage.is_unavailable(e):
+                            raise
+                        outcomes.append((work, None, e, ()))
+                        continue
+                    outcomes.append((work, result, None, tuple(txn.appended)))
+                if store.size > size_before:
+                    checkpoint = store._sign_checkpoint(conn, now)  # noqa: SLF001
+        except Exception as e:  # the whole transaction failed: nothing was accepted
+            store._abort_pending(size_before)  # noqa: SLF001
+            err: BaseException = e
+            if isinstance(e, DBAPIError | SQLAlchemyError):
+                err = storage.wrap_db_error(e, url=store.engine.url)
+            elif not isinstance(e, ExchangeError):
+                err = LedgerError(f"ledger transaction failed: {e!r}")
+            log.warning("ledger batch of %d rolled back: %s", len(batch), err)
+            for work in batch:
+                if not work.future.done():
+                    work.future.set_exception(err)
+            return
+        store._commit_pending(checkpoint)  # noqa: SLF001
+        self.batches += 1
+        self.items += len(batch)
+        for work, result, error, appended in outcomes:
+            if error is not None:
+                work.future.set_exception(error)
+            else:
+                work.future.set_result(Committed(result, checkpoint, appended))
+
+
+def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:
+    """Every leaf in index order, read in chunks (for verification and export)."""
+    start = 0
+    with self.reader.connect() as conn:
+        while True:
+            rows = conn.execute(
+                select(ledger_leaves.c.idx, ledger_leaves.c.leaf)
+                .where(ledger_leaves.c.idx >= start)
+                .order_by(ledger_leaves.c.idx)
+                .limit(chunk)
+            ).all()
+            if not rows:
+                return
+            for r in rows:
+                yield int(r.idx), bytes(r.leaf)
+            start = int(rows[-1].idx) + 1
+
+
+__all__ = [
+    "Committed",
+    "GroupCommitter",
+    "LedgerStore",
+    "SignedCheckpoint",
+    "StorageUnavailableError",
+    "TamperError",
+    "Transaction",
+    "iter_leaves",
+]

@@ -1,0 +1,170 @@
+"""Witnessing peers' ledgers (DESIGN.md §5).
+
+Each node checks the checkpoints of the peers it talks to (the office checks every
+member): a consistency proof from the last checkpoint it witnessed, then a
+tlog-cosignature/v1 that it returns to the peer. Two checkpoints of one origin that
+are not consistent are a fork: both are kept as evidence and escalated to the office.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from sqlalchemy import insert, select, update
+
+from exchange import messages
+from exchange.errors import ExchangeError, ForkError, NoteError
+from exchange.identity import Role
+from exchange.ledger import note
+from exchange.ledger.entries import Entry, EntryKind, to_micros
+from exchange.ledger.receipts import ConsistencyCheck, check_consistent, log_origin
+from exchange.schema import fork_evidence, inbox, outbox, peer_checkpoints
+from exchange.transport.outbox import record_peer_checkpoint
+from exchange.wire.bcx.v1 import service_pb2
+
+if TYPE_CHECKING:
+    from exchange.node import Context, Node
+    from exchange.transport.client import Peers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    id: int
+    cp: note.Checkpoint
+    text: str
+    witnessed: bool
+
+
+class Witness:
+    def __init__(self, node: Node, peers: Peers) -> None:
+        self.node = node
+        self.peers = peers
+        self.status: dict[str, str] = {}
+        self.forks = 0
+        self.cosigned = 0
+
+    def watched(self) -> list[str]:
+        """Peers this node has exchanged messages with; every member for the office."""
+        node = self.node
+        if node.me.role is Role.OFFICE:
+            return [m.node_id for m in node.directory.members if m.node_id != node.node_id]
+        with node.reader.connect() as conn:
+            ids = set(conn.scalars(select(outbox.c.recipient).distinct()))
+            ids |= set(conn.scalars(select(inbox.c.sender).distinct()))
+        return sorted(i for i in ids if node.directory.has_member(i) and i != node.node_id)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await self.round()
+            await asyncio.sleep(interval)
+
+    async def round(self) -> dict[str, str]:
+        peers = await asyncio.to_thread(self.watched)
+        for peer in peers:
+            try:
+                self.status[peer] = await self.check_peer(peer)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as e:
+                self.status[peer] = f"unreachable: {e.code().name}: {e.details()}"
+            except Exception as e:
+                log.warning("witnessing %s failed: %s", peer, e)
+                self.status[peer] = f"error: {e}"
+        return dict(self.status)
+
+    def _held(self, origin: str) -> list[Held]:
+        with self.node.reader.connect() as conn:
+            rows = conn.execute(
+                select(peer_checkpoints).where(peer_checkpoints.c.origin == origin)
+                .order_by(peer_checkpoints.c.size, peer_checkpoints.c.id)
+            ).all()
+        return [Held(r.id, note.Checkpoint(r.origin, r.size, bytes(r.root)), r.note,
+                     bool(r.witnessed)) for r in rows]
+
+    async def check_peer(self, peer: str) -> str:
+        node = self.node
+        member = node.directory.member(peer)
+        origin = log_origin(node.trust_domain, peer)
+        verifier = note.Verifier.for_key(origin, member.signing_key)
+        stub = self.peers.ledger(peer)
+        response = await stub.GetCheckpoint(service_pb2.GetCheckpointRequest(), timeout=10)
+        cp, _, _ = note.open_checkpoint(response.checkpoint, verifier, origin=origin)
+        await node.run_work(lambda ctx: record_peer_checkpoint(ctx.conn, cp,
+                                                               response.checkpoint, ctx.now))
+        held = await asyncio.to_thread(self._held, origin)
+        base = max((h for h in held if h.witnessed), key=lambda h: h.cp.size, default=None)
+        for h in held:
+            if h.witnessed:
+                continue
+            if base is None:
+                base = h  # first sight of this log: trusted on first use, then held to it
+            elif h.cp != base.cp:
+                older, newer = (h, base) if h.cp.size <= base.cp.size else (base, h)
+                proof: list[bytes] = []
+                if 0 < older.cp.size < newer.cp.size:
+                    if newer.cp.size > cp.size:
+                        continue  # cannot prove against a size the peer has not reached
+                    r = await stub.GetConsistencyProof(service_pb2.GetConsistencyProofRequest(
+                        old_size=older.cp.size, new_size=newer.cp.size), timeout=10)
+                    proof = list(r.hashes)
+                try:
+                    check_consistent(ConsistencyCheck(older.cp, newer.cp, proof))
+                except ForkError as e:
+                    await self._fork(peer, older.text, newer.text, str(e))
+                    return f"FORK: {e}"
+                if h.cp.size > base.cp.size:
+                    base = h
+            await node.run_work(lambda ctx, i=h.id: ctx.conn.execute(
+                update(peer_checkpoints).where(peer_checkpoints.c.id == i)
+                .values(witnessed=True)))
+        if base is None:
+            return "no checkpoint"
+        await self._cosign(peer, stub, base)
+        return f"witnessed size {base.cp.size}"
+
+    async def _cosign(self, peer: str, stub: Any, held: Held) -> None:
+        node = self.node
+        sig = note.cosign(held.cp, node.signer, node.origin, int(time.time()))
+        await stub.AddCosignature(service_pb2.AddCosignatureRequest(
+            checkpoint=held.cp.body, cosignature=sig.line.rstrip("\n")), timeout=10)
+        cosigned = note.add_signatures(held.text, [sig])
+        await node.run_work(lambda ctx: ctx.txn.append(Entry(
+            EntryKind.WITNESS, peer, ctx.now, detail=cosigned.encode(),
+            subject=f"cosigned size {held.cp.size}")))
+        self.cosigned += 1
+
+    async def _fork(self, peer: str, first: str, second: str, detail: str) -> None:
+        self.forks += 1
+        log.error("ledger fork of %s: %s", peer, detail)
+
+        def work(ctx: Context) -> None:
+            ctx.conn.execute(insert(fork_evidence), {
+                "origin": log_origin(ctx.node.trust_domain, peer), "first_note": first,
+                "second_note": second, "detail": detail, "found_at": to_micros(ctx.now),
+                "escalated": True})
+            ctx.log_action("ledger-fork", (first + "\n" + second).encode(), peer=peer)
+            raise_escalation(ctx, peer, detail, [first.encode(), second.encode()])
+        await self.node.run_work(work)
+
+
+def raise_escalation(ctx: Context, subject: str, detail: str, evidence: list[bytes]) -> None:
+    node = ctx.node
+    try:
+        office = node.directory.office
+    except ExchangeError:
+        return
+    if office.node_id == node.node_id:
+        return  # the office itself found it: the ACTION entry and the evidence row suffice
+    ctx.send(office.node_id, messages.Escalation(
+        escalation_kind=messages.EscalationKind.LEDGER_FORK, subject_node=subject,
+        subject_message_id=b"", detail=detail[:1000], deadline=None, evidence=tuple(evidence)))
+
+
+__all__ = ["NoteError", "Witness"]

@@ -1,0 +1,366 @@
+"""The node runtime: directory, keys, ledger, transport, and dispatch of bodies to handlers.
+
+Receiving (DESIGN.md §4, §6): the checks of ``exchange.receive`` run on the event loop;
+then logging RECEIVED, recording the message for idempotence and the handler's workflow
+change run in one ledger transaction (group-committed); the receipt is built only once
+that transaction is durable. Sending: signing, logging SENT and queueing in the outbox
+happen in one transaction too, and the outbox delivers until a receipt comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from exchange import envelope, identity, messages, migrate, pki, receive, storage
+from exchange.config import NodeConfig
+from exchange.errors import (
+    DirectoryError,
+    ExchangeError,
+    OverloadedError,
+    UnknownMemberError,
+)
+from exchange.identity import Directory, Member, SignedDirectory
+from exchange.ledger import note
+from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
+from exchange.ledger.receipts import log_origin
+from exchange.ledger.store import Committed, GroupCommitter, LedgerStore, Transaction
+from exchange.schema import directories, inbox, outbox
+from exchange.transport.server import TLSMaterial
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Context:
+    """What a handler gets: the open transaction, and ways to send and log within it."""
+
+    node: Node
+    txn: Transaction
+    sent: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def conn(self) -> Any:
+        return self.txn.conn
+
+    @property
+    def now(self) -> datetime:
+        return self.txn.now
+
+    @property
+    def directory(self) -> Directory:
+        return self.node.directory
+
+    def send(self, recipient: str, body: messages.Body, *, in_reply_to: bytes = b"",
+             thread: str = "", expires_at: datetime | None = None) -> bytes:
+        """Sign ``body`` to ``recipient``, log SENT and queue it, in this transaction."""
+        mid = self.node.send_in(self.txn, recipient, body, in_reply_to=in_reply_to,
+                                thread=thread, expires_at=expires_at)
+        self.sent.append((recipient, mid))
+        return mid
+
+    def log_action(self, subject: str, detail: bytes, *, peer: str = "",
+                   message_id: bytes = b"") -> int:
+        """Log one of this node's own decisions (an ACTION entry)."""
+        return self.txn.append(Entry(EntryKind.ACTION, peer, self.now, message_id=message_id,
+                                     detail=detail, subject=subject))
+
+
+Handler = Callable[[Context, receive.Accepted], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveOutcome:
+    receipt: Receipt
+    duplicate: bool
+
+
+class Node:
+    """One agency's node. ``nodes`` gives it handlers; everything else is here."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
+        body_checks: Mapping[str, receive.BodyCheck] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.body_checks = dict(body_checks or {})
+        ca_pem = config.ca_cert.read_bytes()
+        self.ca = pki.load_certificate(config.ca_cert)
+        self.credentials = pki.load_node_credentials(
+            config.credentials_dir, ca=self.ca, now=self.clock()
+        )
+        if self.credentials.node_id != config.node_id:
+            raise DirectoryError(
+                f"credentials in {config.credentials_dir} are for {self.credentials.node_id}, "
+                f"not {config.node_id}"
+            )
+        self.trust_domain = self.credentials.trust_domain
+        self.signer = self.credentials.signer
+        self.tls = TLSMaterial(self.credentials.tls_cert_pem, self.credentials.tls_key_pem,
+                               ca_pem)
+        self.origin = log_origin(self.trust_domain, self.node_id)
+        self.engine = engine or storage.create_engine_for(config.database_url)
+        migrate.upgrade(self.engine)
+        self.store = LedgerStore(self.engine, origin=self.origin, signer=self.signer)
+        self.reader = self.store.reader
+        self.committer = GroupCommitter(
+            self.store,
+            max_batch=config.limits.max_batch,
+            window_s=config.limits.group_commit_window_ms / 1000,
+            max_pending=config.limits.max_pending,
+            clock=self.clock,
+        )
+        self.limits = receive.Limits(
+            max_envelope_bytes=config.limits.max_envelope_bytes,
+            clock_skew=config.clock_skew,
+            max_numbers_per_message=config.limits.max_numbers_per_message,
+        )
+        self._directory = self._load_directory()
+        self._outbox_wakeups: list[Callable[[str], None]] = []
+        self._per_peer_pending: dict[str, int] = {}
+
+    # --- directory ---------------------------------------------------------------
+
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    def current_directory(self) -> Directory:
+        return self._directory
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @property
+    def me(self) -> Member:
+        return self._directory.member(self.node_id)
+
+    def _load_directory(self) -> Directory:
+        """The newest directory held in the database, else the configured file."""
+        with self.reader.connect() as conn:
+            row = conn.execute(
+                select(directories.c.signed).order_by(directories.c.version.desc()).limit(1)
+            ).first()
+        signed = SignedDirectory.from_bytes(bytes(row.signed)) if row else None
+        if signed is None:
+            try:
+                signed = SignedDirectory.from_bytes(self.config.directory_file.read_bytes())
+            except OSError as e:
+                raise DirectoryError(
+                    f"cannot read directory file {self.config.directory_file}: {e.strerror}"
+                ) from e
+        d = identity.verify_directory(signed, ca=self.ca, office_id=self.config.office_id,
+                                      now=self.clock())
+        d.member(self.node_id)  # this node must be listed
+        if row is None:
+            self.committer.start()
+            self.committer.run_sync(lambda txn: self._record_directory(txn, signed, d))
+        return d
+
+    def _record_directory(self, txn: Transaction, signed: SignedDirectory, d: Directory) -> None:
+        txn.conn.execute(insert(directories), {"version": d.version, "signed": signed.to_bytes(),
+                                               "loaded_at": to_micros(txn.now)})
+        txn.append(Entry(EntryKind.DIRECTORY, self.config.office_id, txn.now,
+                         detail=signed.to_bytes(), subject=f"directory v{d.version}"))
+
+    async def replace_directory(self, signed: SignedDirectory) -> Directory:
+        """Adopt a newer directory if it verifies and its version is higher; log it."""
+        d = identity.verify_directory(signed, ca=self.ca, office_id=self.config.office_id,
+                                      now=self.clock(), current=self._directory)
+        d.member(self.node_id)
+        await self.committer.run(lambda txn: self._record_directory(txn, signed, d))
+        self._directory = d
+        log.info("directory version %d adopted", d.version)
+        return d
+
+    def signed_directory(self) -> bytes:
+        with self.reader.connect() as conn:
+            row = conn.execute(
+                select(directories.c.signed).order_by(directories.c.version.desc()).limit(1)
+            ).first()
+        if row is None:
+            raise DirectoryError("no directory held")
+        return bytes(row.signed)
+
+    # --- life cycle ----------------------------------------------------------------
+
+    def start_writer(self) -> None:
+        self.committer.start()
+
+    def stop_writer(self) -> None:
+        self.committer.stop()
+
+    def on_outbox(self, wake: Callable[[str], None]) -> None:
+        """Register a callback told the recipient of each newly committed outbox row."""
+        self._outbox_wakeups.append(wake)
+
+    def _wake(self, recipients: list[str]) -> None:
+        for r in recipients:
+            for wake in self._outbox_wakeups:
+                wake(r)
+
+    # --- receiving -----------------------------------------------------------------
+
+    def check(self, raw: bytes, peer: str) -> receive.Accepted:
+        """The pure checks of DESIGN.md §4 against the directory in force now."""
+        now = self.clock()
+        self._directory.check_current(now)
+        return receive.check_incoming(raw, directory=self._directory, me=self.node_id,
+                                      peer=peer, now=now, limits=self.limits,
+                                      body_checks=self.body_checks)
+
+    def _admit(self, peer: str) -> None:
+        held = self._per_peer_pending.get(peer, 0)
+        if held >= self.config.limits.max_pending_per_peer:
+            raise OverloadedError(
+                f"{held} messages from {peer} are waiting to be logged; retry later",
+                retry_after=0.5,
+            )
+        self._per_peer_pending[peer] = held + 1
+
+    def _release(self, peer: str) -> None:
+        self._per_peer_pending[peer] = self._per_peer_pending.get(peer, 1) - 1
+
+    async def receive(self, raw: bytes, peer: str) -> ReceiveOutcome:
+        """Check, log and apply one message; return its receipt once durable."""
+        accepted = self.check(raw, peer)
+        self._admit(peer)
+        try:
+            committed = await self.committer.run(lambda txn: self._apply(txn, accepted))
+        finally:
+            self._release(peer)
+        return self._outcome(committed)
+
+    def submit_receive(self, accepted: receive.Accepted) -> asyncio.Future[Committed[Any]]:
+        """Queue an already-checked message for logging (streams pipeline many at once)."""
+        self._admit(accepted.sender.node_id)
+        fut = asyncio.wrap_future(self.committer.submit(lambda txn: self._apply(txn, accepted)))
+        fut.add_done_callback(lambda _: self._release(accepted.sender.node_id))
+        return fut
+
+    def outcome(self, committed: Committed[Any]) -> ReceiveOutcome:
+        return self._outcome(committed)
+
+    def _outcome(self, committed: Committed[Any]) -> ReceiveOutcome:
+        leaf_idx, checkpoint_size, duplicate, recipients = committed.result
+        if recipients:
+            self._wake(recipients)
+        if duplicate or committed.checkpoint is None:
+            cp = self.store.checkpoint_at(checkpoint_size)
+        else:
+            cp = committed.checkpoint
+        return ReceiveOutcome(self.store.receipt(leaf_idx, cp), duplicate)
+
+    def _apply(self, txn: Transaction, accepted: receive.Accepted
+               ) -> tuple[int, int, bool, list[str]]:
+        header = accepted.message.header
+        seen = txn.conn.execute(
+            select(inbox.c.leaf_idx, inbox.c.checkpoint_size, inbox.c.message_digest).where(
+                inbox.c.sender == header.sender, inbox.c.message_id == header.message_id
+            )
+        ).first()
+        if seen is not None:
+            if bytes(seen.message_digest) != accepted.digest:
+                raise receive_conflict(header)
+            return int(seen.leaf_idx), int(seen.checkpoint_size), True, []
+        idx = txn.append(Entry(
+            EntryKind.RECEIVED, header.sender, txn.now, message_id=header.message_id,
+            message_digest=accepted.digest, envelope=accepted.envelope.raw,
+            subject=accepted.message.kind,
+        ))
+        # The checkpoint this batch will sign covers every leaf appended so far.
+        txn.conn.execute(insert(inbox), {
+            "sender": header.sender, "message_id": header.message_id, "leaf_idx": idx,
+            "checkpoint_size": -1, "message_digest": accepted.digest,
+            "kind": accepted.message.kind, "received_at": to_micros(txn.now),
+        })
+        ctx = Context(self, txn)
+        handler = self.handlers.get(accepted.message.kind)
+        if handler is not None:
+            handler(ctx, accepted)
+        log.info("received %s %s from %s digest %s leaf %d", accepted.message.kind,
+                 header.message_id.hex(), header.sender, accepted.digest.hex()[:16], idx)
+        return idx, -1, False, [r for r, _ in ctx.sent]
+
+    # --- sending --------------------------------------------------------------------
+
+    def send_in(self, txn: Transaction, recipient: str, body: messages.Body, *,
+                in_reply_to: bytes = b"", thread: str = "",
+                expires_at: datetime | None = None) -> bytes:
+        """Sign, log SENT and queue for delivery inside ``txn``; return the message id."""
+        to = self._directory.member(recipient)
+        identity.check_allowed(self.me, to, body.kind)
+        header = messages.Header(
+            message_id=messages.new_message_id(txn.now), sender=self.node_id,
+            recipient=recipient, created_at=txn.now, expires_at=expires_at,
+            in_reply_to=in_reply_to, thread=thread,
+        )
+        payload = messages.encode_message(messages.Message(header, body))
+        env = envelope.sign(payload, envelope.PAYLOAD_TYPE_MESSAGE, self.signer)
+        idx = txn.append(Entry(EntryKind.SENT, recipient, txn.now, message_id=header.message_id,
+                               message_digest=env.digest, envelope=env.raw, subject=body.kind))
+        txn.conn.execute(insert(outbox), {
+            "recipient": recipient, "message_id": header.message_id,
+            "message_digest": env.digest, "kind": body.kind, "envelope": env.raw,
+            "sent_leaf_idx": idx, "created_at": to_micros(txn.now), "attempts": 0,
+            "next_attempt_at": 0, "escalated": False,
+        })
+        return header.message_id
+
+    async def send(self, recipient: str, body: messages.Body, *, in_reply_to: bytes = b"",
+                   thread: str = "", expires_at: datetime | None = None) -> bytes:
+        committed = await self.committer.run(
+            lambda txn: self.send_in(txn, recipient, body, in_reply_to=in_reply_to,
+                                     thread=thread, expires_at=expires_at)
+        )
+        self._wake([recipient])
+        return committed.result
+
+    async def run_work(self, fn: Callable[[Context], Any]) -> Any:
+        """Run node-level work (a scheduler tick, an operator command) in one transaction."""
+        def work(txn: Transaction) -> tuple[Any, list[str]]:
+            ctx = Context(self, txn)
+            return fn(ctx), [r for r, _ in ctx.sent]
+        committed = await self.committer.run(work)
+        result, recipients = committed.result
+        self._wake(recipients)
+        return result
+
+    def member_or_none(self, node_id: str) -> Member | None:
+        try:
+            return self._directory.member(node_id)
+        except UnknownMemberError:
+            return None
+
+    def log_verifier(self, node_id: str) -> note.Verifier:
+        member = self._directory.member(node_id)
+        return note.Verifier.for_key(log_origin(self.trust_domain, node_id), member.signing_key)
+
+    def cosigner_name(self) -> str:
+        return self.origin
+
+    def grace(self) -> timedelta:
+        return timedelta(seconds=5)
+
+
+def receive_conflict(header: messages.Header) -> ExchangeError:
+    from exchange.errors import InvalidBodyError
+
+    return InvalidBodyError(
+        f"message id {header.message_id.hex()} from {header.sender} was already used for "
+        "a different message"
+    )

@@ -1,0 +1,576 @@
+"""The exchange CA and node credentials (DESIGN.md §3).
+
+The CA issues each node two certificates, as X-Road does:
+
+* an *auth* certificate (ECDSA P-256) for mutual TLS, naming the node by the SAN URI
+  ``spiffe://<trust-domain>/node/<node-id>`` and by a DNS name equal to the node id, which
+  gRPC's hostname check matches through ``grpc.ssl_target_name_override``;
+* a *signing* certificate whose subject key is the node's Ed25519 message-signing key, so
+  that the key listed in the directory can be proved offline from the CA alone.
+
+Each node also gets an X25519 key for HPKE sealing (``exchange.seal``).
+
+Node directory layout written by :func:`issue_node`::
+
+    <out>/ca.pem          copy of the exchange CA certificate
+    <out>/tls/cert.pem    auth certificate
+    <out>/tls/key.pem     auth private key (0600)
+    <out>/signing.pem     signing certificate
+    <out>/signing.key     Ed25519 signing key, PKCS#8 PEM (0600)
+    <out>/hpke.key        X25519 private key, PKCS#8 PEM (0600)
+    <out>/hpke.pub        X25519 public key, SubjectPublicKeyInfo PEM
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import stat
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from exchange.errors import (
+    CertificateExpiredError,
+    CertificateIdentityError,
+    CertificateNotYetValidError,
+    CertificateRevokedError,
+    CertificateSignatureError,
+    PKIError,
+)
+from exchange.keys import Ed25519Signer, PublicKey, write_private
+
+logger = logging.getLogger(__name__)
+
+NODE_ID_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+# SPIFFE trust domain characters (SPIFFE-ID spec §2.1), lowercase only.
+TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9._-]+$")
+_SPIFFE_RE = re.compile(r"^spiffe://(?P<td>[^/]+)/node/(?P<id>[^/]+)$")
+
+CA_CERT = "ca.pem"
+CA_KEY = "ca.key"
+TRUST_DOMAIN_FILE = "trust-domain"
+TLS_CERT = "tls/cert.pem"
+TLS_KEY = "tls/key.pem"
+SIGNING_CERT = "signing.pem"
+SIGNING_KEY = "signing.key"
+HPKE_KEY = "hpke.key"
+HPKE_PUB = "hpke.pub"
+
+# Backdate notBefore a little so a peer whose clock runs slightly behind accepts a
+# certificate issued a moment ago.
+_BACKDATE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class CAFiles:
+    cert: Path
+    key: Path
+    trust_domain_file: Path
+    trust_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFiles:
+    node_id: str
+    dir: Path
+    ca_cert: Path
+    tls_cert: Path
+    tls_key: Path
+    signing_cert: Path
+    signing_key: Path
+    hpke_key: Path
+    hpke_pub: Path
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    """Who a certificate, once checked against the exchange CA, says it belongs to."""
+
+    node_id: str
+    trust_domain: str
+    serial_hex: str
+    fingerprint_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCredentials:
+    """Everything a node needs to speak mTLS, sign and open sealed payloads."""
+
+    node_id: str
+    trust_domain: str
+    tls_cert_pem: bytes
+    tls_key_pem: bytes = field(repr=False)
+    ca_pem: bytes
+    signer: Ed25519Signer = field(repr=False)
+    signing_cert_pem: bytes
+    hpke_private: X25519PrivateKey = field(repr=False)
+    identity: NodeIdentity
+    signing_identity: NodeIdentity
+
+    @property
+    def hpke_public_raw(self) -> bytes:
+        return self.hpke_private.public_key().public_bytes_raw()
+
+
+# --- Names -------------------------------------------------------------------------
+
+
+def validate_node_id(node_id: str) -> str:
+    """Return ``node_id`` if it is a lowercase dotted name like ``police.fj``, else raise."""
+    if (
+        len(node_id) > 253
+        or not NODE_ID_RE.fullmatch(node_id)
+        or any(len(label) > 63 for label in node_id.split("."))
+    ):
+        raise PKIError(
+            f"invalid node id {node_id!r}: must be a lowercase dotted name like 'police.fj'"
+        )
+    return node_id
+
+
+def validate_trust_domain(trust_domain: str) -> str:
+    if not trust_domain or len(trust_domain) > 255 or not TRUST_DOMAIN_RE.fullmatch(trust_domain):
+        raise PKIError(
+            f"invalid trust domain {trust_domain!r}: use lowercase letters, digits, '.', '-', '_'"
+        )
+    return trust_domain
+
+
+def spiffe_uri(trust_domain: str, node_id: str) -> str:
+    return f"spiffe://{validate_trust_domain(trust_domain)}/node/{validate_node_id(node_id)}"
+
+
+def parse_spiffe_uri(uri: str) -> tuple[str, str]:
+    """Split ``spiffe://<trust-domain>/node/<node-id>`` into (trust domain, node id)."""
+    m = _SPIFFE_RE.fullmatch(uri)
+    if m is None:
+        raise CertificateIdentityError(
+            f"{uri!r} is not a node SPIFFE ID of the form spiffe://<trust-domain>/node/<node-id>"
+        )
+    try:
+        return validate_trust_domain(m["td"]), validate_node_id(m["id"])
+    except PKIError as e:
+        raise CertificateIdentityError(f"malformed SPIFFE ID {uri!r}: {e}") from e
+
+
+# --- Issuing -------------------------------------------------------------------------
+
+
+def init_ca(*, trust_domain: str, out: Path, valid_days: int = 3650) -> CAFiles:
+    """Create the exchange CA in ``out``; refuse to replace an existing one."""
+    validate_trust_domain(trust_domain)
+    files = CAFiles(
+        cert=out / CA_CERT,
+        key=out / CA_KEY,
+        trust_domain_file=out / TRUST_DOMAIN_FILE,
+        trust_domain=trust_domain,
+    )
+    for path in (files.cert, files.key, files.trust_domain_file):
+        if path.exists():
+            raise PKIError(f"refusing to overwrite existing CA file {path}")
+    _make_private_dir(out)
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"bcx exchange CA ({trust_domain})"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain),
+        ]
+    )
+    not_before = datetime.now(UTC) - _BACKDATE
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    write_private(files.key, _private_pem(key))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.trust_domain_file.write_text(trust_domain + "\n", encoding="utf-8")
+    logger.info("created exchange CA for %s, serial %s", trust_domain, _serial_hex(cert))
+    return files
+
+
+def issue_node(
+    *,
+    ca_dir: Path,
+    node_id: str,
+    out: Path,
+    valid_days: int = 825,
+    dns_names: Sequence[str] = (),
+    not_before: datetime | None = None,
+) -> NodeFiles:
+    """Issue auth and signing certificates and an HPKE key for ``node_id`` into ``out``.
+
+    Refuses to overwrite an existing node's keys: re-keying a node means a new directory
+    entry, so it should be a deliberate step (remove the old files first).
+    """
+    validate_node_id(node_id)
+    ca_cert, ca_key, trust_domain = _load_ca(ca_dir)
+    files = NodeFiles(
+        node_id=node_id,
+        dir=out,
+        ca_cert=out / CA_CERT,
+        tls_cert=out / TLS_CERT,
+        tls_key=out / TLS_KEY,
+        signing_cert=out / SIGNING_CERT,
+        signing_key=out / SIGNING_KEY,
+        hpke_key=out / HPKE_KEY,
+        hpke_pub=out / HPKE_PUB,
+    )
+    for path in (files.tls_key, files.signing_key, files.hpke_key):
+        if path.exists():
+            raise PKIError(f"refusing to overwrite existing key {path} for node {node_id}")
+
+    start = (datetime.now(UTC) - _BACKDATE) if not_before is None else _aware(not_before)
+    end = start + timedelta(days=valid_days)
+    if end > ca_cert.not_valid_after_utc:
+        # A certificate cannot be trusted longer than the CA that vouches for it.
+        logger.warning("node %s certificates cut to end with the CA at %s", node_id, end)
+        end = ca_cert.not_valid_after_utc
+    uri = spiffe_uri(trust_domain, node_id)
+
+    _make_private_dir(out)
+    _make_private_dir(out / "tls")
+
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    tls_cert = (
+        _leaf_builder(node_id, ca_cert, tls_key.public_key(), start, end)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.UniformResourceIdentifier(uri),
+                    x509.DNSName(node_id),
+                    *(x509.DNSName(name) for name in dns_names),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    signer_key = Ed25519PrivateKey.generate()
+    signing_cert = (
+        _leaf_builder(node_id, ca_cert, signer_key.public_key(), start, end)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False
+        )
+        .add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    hpke_key = X25519PrivateKey.generate()
+
+    write_private(files.tls_key, _private_pem(tls_key))
+    write_private(files.signing_key, _private_pem(signer_key))
+    write_private(files.hpke_key, _private_pem(hpke_key))
+    files.tls_cert.write_bytes(tls_cert.public_bytes(serialization.Encoding.PEM))
+    files.signing_cert.write_bytes(signing_cert.public_bytes(serialization.Encoding.PEM))
+    files.hpke_pub.write_bytes(
+        hpke_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    logger.info(
+        "issued node %s: auth serial %s, signing serial %s",
+        node_id,
+        _serial_hex(tls_cert),
+        _serial_hex(signing_cert),
+    )
+    return files
+
+
+# --- Loading and checking ---------------------------------------------------------------
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise PKIError(f"cannot load certificate {path}: {e}") from e
+
+
+def fingerprint(cert: x509.Certificate) -> bytes:
+    """SHA-256 of the certificate's DER encoding."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
+
+
+def check_certificate(
+    cert: x509.Certificate,
+    *,
+    ca: x509.Certificate,
+    now: datetime,
+    revoked_serials: Collection[str] = (),
+    expect_node_id: str | None = None,
+    trust_domain: str | None = None,
+) -> NodeIdentity:
+    """Return the node identity ``cert`` proves, or raise the PKIError saying why not.
+
+    ``revoked_serials`` are hex certificate serials (as the directory lists them).
+    """
+    now = _aware(now)
+    serial = _serial_hex(cert)
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as e:
+        raise CertificateSignatureError(
+            f"certificate serial {serial} ({cert.subject.rfc4514_string()}) was not issued "
+            f"by the exchange CA {ca.subject.rfc4514_string()}"
+        ) from e
+    if now < cert.not_valid_before_utc:
+        raise CertificateNotYetValidError(
+            f"certificate serial {serial} is not valid before "
+            f"{cert.not_valid_before_utc.isoformat()} (now {now.isoformat()})"
+        )
+    if now > cert.not_valid_after_utc:
+        raise CertificateExpiredError(
+            f"certificate serial {serial} expired at {cert.not_valid_after_utc.isoformat()}"
+        )
+    if cert.serial_number in _serial_numbers(revoked_serials):
+        raise CertificateRevokedError(f"certificate serial {serial} is revoked")
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as e:
+        raise CertificateIdentityError(
+            f"certificate serial {serial} has no subjectAltName, so names no node"
+        ) from e
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    if len(uris) != 1:
+        raise CertificateIdentityError(
+            f"certificate serial {serial} must carry exactly one SPIFFE URI SAN, has {uris!r}"
+        )
+    td, node_id = parse_spiffe_uri(uris[0])
+    if trust_domain is not None and td != trust_domain:
+        raise CertificateIdentityError(
+            f"certificate serial {serial} is for trust domain {td!r}, expected {trust_domain!r}"
+        )
+    if expect_node_id is not None and node_id != expect_node_id:
+        raise CertificateIdentityError(
+            f"certificate serial {serial} names node {node_id!r}, expected {expect_node_id!r}"
+        )
+    return NodeIdentity(
+        node_id=node_id, trust_domain=td, serial_hex=serial, fingerprint_sha256=fingerprint(cert)
+    )
+
+
+def signing_public_key_from_cert(cert: x509.Certificate) -> PublicKey:
+    key = cert.public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise PKIError(
+            f"certificate serial {_serial_hex(cert)} holds a {type(key).__name__}, "
+            "not an Ed25519 signing key"
+        )
+    return PublicKey.from_cryptography(key)
+
+
+def load_node_credentials(
+    dir: Path,
+    *,
+    ca: x509.Certificate,
+    now: datetime,
+    revoked_serials: Collection[str] = (),
+) -> NodeCredentials:
+    """Load and check a node directory written by :func:`issue_node`."""
+    tls_cert = load_certificate(dir / TLS_CERT)
+    signing_cert = load_certificate(dir / SIGNING_CERT)
+    identity = check_certificate(tls_cert, ca=ca, now=now, revoked_serials=revoked_serials)
+    signing_identity = check_certificate(
+        signing_cert,
+        ca=ca,
+        now=now,
+        revoked_serials=revoked_serials,
+        expect_node_id=identity.node_id,
+        trust_domain=identity.trust_domain,
+    )
+
+    tls_key_path = dir / TLS_KEY
+    tls_key_pem = _read_private(tls_key_path)
+    tls_key = _load_private_pem(tls_key_path, tls_key_pem)
+    if not isinstance(tls_key, ec.EllipticCurvePrivateKey) or _spki(tls_key.public_key()) != _spki(
+        tls_cert.public_key()
+    ):
+        raise PKIError(f"{tls_key_path} is not the private key of {dir / TLS_CERT}")
+
+    signing_key_path = dir / SIGNING_KEY
+    _read_private(signing_key_path)  # permission check
+    signer = Ed25519Signer.from_pem_file(signing_key_path)
+    if signer.public_key != signing_public_key_from_cert(signing_cert):
+        raise PKIError(f"{signing_key_path} is not the private key of {dir / SIGNING_CERT}")
+
+    hpke_path = dir / HPKE_KEY
+    hpke_key = _load_private_pem(hpke_path, _read_private(hpke_path))
+    if not isinstance(hpke_key, X25519PrivateKey):
+        raise PKIError(f"{hpke_path} is not an X25519 private key")
+
+    return NodeCredentials(
+        node_id=identity.node_id,
+        trust_domain=identity.trust_domain,
+        tls_cert_pem=tls_cert.public_bytes(serialization.Encoding.PEM),
+        tls_key_pem=tls_key_pem,
+        ca_pem=ca.public_bytes(serialization.Encoding.PEM),
+        signer=signer,
+        signing_cert_pem=signing_cert.public_bytes(serialization.Encoding.PEM),
+        hpke_private=hpke_key,
+        identity=identity,
+        signing_identity=signing_identity,
+    )
+
+
+# --- Helpers -----------------------------------------------------------------------------
+
+
+def _load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey, str]:
+    cert = load_certificate(ca_dir / CA_CERT)
+    key_path = ca_dir / CA_KEY
+    key = _load_private_pem(key_path, _read_private(key_path))
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or _spki(key.public_key()) != _spki(
+        cert.public_key()
+    ):
+        raise PKIError(f"{key_path} is not the private key of {ca_dir / CA_CERT}")
+    td_path = ca_dir / TRUST_DOMAIN_FILE
+    try:
+        trust_domain = td_path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise PKIError(f"cannot read trust domain {td_path}: {e}") from e
+    return cert, key, validate_trust_domain(trust_domain)
+
+
+def _leaf_builder(
+    node_id: str,
+    ca_cert: x509.Certificate,
+    public_key: ec.EllipticCurvePublicKey | Ed25519PublicKey,
+    not_before: datetime,
+    not_after: datetime,
+) -> x509.CertificateBuilder:
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_id)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+    )
+
+
+def _key_usage(
+    *, digital_signature: bool = False, content_commitment: bool = False
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=content_commitment,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _serial_hex(cert: x509.Certificate) -> str:
+    return format(cert.serial_number, "x")
+
+
+def _serial_numbers(serials: Collection[str]) -> set[int]:
+    numbers = set()
+    for s in serials:
+        try:
+            numbers.add(int(s, 16))
+        except ValueError as e:
+            raise PKIError(f"revoked serial {s!r} is not a hex number") from e
+    return numbers
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise PKIError(f"time {moment.isoformat()} has no timezone; pass an aware datetime")
+    return moment
+
+
+def _spki(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _read_private(path: Path) -> bytes:
+    """Read a private key file, refusing one that group or others may access."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            how = "readable" if mode & 0o044 else "accessible"
+            raise PKIError(f"{path} is {how} by others (mode {mode:04o}); chmod 600 {path}")
+        return path.read_bytes()
+    except OSError as e:
+        raise PKIError(f"cannot read private key {path}: {e}") from e
+
+
+def _load_private_pem(path: Path, pem: bytes) -> PrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise PKIError(f"cannot load private key {path}: {e}") from e
+
+
+def _make_private_dir(path: Path) -> None:
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)

@@ -1,0 +1,124 @@
+"""The receive pipeline's checks (DESIGN.md §4), in order, as one pure function.
+
+Everything a node must decide about an incoming envelope before it may log it:
+bytes, the directory, who the mTLS peer is and the time go in; an accepted
+message comes out, or the error that names the first check it failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from exchange import envelope, messages, numbers
+from exchange.errors import (
+    ClockSkewError,
+    ExpiredMessageError,
+    InvalidBodyError,
+    MalformedEnvelopeError,
+    NumberError,
+    PeerMismatchError,
+    RevokedKeyError,
+    UnknownMemberError,
+    UnknownSignerError,
+    WrongRecipientError,
+)
+from exchange.identity import Directory, Member, check_allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_envelope_bytes: int = envelope.DEFAULT_MAX_ENVELOPE_BYTES
+    clock_skew: timedelta = timedelta(minutes=5)
+    # Bodies listing numbers may list this many at most (a bulk report is many messages).
+    max_numbers_per_message: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    envelope: envelope.Envelope
+    message: messages.Message
+    sender: Member
+
+    @property
+    def digest(self) -> bytes:
+        return self.envelope.digest
+
+
+BodyCheck = Callable[[messages.Message, datetime], None]
+
+
+def check_incoming(
+    raw: bytes,
+    *,
+    directory: Directory,
+    me: str,
+    peer: str,
+    now: datetime,
+    limits: Limits,
+    body_checks: Mapping[str, BodyCheck] | None = None,
+) -> Accepted:
+    """Run every check of DESIGN.md §4 in order; return the accepted message or raise."""
+    env = envelope.parse(raw, max_bytes=limits.max_envelope_bytes)
+    if env.payload_type != envelope.PAYLOAD_TYPE_MESSAGE:
+        raise MalformedEnvelopeError(f"payload type {env.payload_type!r} is not a bcx message")
+    msg = messages.decode_message(env.payload)
+    header = msg.header
+    try:
+        sender = directory.member(header.sender)
+    except UnknownMemberError as e:
+        raise UnknownSignerError(f"sender {header.sender!r} is not a member of the directory") \
+            from e
+    if sender.signing_key.raw in directory.retired_signing_keys:
+        raise RevokedKeyError(f"signing key of {sender.node_id} has been retired")
+    env.verify(sender.signing_key)
+    if peer != sender.node_id:
+        raise PeerMismatchError(
+            f"connection is from {peer}, but the message is signed by sender {sender.node_id}"
+        )
+    if header.recipient != me:
+        raise WrongRecipientError(f"message is addressed to {header.recipient!r}, not to {me}")
+    if abs(header.created_at - now) > limits.clock_skew:
+        raise ClockSkewError(
+            f"created_at {header.created_at.isoformat()} is more than "
+            f"{limits.clock_skew.total_seconds():.0f}s from this node's clock {now.isoformat()}"
+        )
+    if header.expires_at is not None and header.expires_at <= now:
+        raise ExpiredMessageError(f"message expired at {header.expires_at.isoformat()}")
+    check_allowed(sender, directory.member(me), msg.kind)
+    check_body(msg, now, limits)
+    if body_checks and msg.kind in body_checks:
+        body_checks[msg.kind](msg, now)
+    return Accepted(env, msg, sender)
+
+
+_NUMBER_FIELDS = ("numbers",)
+
+
+def check_body(msg: messages.Message, now: datetime, limits: Limits) -> None:
+    """Checks every body needs whoever handles it: numbers are E.164 mobile numbers."""
+    body = msg.body
+    for name in _NUMBER_FIELDS:
+        values = getattr(body, name, None)
+        if values is None:
+            continue
+        if len(values) > limits.max_numbers_per_message:
+            raise InvalidBodyError(
+                f"{msg.kind} lists {len(values)} numbers, at most "
+                f"{limits.max_numbers_per_message} per message"
+            )
+        for value in values:
+            _check_e164(msg.kind, value)
+    single = getattr(body, "number", None)
+    if isinstance(single, str):
+        _check_e164(msg.kind, single)
+
+
+def _check_e164(kind: str, value: str) -> None:
+    try:
+        normalised = numbers.normalise(value)
+    except NumberError as e:
+        raise InvalidBodyError(f"{kind}: {e}") from e
+    if normalised != value:
+        raise InvalidBodyError(f"{kind}: number {value!r} is not in E.164 form ({normalised})")

@@ -1,0 +1,1 @@
+"""gRPC transport: the mTLS server, clients to peers and the delivery outbox."""

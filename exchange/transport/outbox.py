@@ -1,0 +1,277 @@
+"""Durable delivery: one worker per peer sends outbox rows in order until receipts come back.
+
+A row leaves the queue only when a receipt that verifies is logged (RECEIPT entry), in
+the same transaction that marks it delivered. Failures back off exponentially with
+jitter; past a threshold the node escalates to the office and keeps trying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from sqlalchemy import func, insert, select, update
+
+from exchange import messages
+from exchange.errors import ExchangeError, ReceiptError, UnknownMemberError
+from exchange.identity import Role
+from exchange.ledger import note
+from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
+from exchange.ledger.receipts import log_origin, verify_receipt
+from exchange.schema import outbox, peer_checkpoints
+from exchange.transport.status import is_permanent
+from exchange.wire.bcx.v1 import service_pb2
+
+if TYPE_CHECKING:
+    from exchange.node import Context, Node
+    from exchange.transport.client import Peers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    seq: int
+    message_id: bytes
+    envelope: bytes
+    attempts: int
+    created_at: int
+    escalated: bool
+    kind: str
+
+
+class Outbox:
+    def __init__(self, node: Node, peers: Peers) -> None:
+        self.node = node
+        self.peers = peers
+        self._events: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._known: dict[str, dict[str, note.Checkpoint]] = {}
+        self._stopping = False
+        self.delivered = 0
+        self.failures = 0
+        node.on_outbox(self.wake)
+
+    def wake(self, recipient: str) -> None:
+        if self._stopping:
+            return
+        event = self._events.get(recipient)
+        if event is None:
+            event = self._events[recipient] = asyncio.Event()
+            self._tasks[recipient] = asyncio.ensure_future(self._worker(recipient))
+        event.set()
+
+    async def start(self) -> None:
+        """Resume every peer with undelivered rows (after a restart, nothing is lost)."""
+        def pending_recipients() -> list[str]:
+            with self.node.reader.connect() as conn:
+                return list(conn.scalars(
+                    select(outbox.c.recipient).where(outbox.c.delivered_at.is_(None)).distinct()
+                ))
+        for r in await asyncio.to_thread(pending_recipients):
+            self.wake(r)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in self._tasks.values():
+            t.cancel()
+        for t in self._tasks.values():
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def depth(self) -> int:
+        with self.node.reader.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(outbox)
+                                   .where(outbox.c.delivered_at.is_(None))) or 0)
+
+    # --- the per-peer worker ---------------------------------------------------------
+
+    def _due(self, recipient: str, limit: int) -> tuple[list[Pending], float | None]:
+        now = to_micros(self.node.clock())
+        with self.node.reader.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.seq, outbox.c.message_id, outbox.c.envelope, outbox.c.attempts,
+                       outbox.c.created_at, outbox.c.escalated, outbox.c.next_attempt_at,
+                       outbox.c.kind)
+                .where(outbox.c.recipient == recipient, outbox.c.delivered_at.is_(None))
+                .order_by(outbox.c.seq).limit(limit)
+            ).all()
+        if not rows:
+            return [], None
+        # In order: if the head is backing off, everything behind it waits too.
+        if rows[0].next_attempt_at > now:
+            return [], (rows[0].next_attempt_at - now) / 1e6
+        return [Pending(r.seq, bytes(r.message_id), bytes(r.envelope), r.attempts,
+                        r.created_at, r.escalated, r.kind) for r in rows], None
+
+    async def _worker(self, recipient: str) -> None:
+        event = self._events[recipient]
+        window = self.node.config.limits.stream_window
+        while not self._stopping:
+            event.clear()
+            try:
+                due, wait = await asyncio.to_thread(self._due, recipient, window)
+            except Exception as e:  # database trouble: wait and retry, never die
+                log.warning("outbox for %s cannot read its queue: %s", recipient, e)
+                due, wait = [], 1.0
+            if not due:
+                if wait is None:
+                    await event.wait()
+                else:
+                    try:
+                        await asyncio.wait_for(event.wait(), timeout=wait)
+                    except TimeoutError:
+                        pass
+                continue
+            try:
+                await self._deliver(recipient, due)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                await self._failed(recipient, due[0], e)
+
+    async def _deliver(self, recipient: str, due: list[Pending]) -> None:
+        member = self.node.directory.member(recipient)
+        verifier = note.Verifier.for_key(log_origin(self.node.trust_domain, recipient),
+                                         member.signing_key)
+        origin = verifier.name
+        known = self._known.setdefault(recipient, {})
+        if len(known) > 64:
+            known.clear()
+        stub = self.peers.exchange(recipient)
+        timeout = 30.0
+        receipts: list[tuple[Pending, Receipt, note.Checkpoint]] = []
+        failure: tuple[Pending, BaseException] | None = None
+        if len(due) >= self.node.config.delivery.bulk_threshold:
+            async def requests() -> AsyncIterator[service_pb2.DeliverRequest]:
+                for p in due:
+                    yield service_pb2.DeliverRequest(envelope=p.envelope)
+            call = stub.DeliverStream(requests(), timeout=timeout + len(due) * 0.05)
+            i = 0
+            async for response in call:
+                p = due[i]
+                i += 1
+                if not response.HasField("receipt"):
+                    failure = (p, _Refused(grpc.StatusCode(_code(response.error_code)),
+                                           response.error_message))
+                    break
+                receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
+                                            origin, known))
+            if failure is None and i < len(due):
+                failure = (due[i], ExchangeError("stream ended before every receipt came back"))
+            call.cancel()
+        else:
+            for p in due:
+                try:
+                    response = await stub.Deliver(
+                        service_pb2.DeliverRequest(envelope=p.envelope), timeout=timeout)
+                except grpc.aio.AioRpcError as e:
+                    failure = (p, _Refused(e.code(), e.details() or ""))
+                    break
+                receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
+                                            origin, known))
+        if receipts:
+            await self.node.committer.run(lambda txn: self._record(txn, recipient, receipts))
+            self.delivered += len(receipts)
+        if failure is not None:
+            await self._failed(recipient, failure[0], failure[1])
+
+    def _check(self, p: Pending, receipt: Receipt, verifier: note.Verifier, origin: str,
+               known: dict[str, note.Checkpoint]) -> tuple[Pending, Receipt, note.Checkpoint]:
+        cp = verify_receipt(receipt, envelope=p.envelope, sender=self.node.node_id,
+                            log_verifier=verifier, origin=origin, known_checkpoints=known)
+        return p, receipt, cp
+
+    def _record(self, txn: Any, recipient: str,
+                receipts: list[tuple[Pending, Receipt, note.Checkpoint]]) -> None:
+        seen: set[tuple[int, bytes]] = set()
+        for p, receipt, cp in receipts:
+            digest = Entry.decode(receipt.leaf).message_digest
+            idx = txn.append(Entry(EntryKind.RECEIPT, recipient, txn.now, message_id=p.message_id,
+                                   message_digest=digest, detail=receipt.encode(),
+                                   subject=p.kind))
+            txn.conn.execute(update(outbox).where(outbox.c.seq == p.seq).values(
+                delivered_at=to_micros(txn.now), receipt_leaf_idx=idx, last_error=None))
+            if (cp.size, cp.root) not in seen:
+                seen.add((cp.size, cp.root))
+                record_peer_checkpoint(txn.conn, cp, receipt.checkpoint, txn.now)
+
+    async def _failed(self, recipient: str, p: Pending, error: BaseException) -> None:
+        self.failures += 1
+        cfg = self.node.config.delivery
+        attempts = p.attempts + 1
+        delay = min(cfg.backoff_max_seconds, cfg.backoff_initial_seconds * 2 ** min(attempts, 20))
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        permanent = isinstance(error, _Refused) and is_permanent(error.code) \
+            or isinstance(error, ReceiptError)
+        age = time.time() - p.created_at / 1e6
+        escalate = not p.escalated and (
+            permanent or attempts >= cfg.escalate_after_attempts
+            or age >= cfg.escalate_after_seconds)
+        log.warning("delivery of %s to %s failed (attempt %d, retry in %.1fs): %s",
+                    p.message_id.hex(), recipient, attempts, delay, error)
+        next_at = to_micros(self.node.clock()) + int(delay * 1e6)
+
+        def work(ctx: Context) -> None:
+            ctx.conn.execute(update(outbox).where(outbox.c.seq == p.seq).values(
+                attempts=attempts, next_attempt_at=next_at, last_error=str(error)[:500],
+                escalated=p.escalated or escalate))
+            if escalate:
+                escalate_delivery_failure(ctx, recipient, p.message_id, attempts, str(error))
+        try:
+            await self.node.run_work(work)
+        except ExchangeError as e:
+            log.warning("cannot record delivery failure for %s: %s", recipient, e)
+            await asyncio.sleep(delay)
+
+
+class _Refused(ExchangeError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+
+
+def _code(value: int) -> tuple[int, str]:
+    for c in grpc.StatusCode:
+        if c.value[0] == value:
+            return c.value  # type: ignore[no-any-return]
+    return grpc.StatusCode.UNKNOWN.value  # type: ignore[no-any-return]
+
+
+def escalate_delivery_failure(ctx: Context, recipient: str, message_id: bytes, attempts: int,
+                              reason: str) -> None:
+    node = ctx.node
+    try:
+        office = node.directory.office
+    except ExchangeError:
+        return
+    if office.node_id in (node.node_id, recipient) or node.me.role is Role.OFFICE:
+        ctx.log_action("delivery-failure", reason.encode()[:500], peer=recipient,
+                       message_id=message_id)
+        return
+    try:
+        ctx.send(office.node_id, messages.Escalation(
+            escalation_kind=messages.EscalationKind.DELIVERY_FAILURE, subject_node=recipient,
+            subject_message_id=message_id,
+            detail=f"{attempts} delivery attempts failed: {reason[:300]}",
+            deadline=None, evidence=()))
+    except UnknownMemberError:
+        pass
+
+
+def record_peer_checkpoint(conn: Any, cp: note.Checkpoint, text: str, now: Any) -> None:
+    exists = conn.scalar(select(peer_checkpoints.c.id).where(
+        peer_checkpoints.c.origin == cp.origin, peer_checkpoints.c.size == cp.size,
+        peer_checkpoints.c.root == cp.root))
+    if exists is None:
+        conn.execute(insert(peer_checkpoints), {
+            "origin": cp.origin, "size": cp.size, "root": cp.root, "note": text,
+            "seen_at": to_micros(now), "witnessed": False})

@@ -1,0 +1,210 @@
+"""The Exchange and Ledger gRPC services: thin adapters from protobuf to the node runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from exchange.errors import ExchangeError, LedgerError, NoteError, VerificationError
+from exchange.identity import Role
+from exchange.ledger import note
+from exchange.ledger.entries import Entry
+from exchange.ledger.receipts import log_origin
+from exchange.transport.server import abort_with, current_peer
+from exchange.transport.status import status_for
+from exchange.wire.bcx.v1 import directory_pb2, service_pb2, service_pb2_grpc
+
+if TYPE_CHECKING:
+    from exchange.node import Node
+
+log = logging.getLogger(__name__)
+
+MAX_ENTRIES_PER_PAGE = 1000
+
+
+class ExchangeService(service_pb2_grpc.ExchangeServicer):
+    def __init__(self, node: Node, *, stream_window: int) -> None:
+        self.node = node
+        self.stream_window = stream_window
+
+    async def Deliver(self, request: service_pb2.DeliverRequest,  # noqa: N802 - gRPC name
+                      context: grpc.aio.ServicerContext[Any, Any]) -> service_pb2.DeliverResponse:
+        peer = current_peer.get().node_id
+        try:
+            outcome = await self.node.receive(request.envelope, peer)
+        except ExchangeError as e:
+            log.info("refused message from %s: %s: %s", peer, type(e).__name__, e)
+            await _abort(context, e)
+            raise  # unreachable: abort raises
+        return service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
+
+    async def DeliverStream(  # noqa: N802
+        self, request_iterator: AsyncIterator[service_pb2.DeliverRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[service_pb2.DeliverResponse]:
+        """Answers in request order; checks run as requests arrive, logging is pipelined.
+
+        At most ``stream_window`` messages wait for the ledger at once; gRPC flow control
+        then holds the sender back, so memory stays bounded.
+        """
+        peer = current_peer.get().node_id
+        window: asyncio.Queue[asyncio.Future[Any] | BaseException | None] = asyncio.Queue(
+            maxsize=self.stream_window)
+
+        async def admit() -> None:
+            try:
+                async for request in request_iterator:
+                    try:
+                        accepted = self.node.check(request.envelope, peer)
+                        item: asyncio.Future[Any] | BaseException = \
+                            self.node.submit_receive(accepted)
+                    except ExchangeError as e:
+                        item = e
+                    await window.put(item)
+            finally:
+                await window.put(None)
+
+        reader = asyncio.ensure_future(admit())
+        try:
+            while True:
+                item = await window.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    yield _refusal(item)
+                    continue
+                try:
+                    committed = await item
+                    outcome = self.node.outcome(committed)
+                except ExchangeError as e:
+                    yield _refusal(e)
+                    continue
+                yield service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
+        finally:
+            reader.cancel()
+
+    async def GetDirectory(self, request: service_pb2.GetDirectoryRequest,  # noqa: N802
+                           context: grpc.aio.ServicerContext[Any, Any]
+                           ) -> directory_pb2.SignedDirectory:
+        d = self.node.directory
+        if request.newer_than >= d.version:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"no directory newer than version {request.newer_than}")
+        signed = directory_pb2.SignedDirectory()
+        signed.ParseFromString(self.node.signed_directory())
+        return signed
+
+
+def _refusal(error: BaseException) -> service_pb2.DeliverResponse:
+    return service_pb2.DeliverResponse(error_code=status_for(error).value[0],
+                                       error_message=str(error))
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ExchangeError) -> None:
+    from exchange.errors import OverloadedError
+
+    if isinstance(error, OverloadedError):
+        context.set_trailing_metadata((("retry-after-ms", str(int(error.retry_after * 1000))),))
+    await abort_with(context, error)
+
+
+class LedgerService(service_pb2_grpc.LedgerServicer):
+    """Checkpoints and proofs are open to every member; entries only to their parties."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _may_read(self, leaf: bytes) -> bool:
+        caller = current_peer.get()
+        if caller.role is Role.OFFICE:
+            return True
+        return Entry.decode(leaf).peer == caller.node_id
+
+    async def GetCheckpoint(self, request: service_pb2.GetCheckpointRequest,  # noqa: N802
+                            context: grpc.aio.ServicerContext[Any, Any]
+                            ) -> service_pb2.GetCheckpointResponse:
+        try:
+            text = await asyncio.to_thread(self.node.store.latest_cosigned_checkpoint)
+        except LedgerError as e:
+            await abort_with(context, e)
+        return service_pb2.GetCheckpointResponse(checkpoint=text)
+
+    async def GetInclusionProof(self, request: service_pb2.GetInclusionProofRequest,  # noqa: N802
+                                context: grpc.aio.ServicerContext[Any, Any]
+                                ) -> service_pb2.GetInclusionProofResponse:
+        store = self.node.store
+        try:
+            if request.WhichOneof("leaf") == "message_digest":
+                found = store.find(message_digest=request.message_digest)
+                readable = [i for i in found if self._may_read(store.leaf(i))]
+                if not readable:
+                    raise LedgerError("no entry you may read holds a message with that digest")
+                index = readable[0]
+            else:
+                index = request.index
+            latest = store.latest
+            if latest is None:
+                raise LedgerError("the ledger is empty: no checkpoint yet")
+            cp = latest if request.tree_size in (0, latest.size) \
+                else store.checkpoint_at(request.tree_size)
+            hashes = await asyncio.to_thread(store.inclusion_proof, index, cp.size)
+            leaf = store.leaf(index)
+        except ExchangeError as e:
+            await abort_with(context, e)
+            raise
+        return service_pb2.GetInclusionProofResponse(
+            index=index, tree_size=cp.size, hashes=hashes,
+            leaf=leaf if self._may_read(leaf) else b"", checkpoint=store.cosigned(cp),
+        )
+
+    async def GetConsistencyProof(self, request: service_pb2.GetConsistencyProofRequest,  # noqa: N802
+                                  context: grpc.aio.ServicerContext[Any, Any]
+                                  ) -> service_pb2.GetConsistencyProofResponse:
+        try:
+            hashes = await asyncio.to_thread(self.node.store.consistency_proof,
+                                             request.old_size, request.new_size)
+        except ExchangeError as e:
+            await abort_with(context, e)
+            raise
+        return service_pb2.GetConsistencyProofResponse(hashes=hashes)
+
+    async def GetEntries(self, request: service_pb2.GetEntriesRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext[Any, Any]
+                         ) -> service_pb2.GetEntriesResponse:
+        limit = min(request.limit or MAX_ENTRIES_PER_PAGE, MAX_ENTRIES_PER_PAGE)
+        rows = await asyncio.to_thread(self.node.store.leaves, request.start, limit)
+        out = service_pb2.GetEntriesResponse(
+            next_start=(rows[-1][0] + 1) if rows else request.start)
+        for index, leaf in rows:
+            if self._may_read(leaf):
+                out.entries.add(index=index, leaf=leaf)
+        return out
+
+    async def AddCosignature(self, request: service_pb2.AddCosignatureRequest,  # noqa: N802
+                             context: grpc.aio.ServicerContext[Any, Any]
+                             ) -> service_pb2.AddCosignatureResponse:
+        witness = current_peer.get()
+        node = self.node
+        try:
+            cp = note.parse_checkpoint(request.checkpoint)
+            ours = node.store.checkpoint_at(cp.size)
+            if note.parse_checkpoint(note.parse_note(ours.note).text) != cp:
+                raise NoteError(f"this ledger never signed that checkpoint of size {cp.size}")
+            name = log_origin(node.trust_domain, witness.node_id)
+            verifier = note.Verifier.for_key(name, witness.signing_key,
+                                             note.KIND_COSIGNATURE_V1)
+            line = request.cosignature.rstrip("\n") + "\n"
+            sig = note.parse_note(request.checkpoint + "\n" + line).signatures[0]
+            timestamp = note.verify_cosignature(cp, sig, verifier)
+        except (ExchangeError, IndexError) as e:
+            err = e if isinstance(e, ExchangeError) else VerificationError(str(e))
+            await abort_with(context, err)
+            raise
+        await node.committer.run(lambda txn: node.store.add_cosignature(
+            txn.conn, size=cp.size, witness=witness.node_id, line=sig.line,
+            timestamp=timestamp))
+        return service_pb2.AddCosignatureResponse()

@@ -1,0 +1,187 @@
+"""Setting up members of an exchange: key material, the signed directory, node.toml files.
+
+Used by the CLI (`bcx pki`, `bcx directory`, `bcx node init`), the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from exchange import pki
+from exchange.identity import Directory, Member, Role, SignedDirectory, sign_directory
+from exchange.numbers import NumberBlock
+
+NODE_TOML = """\
+# bcx node configuration. Relative paths are relative to this file.
+
+[node]
+# This node's id: a lowercase dotted name, listed in the directory.
+id = "{node_id}"
+# The office whose signature makes a member directory valid.
+office = "{office_id}"
+
+[keys]
+# Made by `bcx pki issue`: tls/cert.pem, tls/key.pem, signing.key, signing.pem, hpke.key.
+dir = "{keys_dir}"
+# The exchange CA certificate (`bcx pki init`).
+ca = "{ca}"
+
+[server]
+# host:port this node's gRPC server listens on (mutual TLS).
+listen = "{listen}"
+# Prometheus metrics (plain HTTP on loopback); remove to disable.
+# metrics_listen = "127.0.0.1:9100"
+
+[database]
+# SQLite file by default; PostgreSQL as postgresql+psycopg://user@host:port/dbname
+url = "{database_url}"
+
+[directory]
+# The signed member directory to start from; newer versions are kept in the database.
+file = "{directory}"
+
+[limits]
+# max_envelope_bytes = 4194304
+# clock_skew_seconds = 300
+# max_pending = 20000
+# max_pending_per_peer = 5000
+# stream_window = 256
+
+[delivery]
+# backoff_initial_seconds = 0.5
+# backoff_max_seconds = 60
+# escalate_after_attempts = 20
+# escalate_after_seconds = 3600
+
+[deadlines]
+# shutdown_hours = 24
+# case_hours = 72
+# appeal_hours = 72
+# feedback_hours = 48
+# witness_interval_seconds = 10
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpec:
+    node_id: str
+    role: Role
+    province: str
+    organisation: str
+    endpoint: str
+    reseller: bool = False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def member_from_credentials(spec: MemberSpec, keys_dir: Path, ca: x509.Certificate) -> Member:
+    creds = pki.load_node_credentials(keys_dir, ca=ca, now=datetime.now(UTC))
+    if creds.node_id != spec.node_id:
+        raise pki.PKIError(f"{keys_dir} holds keys of {creds.node_id}, not {spec.node_id}")
+    return Member(
+        node_id=spec.node_id, role=spec.role, province=spec.province,
+        organisation=spec.organisation, endpoint=spec.endpoint,
+        auth_cert_sha256=creds.identity.fingerprint_sha256,
+        signing_key=creds.signer.public_key, hpke_public_key=creds.hpke_public_raw,
+        reseller=spec.reseller,
+    )
+
+
+def build_directory(
+    *,
+    trust_domain: str,
+    members: Sequence[Member],
+    version: int,
+    valid_for: timedelta = timedelta(days=30),
+    numbering_plan: Iterable[NumberBlock] = (),
+    revoked_cert_serials: Iterable[str] = (),
+    retired_signing_keys: Iterable[bytes] = (),
+    issued_at: datetime | None = None,
+) -> Directory:
+    now = issued_at or datetime.now(UTC)
+    return Directory(
+        trust_domain=trust_domain, version=version, issued_at=now, expires_at=now + valid_for,
+        members=tuple(members), numbering_plan=tuple(numbering_plan),
+        revoked_cert_serials=frozenset(revoked_cert_serials),
+        retired_signing_keys=frozenset(retired_signing_keys),
+    )
+
+
+def sign_with_office(directory: Directory, office_keys: Path, ca: x509.Certificate) -> SignedDirectory:
+    creds = pki.load_node_credentials(office_keys, ca=ca, now=datetime.now(UTC))
+    return sign_directory(directory, creds.signer, creds.signing_cert_pem)
+
+
+def write_node_toml(path: Path, *, node_id: str, office_id: str, keys_dir: Path, ca: Path,
+                    listen: str, database_url: str, directory: Path) -> Path:
+    if path.exists():
+        raise FileExistsError(f"{path} exists; refusing to overwrite a node's configuration")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(NODE_TOML.format(
+        node_id=node_id, office_id=office_id, keys_dir=keys_dir, ca=ca, listen=listen,
+        database_url=database_url, directory=directory))
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class Federation:
+    workspace: Path
+    trust_domain: str
+    office_id: str
+    configs: dict[str, Path]
+    directory_file: Path
+    ca_cert: Path
+
+    def config(self, node_id: str) -> Path:
+        return self.configs[node_id]
+
+
+def create_federation(
+    workspace: Path,
+    specs: Sequence[MemberSpec],
+    *,
+    trust_domain: str = "bcx.example",
+    numbering_plan: Iterable[NumberBlock] = (),
+    database_urls: dict[str, str] | None = None,
+    directory_valid_for: timedelta = timedelta(days=30),
+) -> Federation:
+    """Key material, a signed directory and a node.toml for every member, under ``workspace``.
+
+    Layout: ``pki/ca.pem``; per node ``<id>/node.toml``, ``<id>/node.db``,
+    ``<id>/keys/tls/cert.pem``, ``<id>/keys/tls/key.pem`` and its other keys.
+    """
+    offices = [s for s in specs if s.role is Role.OFFICE]
+    if len(offices) != 1:
+        raise ValueError("a federation needs exactly one office")
+    office_id = offices[0].node_id
+    ca_files = pki.init_ca(trust_domain=trust_domain, out=workspace / "pki")
+    ca = pki.load_certificate(ca_files.cert)
+    members = []
+    for spec in specs:
+        keys = workspace / spec.node_id / "keys"
+        pki.issue_node(ca_dir=workspace / "pki", node_id=spec.node_id, out=keys)
+        members.append(member_from_credentials(spec, keys, ca))
+    directory = build_directory(trust_domain=trust_domain, members=members, version=1,
+                                numbering_plan=numbering_plan, valid_for=directory_valid_for)
+    signed = sign_with_office(directory, workspace / office_id / "keys", ca)
+    directory_file = workspace / "directory.bin"
+    directory_file.write_bytes(signed.to_bytes())
+    configs = {}
+    for spec in specs:
+        node_dir = workspace / spec.node_id
+        url = (database_urls or {}).get(spec.node_id) or f"sqlite:///{node_dir / 'node.db'}"
+        configs[spec.node_id] = write_node_toml(
+            node_dir / "node.toml", node_id=spec.node_id, office_id=office_id,
+            keys_dir=node_dir / "keys", ca=ca_files.cert, listen=spec.endpoint,
+            database_url=url, directory=directory_file)
+    return Federation(workspace, trust_domain, office_id, configs, directory_file, ca_files.cert)
