@@ -30,6 +30,10 @@ proto-check: venv
 lint: venv proto-check
 	$(VENV)/bin/ruff check exchange nodes tests bench scripts migrations
 	$(VENV)/bin/mypy
+	@rm -f .schema-check.db
+	BCX_DATABASE_URL=sqlite:///.schema-check.db $(VENV)/bin/alembic upgrade head
+	BCX_DATABASE_URL=sqlite:///.schema-check.db $(VENV)/bin/alembic check
+	@rm -f .schema-check.db
 
 # PostgreSQL binaries for the storage tests (the tests start their own server).
 postgres:

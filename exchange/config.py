@@ -90,18 +90,18 @@ class NodeConfig:
             q = Path(p).expanduser()
             return q if q.is_absolute() else (base / q)
 
-        url = r.str(database, "database.url")
+        url = r.text(database, "database.url")
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             url = "sqlite:///" + str(rel(url.removeprefix("sqlite:///")))
         cfg = cls(
-            node_id=r.str(node, "node.id"),
-            office_id=r.str(node, "node.office", default="office.cn"),
-            credentials_dir=rel(r.str(keys, "keys.dir")),
-            ca_cert=rel(r.str(keys, "keys.ca")),
+            node_id=r.text(node, "node.id"),
+            office_id=r.text(node, "node.office", default="office.cn"),
+            credentials_dir=rel(r.text(keys, "keys.dir")),
+            ca_cert=rel(r.text(keys, "keys.ca")),
             database_url=url,
-            listen=r.str(server, "server.listen"),
+            listen=r.text(server, "server.listen"),
             metrics_listen=r.opt_str(server, "server.metrics_listen"),
-            directory_file=rel(r.str(directory, "directory.file")),
+            directory_file=rel(r.text(directory, "directory.file")),
             limits=r.dataclass(Limits, data.get("limits", {}), "limits"),
             delivery=r.dataclass(Delivery, data.get("delivery", {}), "delivery"),
             deadlines=r.dataclass(Deadlines, data.get("deadlines", {}), "deadlines"),
@@ -127,8 +127,8 @@ class _Reader:
             raise ConfigError(f"{self.where}: missing table [{name}]")
         return value
 
-    def str(self, table: dict[str, Any], key: str, default: str | None = None) -> str:
-        value = table.get(key.split(".")[-1], default)
+    def text(self, table: dict[str, Any], key: str, default: str | None = None) -> str:
+        value = table.get(key.rsplit(".", maxsplit=1)[-1], default)
         if value is None:
             raise ConfigError(f"{self.where}: missing key {key}")
         if not isinstance(value, str) or not value:
@@ -136,9 +136,9 @@ class _Reader:
         return value
 
     def opt_str(self, table: dict[str, Any], key: str) -> str | None:
-        if key.split(".")[-1] not in table:
+        if key.rsplit(".", maxsplit=1)[-1] not in table:
             return None
-        return self.str(table, key)
+        return self.text(table, key)
 
     def dataclass(self, cls: Any, table: Any, name: str) -> Any:
         if not isinstance(table, dict):

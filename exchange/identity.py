@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -244,7 +243,7 @@ def decode_directory(payload: bytes) -> Directory:
 
 def _role(value: int, node_id: str) -> Role:
     try:
-        return _PB_TO_ROLE[value]
+        return _PB_TO_ROLE[value]  # type: ignore[index]
     except KeyError:
         raise DirectoryError(f"member {node_id} has no valid role ({value})") from None
 
@@ -293,7 +292,7 @@ def verify_directory(
         cert = x509.load_pem_x509_certificate(signed.signer_certificate_pem)
     except ValueError as e:
         raise DirectoryError(f"directory signer certificate is not PEM: {e}") from e
-    revoked: Iterable[str] = current.revoked_cert_serials if current else ()
+    revoked: frozenset[str] = current.revoked_cert_serials if current else frozenset()
     ident = pki.check_certificate(cert, ca=ca, now=now, revoked_serials=revoked,
                                   expect_node_id=office_id)
     key = pki.signing_public_key_from_cert(cert)
@@ -310,7 +309,8 @@ def verify_directory(
     d = decode_directory(payload)
     if d.trust_domain != ident.trust_domain:
         raise DirectoryError(
-            f"directory is for trust domain {d.trust_domain!r}, its signer for {ident.trust_domain!r}"
+            f"directory is for trust domain {d.trust_domain!r}, "
+            f"its signer for {ident.trust_domain!r}"
         )
     if d.office.node_id != office_id or d.office.signing_key != key:
         raise DirectoryError("directory's office entry does not match the key that signed it")

@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from exchange import envelope, identity, messages, migrate, pki, receive, storage
+from exchange import envelope, identity, messages, migrate, pki, storage
+from exchange import receive as checks
 from exchange.config import NodeConfig
 from exchange.errors import (
     DirectoryError,
@@ -72,7 +73,7 @@ class Context:
                                      detail=detail, subject=subject))
 
 
-Handler = Callable[[Context, receive.Accepted], None]
+Handler = Callable[[Context, checks.Accepted], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class Node:
         config: NodeConfig,
         *,
         handlers: Mapping[str, Handler] | None = None,
-        body_checks: Mapping[str, receive.BodyCheck] | None = None,
+        body_checks: Mapping[str, checks.BodyCheck] | None = None,
         clock: Callable[[], datetime] | None = None,
         engine: Engine | None = None,
     ) -> None:
@@ -124,7 +125,7 @@ class Node:
             max_pending=config.limits.max_pending,
             clock=self.clock,
         )
-        self.limits = receive.Limits(
+        self.limits = checks.Limits(
             max_envelope_bytes=config.limits.max_envelope_bytes,
             clock_skew=config.clock_skew,
             max_numbers_per_message=config.limits.max_numbers_per_message,
@@ -215,11 +216,11 @@ class Node:
 
     # --- receiving -----------------------------------------------------------------
 
-    def check(self, raw: bytes, peer: str) -> receive.Accepted:
+    def check(self, raw: bytes, peer: str) -> checks.Accepted:
         """The pure checks of DESIGN.md §4 against the directory in force now."""
         now = self.clock()
         self._directory.check_current(now)
-        return receive.check_incoming(raw, directory=self._directory, me=self.node_id,
+        return checks.check_incoming(raw, directory=self._directory, me=self.node_id,
                                       peer=peer, now=now, limits=self.limits,
                                       body_checks=self.body_checks)
 
@@ -245,7 +246,7 @@ class Node:
             self._release(peer)
         return self._outcome(committed)
 
-    def submit_receive(self, accepted: receive.Accepted) -> asyncio.Future[Committed[Any]]:
+    def submit_receive(self, accepted: checks.Accepted) -> asyncio.Future[Committed[Any]]:
         """Queue an already-checked message for logging (streams pipeline many at once)."""
         self._admit(accepted.sender.node_id)
         fut = asyncio.wrap_future(self.committer.submit(lambda txn: self._apply(txn, accepted)))
@@ -265,7 +266,7 @@ class Node:
             cp = committed.checkpoint
         return ReceiveOutcome(self.store.receipt(leaf_idx, cp), duplicate)
 
-    def _apply(self, txn: Transaction, accepted: receive.Accepted
+    def _apply(self, txn: Transaction, accepted: checks.Accepted
                ) -> tuple[int, int, bool, list[str]]:
         header = accepted.message.header
         seen = txn.conn.execute(

@@ -9,12 +9,12 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from exchange.ledger.witness import Witness
 from exchange.node import Node
 from exchange.transport.client import Peers
 from exchange.transport.outbox import Outbox
 from exchange.transport.server import build_server
 from exchange.transport.services import ExchangeService, LedgerService
-from exchange.ledger.witness import Witness
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class RunningNode:
     async def start(self) -> int:
         node = self.node
         node.start_writer()
-        self.server, self.port, health = build_server(
+        self.server, self.port, self.health = build_server(
             tls=node.tls, listen=self.listen, resolver=node,
             exchange=ExchangeService(node, stream_window=node.config.limits.stream_window),
             ledger=LedgerService(node),

@@ -162,8 +162,12 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
 
 def cmd_directory_build(args: argparse.Namespace) -> int:
     from exchange.numbers import NumberBlock
-    from nodes.federation import MemberSpec, build_directory, member_from_credentials, \
-        sign_with_office
+    from nodes.federation import (
+        MemberSpec,
+        build_directory,
+        member_from_credentials,
+        sign_with_office,
+    )
 
     try:
         spec = tomllib.loads(args.spec.read_text())
@@ -272,8 +276,9 @@ def _offline_store(config: NodeConfig) -> Any:
 
 
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
-    from exchange.errors import TamperError
     from exchange.ledger.audit import verify_ledger
+
+    from exchange.errors import TamperError
 
     config = load_config(args.config)
     store, _ = _offline_store(config)

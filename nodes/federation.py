@@ -117,7 +117,8 @@ def build_directory(
     )
 
 
-def sign_with_office(directory: Directory, office_keys: Path, ca: x509.Certificate) -> SignedDirectory:
+def sign_with_office(directory: Directory, office_keys: Path,
+                     ca: x509.Certificate) -> SignedDirectory:
     creds = pki.load_node_credentials(office_keys, ca=ca, now=datetime.now(UTC))
     return sign_directory(directory, creds.signer, creds.signing_cert_pem)
 

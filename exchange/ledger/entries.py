@@ -34,7 +34,7 @@ class Entry:
 
     def encode(self) -> bytes:
         pb = ledger_pb2.LedgerEntry(
-            kind=int(self.kind),
+            kind=int(self.kind),  # type: ignore[arg-type]
             peer=self.peer,
             message_id=self.message_id,
             message_digest=self.message_digest,

@@ -320,7 +320,7 @@ class Transaction:
     appended: list[int] = field(default_factory=list)
 
     def append(self, entry: Entry) -> int:
-        index = self._store._append(self.conn, entry)  # noqa: SLF001 - the committer's own store
+        index = self._store._append(self.conn, entry)
         self.appended.append(index)
         return index
 
@@ -432,7 +432,7 @@ class GroupCommitter:
             with store.engine.begin() as conn:
                 now = self._clock()
                 for work in batch:
-                    mark = store._mark()  # noqa: SLF001
+                    mark = store._mark()
                     txn = Transaction(conn, now, store)
                     savepoint = conn.begin_nested()
                     try:
@@ -441,16 +441,16 @@ class GroupCommitter:
                     except (ExchangeError, SQLAlchemyError, ValueError, KeyError) as e:
                         if savepoint.is_active:
                             savepoint.rollback()
-                        store._rewind(mark)  # noqa: SLF001
+                        store._rewind(mark)
                         if isinstance(e, DBAPIError) and storage.is_unavailable(e):
                             raise
                         outcomes.append((work, None, e, ()))
                         continue
                     outcomes.append((work, result, None, tuple(txn.appended)))
                 if store.size > size_before:
-                    checkpoint = store._sign_checkpoint(conn, now)  # noqa: SLF001
-        except Exception as e:  # the whole transaction failed: nothing was accepted
-            store._abort_pending(size_before)  # noqa: SLF001
+                    checkpoint = store._sign_checkpoint(conn, now)
+        except Exception as e:  # noqa: BLE001 - the whole transaction failed: nothing accepted
+            store._abort_pending(size_before)
             err: BaseException = e
             if isinstance(e, DBAPIError | SQLAlchemyError):
                 err = storage.wrap_db_error(e, url=store.engine.url)
@@ -461,7 +461,7 @@ class GroupCommitter:
                 if not work.future.done():
                     work.future.set_exception(err)
             return
-        store._commit_pending(checkpoint)  # noqa: SLF001
+        store._commit_pending(checkpoint)
         self.batches += 1
         self.items += len(batch)
         for work, result, error, appended in outcomes:
@@ -474,7 +474,7 @@ class GroupCommitter:
 def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:
     """Every leaf in index order, read in chunks (for verification and export)."""
     start = 0
-    with self.reader.connect() as conn:
+    with storage.reader(engine).connect() as conn:
         while True:
             rows = conn.execute(
                 select(ledger_leaves.c.idx, ledger_leaves.c.leaf)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ class Witness:
                 raise
             except grpc.aio.AioRpcError as e:
                 self.status[peer] = f"unreachable: {e.code().name}: {e.details()}"
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - one peer's trouble must not stop the round
                 log.warning("witnessing %s failed: %s", peer, e)
                 self.status[peer] = f"error: {e}"
         return dict(self.status)
@@ -121,9 +122,7 @@ class Witness:
                     return f"FORK: {e}"
                 if h.cp.size > base.cp.size:
                     base = h
-            await node.run_work(lambda ctx, i=h.id: ctx.conn.execute(
-                update(peer_checkpoints).where(peer_checkpoints.c.id == i)
-                .values(witnessed=True)))
+            await node.run_work(_mark_witnessed(h.id))
         if base is None:
             return "no checkpoint"
         await self._cosign(peer, stub, base)
@@ -152,6 +151,13 @@ class Witness:
             ctx.log_action("ledger-fork", (first + "\n" + second).encode(), peer=peer)
             raise_escalation(ctx, peer, detail, [first.encode(), second.encode()])
         await self.node.run_work(work)
+
+
+def _mark_witnessed(row_id: int) -> Callable[[Context], None]:
+    def work(ctx: Context) -> None:
+        ctx.conn.execute(update(peer_checkpoints).where(peer_checkpoints.c.id == row_id)
+                         .values(witnessed=True))
+    return work
 
 
 def raise_escalation(ctx: Context, subject: str, detail: str, evidence: list[bytes]) -> None:

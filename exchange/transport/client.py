@@ -40,7 +40,7 @@ class Peers:
         self._directory = directory
         self._max = max_message_bytes
         self._channels: dict[str, tuple[str, grpc.aio.Channel]] = {}
-        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Future[None]] = set()
 
     def channel(self, node_id: str) -> grpc.aio.Channel:
         member = self._directory().member(node_id)
@@ -48,16 +48,16 @@ class Peers:
         if held is not None and held[0] == member.endpoint:
             return held[1]
         if held is not None:
-            asyncio.ensure_future(held[1].close())
+            self._closing.add(asyncio.ensure_future(held[1].close()))
         ch = channel_to(member, self._tls, max_message_bytes=self._max)
         self._channels[node_id] = (member.endpoint, ch)
         return ch
 
     def exchange(self, node_id: str) -> service_pb2_grpc.ExchangeStub:
-        return service_pb2_grpc.ExchangeStub(self.channel(node_id))
+        return service_pb2_grpc.ExchangeStub(self.channel(node_id))  # type: ignore[no-untyped-call]
 
     def ledger(self, node_id: str) -> service_pb2_grpc.LedgerStub:
-        return service_pb2_grpc.LedgerStub(self.channel(node_id))
+        return service_pb2_grpc.LedgerStub(self.channel(node_id))  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         for _, ch in self._channels.values():

@@ -8,6 +8,7 @@ jitter; past a threshold the node escalates to the office and keeps trying.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -82,10 +83,8 @@ class Outbox:
         for t in self._tasks.values():
             t.cancel()
         for t in self._tasks.values():
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await t
-            except (asyncio.CancelledError, Exception):
-                pass
 
     def depth(self) -> int:
         with self.node.reader.connect() as conn:
@@ -119,23 +118,21 @@ class Outbox:
             event.clear()
             try:
                 due, wait = await asyncio.to_thread(self._due, recipient, window)
-            except Exception as e:  # database trouble: wait and retry, never die
+            except Exception as e:  # noqa: BLE001 - database trouble: wait and retry, never die
                 log.warning("outbox for %s cannot read its queue: %s", recipient, e)
                 due, wait = [], 1.0
             if not due:
                 if wait is None:
                     await event.wait()
                 else:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(event.wait(), timeout=wait)
-                    except TimeoutError:
-                        pass
                 continue
             try:
                 await self._deliver(recipient, due)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any failure is retried with backoff
                 await self._failed(recipient, due[0], e)
 
     async def _deliver(self, recipient: str, due: list[Pending]) -> None:
@@ -210,7 +207,7 @@ class Outbox:
         attempts = p.attempts + 1
         delay = min(cfg.backoff_max_seconds, cfg.backoff_initial_seconds * 2 ** min(attempts, 20))
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
-        permanent = isinstance(error, _Refused) and is_permanent(error.code) \
+        permanent = (isinstance(error, _Refused) and is_permanent(error.code)) \
             or isinstance(error, ReceiptError)
         age = time.time() - p.created_at / 1e6
         escalate = not p.escalated and (
@@ -257,14 +254,12 @@ def escalate_delivery_failure(ctx: Context, recipient: str, message_id: bytes, a
         ctx.log_action("delivery-failure", reason.encode()[:500], peer=recipient,
                        message_id=message_id)
         return
-    try:
+    with contextlib.suppress(UnknownMemberError):
         ctx.send(office.node_id, messages.Escalation(
             escalation_kind=messages.EscalationKind.DELIVERY_FAILURE, subject_node=recipient,
             subject_message_id=message_id,
             detail=f"{attempts} delivery attempts failed: {reason[:300]}",
             deadline=None, evidence=()))
-    except UnknownMemberError:
-        pass
 
 
 def record_peer_checkpoint(conn: Any, cp: note.Checkpoint, text: str, now: Any) -> None:

@@ -82,7 +82,7 @@ class _CertCache:
         return hit
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Maps the mTLS peer to a current directory member before any bcx handler runs.
 
     Health checking and reflection stay open to any client holding a certificate of
@@ -192,8 +192,8 @@ def build_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    service_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)
-    service_pb2_grpc.add_LedgerServicer_to_server(ledger, server)
+    service_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)  # type: ignore[no-untyped-call]
+    service_pb2_grpc.add_LedgerServicer_to_server(ledger, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (

@@ -31,7 +31,7 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
         self.node = node
         self.stream_window = stream_window
 
-    async def Deliver(self, request: service_pb2.DeliverRequest,  # noqa: N802 - gRPC name
+    async def Deliver(self, request: service_pb2.DeliverRequest,
                       context: grpc.aio.ServicerContext[Any, Any]) -> service_pb2.DeliverResponse:
         peer = current_peer.get().node_id
         try:
@@ -42,7 +42,7 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
             raise  # unreachable: abort raises
         return service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
 
-    async def DeliverStream(  # noqa: N802
+    async def DeliverStream(
         self, request_iterator: AsyncIterator[service_pb2.DeliverRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[service_pb2.DeliverResponse]:
@@ -87,7 +87,7 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
         finally:
             reader.cancel()
 
-    async def GetDirectory(self, request: service_pb2.GetDirectoryRequest,  # noqa: N802
+    async def GetDirectory(self, request: service_pb2.GetDirectoryRequest,
                            context: grpc.aio.ServicerContext[Any, Any]
                            ) -> directory_pb2.SignedDirectory:
         d = self.node.directory
@@ -124,7 +124,7 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
             return True
         return Entry.decode(leaf).peer == caller.node_id
 
-    async def GetCheckpoint(self, request: service_pb2.GetCheckpointRequest,  # noqa: N802
+    async def GetCheckpoint(self, request: service_pb2.GetCheckpointRequest,
                             context: grpc.aio.ServicerContext[Any, Any]
                             ) -> service_pb2.GetCheckpointResponse:
         try:
@@ -133,7 +133,7 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
             await abort_with(context, e)
         return service_pb2.GetCheckpointResponse(checkpoint=text)
 
-    async def GetInclusionProof(self, request: service_pb2.GetInclusionProofRequest,  # noqa: N802
+    async def GetInclusionProof(self, request: service_pb2.GetInclusionProofRequest,
                                 context: grpc.aio.ServicerContext[Any, Any]
                                 ) -> service_pb2.GetInclusionProofResponse:
         store = self.node.store
@@ -161,7 +161,7 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
             leaf=leaf if self._may_read(leaf) else b"", checkpoint=store.cosigned(cp),
         )
 
-    async def GetConsistencyProof(self, request: service_pb2.GetConsistencyProofRequest,  # noqa: N802
+    async def GetConsistencyProof(self, request: service_pb2.GetConsistencyProofRequest,
                                   context: grpc.aio.ServicerContext[Any, Any]
                                   ) -> service_pb2.GetConsistencyProofResponse:
         try:
@@ -172,7 +172,7 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
             raise
         return service_pb2.GetConsistencyProofResponse(hashes=hashes)
 
-    async def GetEntries(self, request: service_pb2.GetEntriesRequest,  # noqa: N802
+    async def GetEntries(self, request: service_pb2.GetEntriesRequest,
                          context: grpc.aio.ServicerContext[Any, Any]
                          ) -> service_pb2.GetEntriesResponse:
         limit = min(request.limit or MAX_ENTRIES_PER_PAGE, MAX_ENTRIES_PER_PAGE)
@@ -184,7 +184,7 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
                 out.entries.add(index=index, leaf=leaf)
         return out
 
-    async def AddCosignature(self, request: service_pb2.AddCosignatureRequest,  # noqa: N802
+    async def AddCosignature(self, request: service_pb2.AddCosignatureRequest,
                              context: grpc.aio.ServicerContext[Any, Any]
                              ) -> service_pb2.AddCosignatureResponse:
         witness = current_peer.get()

@@ -1,7 +1,7 @@
 """exchange tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-29 10:40:19.497805
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = '0001'
 down_revision = None
@@ -101,7 +100,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('message_id', name=op.f('uq_outbox_message_id'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_pending', ['recipient', 'delivered_at', 'seq'], unique=False)
+        batch_op.create_index(
+            'ix_outbox_pending', ['recipient', 'delivered_at', 'seq'], unique=False
+        )
 
     op.create_table('peer_checkpoints',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),

@@ -1,0 +1,1 @@
+"""bcx benchmarks (`make bench`): bcx measured against baselines run in the same invocation."""
