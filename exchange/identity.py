@@ -102,6 +102,7 @@ class Member:
     signing_key: PublicKey
     hpke_public_key: bytes
     reseller: bool = False
+    signing_certificate_pem: bytes = b""
 
     def __post_init__(self) -> None:
         validate_node_id(self.node_id)
@@ -189,6 +190,7 @@ def encode_directory(d: Directory) -> bytes:
             signing_public_key=m.signing_key.raw,
             hpke_public_key=m.hpke_public_key,
             reseller=m.reseller,
+            signing_certificate_pem=m.signing_certificate_pem,
         )
     for b in d.numbering_plan:
         pb.numbering_plan.add(
@@ -214,6 +216,7 @@ def decode_directory(payload: bytes) -> Directory:
                 signing_key=PublicKey(m.signing_public_key),
                 hpke_public_key=m.hpke_public_key,
                 reseller=m.reseller,
+                signing_certificate_pem=m.signing_certificate_pem,
             )
             for m in pb.members
         )

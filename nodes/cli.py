@@ -276,9 +276,10 @@ def _offline_store(config: NodeConfig) -> Any:
 
 
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
-    from exchange.ledger.audit import verify_ledger
+    from sqlalchemy.exc import SQLAlchemyError
 
     from exchange.errors import TamperError
+    from exchange.ledger.audit import verify_ledger
 
     config = load_config(args.config)
     store, _ = _offline_store(config)
@@ -288,6 +289,11 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 
     try:
         report = verify_ledger(store.engine, log_verifier=store.verifier, progress=progress)
+    except SQLAlchemyError as e:
+        print(file=sys.stderr)
+        print(f"ledger of {config.node_id} cannot be read (corrupt or tampered database): "
+              f"{str(e).splitlines()[0]}", file=sys.stderr)
+        return 3
     except TamperError as e:
         print(file=sys.stderr)
         print(f"ledger of {config.node_id} is NOT intact: {e}", file=sys.stderr)
@@ -345,10 +351,12 @@ def cmd_ledger_vkey(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence_export(args: argparse.Namespace) -> int:
+    from exchange import envelope
     from exchange.identity import SignedDirectory, verify_directory
     from exchange.ledger import evidence
+    from exchange.ledger.entries import Entry, EntryKind
     from exchange.ledger.receipts import log_origin
-    from exchange.messages import parse_message_id
+    from exchange.messages import decode_message, parse_message_id
     from exchange.schema import directories
 
     config = load_config(args.config)
@@ -364,9 +372,19 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
     directory = verify_directory(signed, ca=ca, office_id=config.office_id,
                                  now=datetime.now(UTC))
     mid = parse_message_id(args.message_id)
-    bundle = evidence.export_for_node(store, message_id=mid, directory=directory, creds=creds,
-                                      ca_pem=config.ca_cert.read_bytes(),
-                                      origin_of=lambda n: log_origin(creds.trust_domain, n))
+    index = (store.find(message_id=mid, kind=EntryKind.RECEIVED)
+             or store.find(message_id=mid, kind=EntryKind.SENT))
+    if not index:
+        raise ExchangeError(f"this ledger holds no message with id {args.message_id}")
+    sender = decode_message(envelope.parse(Entry.decode(store.leaf(index[0])).envelope)
+                            .payload).header.sender
+    witnesses = {log_origin(creds.trust_domain, m.node_id): m.signing_key
+                 for m in directory.members if m.node_id != creds.node_id}
+    bundle = evidence.export_evidence(
+        store, message_id=mid,
+        signer_certificate_pem=directory.member(sender).signing_certificate_pem,
+        log_certificate_pem=creds.signing_cert_pem, log_public_key=creds.signer.public_key,
+        witnesses=witnesses, ca_pem=config.ca_cert.read_bytes())
     args.out.write_text(json.dumps(bundle, indent=2) + "\n")
     print(f"evidence for message {args.message_id} written to {args.out}")
     return 0

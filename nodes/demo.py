@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import sys
 import tempfile
@@ -59,7 +60,7 @@ def _say(text: str) -> None:
 
 def sample_numbers(count: int, seed: int = 7) -> list[str]:
     """Valid mainland mobile numbers in China Mobile's Fujian blocks, deterministic."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - sample data, not a secret
     out: set[str] = set()
     while len(out) < count:
         candidate = f"+86159{rng.randint(59000000, 59999999):08d}"
@@ -110,11 +111,8 @@ async def run_demo(workspace: Path | None, count: int, *, keep: bool) -> int:
             _say("federation running; configs under "
                  f"{ws}/<node>/node.toml (e.g. bcx ledger entries --config "
                  f"{fed.config('bureau.fj')}); Ctrl-C stops it")
-            stop = asyncio.Event()
-            try:
-                await stop.wait()
-            except asyncio.CancelledError:
-                pass
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
     finally:
         for r in running.values():
             await r.stop(grace=2)

@@ -93,7 +93,7 @@ def member_from_credentials(spec: MemberSpec, keys_dir: Path, ca: x509.Certifica
         organisation=spec.organisation, endpoint=spec.endpoint,
         auth_cert_sha256=creds.identity.fingerprint_sha256,
         signing_key=creds.signer.public_key, hpke_public_key=creds.hpke_public_raw,
-        reseller=spec.reseller,
+        reseller=spec.reseller, signing_certificate_pem=creds.signing_cert_pem,
     )
 
 

@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x63x/v1/directory.proto\x12\x06\x62\x63x.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1a\n\x04role\x18\x02 \x01(\x0e\x32\x0c.bcx.v1.Role\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x14\n\x0corganisation\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x18\n\x10\x61uth_cert_sha256\x18\x06 \x01(\x0c\x12\x1a\n\x12signing_public_key\x18\x07 \x01(\x0c\x12\x17\n\x0fhpke_public_key\x18\x08 \x01(\x0c\x12\x10\n\x08reseller\x18\t \x01(\x08\"W\n\x0bNumberBlock\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61rrier_node\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x10\n\x08reseller\x18\x04 \x01(\x08\"\x9b\x02\n\tDirectory\x12\x14\n\x0ctrust_domain\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x07members\x18\x05 \x03(\x0b\x32\x0e.bcx.v1.Member\x12+\n\x0enumbering_plan\x18\x06 \x03(\x0b\x32\x13.bcx.v1.NumberBlock\x12\x1c\n\x14revoked_cert_serials\x18\x07 \x03(\t\x12\x1c\n\x14retired_signing_keys\x18\x08 \x03(\x0c\"C\n\x0fSignedDirectory\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\x1e\n\x16signer_certificate_pem\x18\x02 \x01(\x0c*t\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_POLICE\x10\x01\x12\x0f\n\x0bROLE_BUREAU\x10\x02\x12\x10\n\x0cROLE_CARRIER\x10\x03\x12\x11\n\rROLE_COMMERCE\x10\x04\x12\x0f\n\x0bROLE_OFFICE\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x63x/v1/directory.proto\x12\x06\x62\x63x.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x01\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1a\n\x04role\x18\x02 \x01(\x0e\x32\x0c.bcx.v1.Role\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x14\n\x0corganisation\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x18\n\x10\x61uth_cert_sha256\x18\x06 \x01(\x0c\x12\x1a\n\x12signing_public_key\x18\x07 \x01(\x0c\x12\x17\n\x0fhpke_public_key\x18\x08 \x01(\x0c\x12\x10\n\x08reseller\x18\t \x01(\x08\x12\x1f\n\x17signing_certificate_pem\x18\n \x01(\x0c\"W\n\x0bNumberBlock\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61rrier_node\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x10\n\x08reseller\x18\x04 \x01(\x08\"\x9b\x02\n\tDirectory\x12\x14\n\x0ctrust_domain\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x07members\x18\x05 \x03(\x0b\x32\x0e.bcx.v1.Member\x12+\n\x0enumbering_plan\x18\x06 \x03(\x0b\x32\x13.bcx.v1.NumberBlock\x12\x1c\n\x14revoked_cert_serials\x18\x07 \x03(\t\x12\x1c\n\x14retired_signing_keys\x18\x08 \x03(\x0c\"C\n\x0fSignedDirectory\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\x1e\n\x16signer_certificate_pem\x18\x02 \x01(\x0c*t\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_POLICE\x10\x01\x12\x0f\n\x0bROLE_BUREAU\x10\x02\x12\x10\n\x0cROLE_CARRIER\x10\x03\x12\x11\n\rROLE_COMMERCE\x10\x04\x12\x0f\n\x0bROLE_OFFICE\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bcx.v1.directory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=722
-  _globals['_ROLE']._serialized_end=838
+  _globals['_ROLE']._serialized_start=755
+  _globals['_ROLE']._serialized_end=871
   _globals['_MEMBER']._serialized_start=68
-  _globals['_MEMBER']._serialized_end=276
-  _globals['_NUMBERBLOCK']._serialized_start=278
-  _globals['_NUMBERBLOCK']._serialized_end=365
-  _globals['_DIRECTORY']._serialized_start=368
-  _globals['_DIRECTORY']._serialized_end=651
-  _globals['_SIGNEDDIRECTORY']._serialized_start=653
-  _globals['_SIGNEDDIRECTORY']._serialized_end=720
+  _globals['_MEMBER']._serialized_end=309
+  _globals['_NUMBERBLOCK']._serialized_start=311
+  _globals['_NUMBERBLOCK']._serialized_end=398
+  _globals['_DIRECTORY']._serialized_start=401
+  _globals['_DIRECTORY']._serialized_end=684
+  _globals['_SIGNEDDIRECTORY']._serialized_start=686
+  _globals['_SIGNEDDIRECTORY']._serialized_end=753
 # @@protoc_insertion_point(module_scope)

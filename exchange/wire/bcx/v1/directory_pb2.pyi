@@ -26,7 +26,7 @@ ROLE_COMMERCE: Role
 ROLE_OFFICE: Role
 
 class Member(_message.Message):
-    __slots__ = ("node_id", "role", "province", "organisation", "endpoint", "auth_cert_sha256", "signing_public_key", "hpke_public_key", "reseller")
+    __slots__ = ("node_id", "role", "province", "organisation", "endpoint", "auth_cert_sha256", "signing_public_key", "hpke_public_key", "reseller", "signing_certificate_pem")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     PROVINCE_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class Member(_message.Message):
     SIGNING_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     HPKE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     RESELLER_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: Role
     province: str
@@ -45,7 +46,8 @@ class Member(_message.Message):
     signing_public_key: bytes
     hpke_public_key: bytes
     reseller: bool
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., province: _Optional[str] = ..., organisation: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_cert_sha256: _Optional[bytes] = ..., signing_public_key: _Optional[bytes] = ..., hpke_public_key: _Optional[bytes] = ..., reseller: _Optional[bool] = ...) -> None: ...
+    signing_certificate_pem: bytes
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., province: _Optional[str] = ..., organisation: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_cert_sha256: _Optional[bytes] = ..., signing_public_key: _Optional[bytes] = ..., hpke_public_key: _Optional[bytes] = ..., reseller: _Optional[bool] = ..., signing_certificate_pem: _Optional[bytes] = ...) -> None: ...
 
 class NumberBlock(_message.Message):
     __slots__ = ("prefix", "carrier_node", "province", "reseller")
