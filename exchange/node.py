@@ -257,36 +257,36 @@ class Node:
         return self._outcome(committed)
 
     def _outcome(self, committed: Committed[Any]) -> ReceiveOutcome:
-        leaf_idx, checkpoint_size, duplicate, recipients = committed.result
+        leaf_idx, duplicate, recipients = committed.result
         if recipients:
             self._wake(recipients)
         if duplicate or committed.checkpoint is None:
-            cp = self.store.checkpoint_at(checkpoint_size)
+            # The first checkpoint covering the leaf is the one the first receipt carried.
+            cp = self.store.checkpoint_covering(leaf_idx)
         else:
             cp = committed.checkpoint
         return ReceiveOutcome(self.store.receipt(leaf_idx, cp), duplicate)
 
     def _apply(self, txn: Transaction, accepted: checks.Accepted
-               ) -> tuple[int, int, bool, list[str]]:
+               ) -> tuple[int, bool, list[str]]:
         header = accepted.message.header
         seen = txn.conn.execute(
-            select(inbox.c.leaf_idx, inbox.c.checkpoint_size, inbox.c.message_digest).where(
+            select(inbox.c.leaf_idx, inbox.c.message_digest).where(
                 inbox.c.sender == header.sender, inbox.c.message_id == header.message_id
             )
         ).first()
         if seen is not None:
             if bytes(seen.message_digest) != accepted.digest:
                 raise receive_conflict(header)
-            return int(seen.leaf_idx), int(seen.checkpoint_size), True, []
+            return int(seen.leaf_idx), True, []
         idx = txn.append(Entry(
             EntryKind.RECEIVED, header.sender, txn.now, message_id=header.message_id,
             message_digest=accepted.digest, envelope=accepted.envelope.raw,
             subject=accepted.message.kind,
         ))
-        # The checkpoint this batch will sign covers every leaf appended so far.
         txn.conn.execute(insert(inbox), {
             "sender": header.sender, "message_id": header.message_id, "leaf_idx": idx,
-            "checkpoint_size": -1, "message_digest": accepted.digest,
+            "message_digest": accepted.digest,
             "kind": accepted.message.kind, "received_at": to_micros(txn.now),
         })
         ctx = Context(self, txn)
@@ -295,7 +295,7 @@ class Node:
             handler(ctx, accepted)
         log.info("received %s %s from %s digest %s leaf %d", accepted.message.kind,
                  header.message_id.hex(), header.sender, accepted.digest.hex()[:16], idx)
-        return idx, -1, False, [r for r, _ in ctx.sent]
+        return idx, False, [r for r, _ in ctx.sent]
 
     # --- sending --------------------------------------------------------------------
 

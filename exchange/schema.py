@@ -123,7 +123,6 @@ inbox = Table(
     Column("sender", String(253), primary_key=True),
     Column("message_id", LargeBinary(16), primary_key=True),
     Column("leaf_idx", BigInteger, nullable=False),
-    Column("checkpoint_size", BigInteger, nullable=False),
     Column("message_digest", LargeBinary(32), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("received_at", BigInteger, nullable=False),

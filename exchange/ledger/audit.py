@@ -100,6 +100,13 @@ def _covering(level: int, idx: int) -> str:
     return f"leaf {first}" if level == 0 else f"subtree covering leaves {first}..{last}"
 
 
+_INDEXED_COLUMNS = ("kind", "peer", "message_id", "message_digest", "logged_at")
+
+
+def _optional_bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
 def _end(level: int, idx: int) -> tuple[int, int]:
     """Sort key of a subtree: the last leaf it covers, then its level."""
     return ((idx + 1) << level) - 1, level
@@ -185,7 +192,7 @@ class _Audit:
             select(ledger_subtrees.c.level, ledger_subtrees.c.idx, ledger_subtrees.c.hash)
             .where(or_(*ranges))
         ).all()
-        return {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
+        return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
 
     def _stored_checkpoints(self, start: int, end: int) -> list[Any]:
         """Checkpoint rows of sizes ``start + 1 .. end``, smallest first."""
@@ -278,22 +285,27 @@ class _Audit:
                               index=index) from e
         # The indexed columns are how entries are found (LedgerStore.find): they must say
         # what the leaf says. Values are not repeated here: they may be personal data.
-        expected = {
-            "kind": int(entry.kind),
-            "peer": entry.peer,
-            "message_id": entry.message_id or None,
-            "message_digest": entry.message_digest or None,
-            "logged_at": to_micros(entry.logged_at),
-        }
-        for column, value in expected.items():
-            held = getattr(row, column)
-            if isinstance(held, memoryview | bytearray):
-                held = bytes(held)
-            if held != value:
-                raise TamperError(
-                    f"leaf {index}: its row's {column} column does not match the leaf",
-                    index=index,
-                )
+        expected = (
+            int(entry.kind),
+            entry.peer,
+            entry.message_id or None,
+            entry.message_digest or None,
+            to_micros(entry.logged_at),
+        )
+        held = (
+            row.kind,
+            row.peer,
+            _optional_bytes(row.message_id),
+            _optional_bytes(row.message_digest),
+            row.logged_at,
+        )
+        if held != expected:
+            column = next(c for c, h, e in zip(_INDEXED_COLUMNS, held, expected, strict=True)
+                          if h != e)
+            raise TamperError(
+                f"leaf {index}: its row's {column} column does not match the leaf",
+                index=index,
+            )
 
     # --- checkpoints --------------------------------------------------------------
 

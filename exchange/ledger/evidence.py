@@ -372,8 +372,8 @@ def _check_entry(entry: Entry, env: dsse.Envelope, digest: bytes, message_id: by
             logged = dsse.parse(entry.envelope)
         except VerificationError as e:
             raise EvidenceError(f"leaf holds an envelope that does not parse: {e}") from e
-        if (logged.payload_type, logged.payload, set(logged.signatures)) != (
-            env.payload_type, env.payload, set(env.signatures)
+        if (logged.payload_type, logged.payload, logged.signatures) != (
+            env.payload_type, env.payload, env.signatures
         ):
             raise EvidenceError("leaf holds a different envelope than the bundle's")
     elif not entry.message_digest:

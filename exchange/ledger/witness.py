@@ -89,6 +89,12 @@ class Witness:
         return [Held(r.id, note.Checkpoint(r.origin, r.size, bytes(r.root)), r.note,
                      bool(r.witnessed)) for r in rows]
 
+    def _forked(self, origin: str) -> bool:
+        """A fork already found stays on record; it is escalated once, not every round."""
+        with self.node.reader.connect() as conn:
+            return conn.scalar(select(fork_evidence.c.id)
+                               .where(fork_evidence.c.origin == origin).limit(1)) is not None
+
     async def check_peer(self, peer: str) -> str:
         node = self.node
         member = node.directory.member(peer)
@@ -99,6 +105,8 @@ class Witness:
         cp, _, _ = note.open_checkpoint(response.checkpoint, verifier, origin=origin)
         await node.run_work(lambda ctx: record_peer_checkpoint(ctx.conn, cp,
                                                                response.checkpoint, ctx.now))
+        if await asyncio.to_thread(self._forked, origin):
+            return "FORKED: evidence held and escalated to the office"
         held = await asyncio.to_thread(self._held, origin)
         base = max((h for h in held if h.witnessed), key=lambda h: h.cp.size, default=None)
         for h in held:

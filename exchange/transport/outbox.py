@@ -160,8 +160,12 @@ class Outbox:
                     failure = (p, _Refused(grpc.StatusCode(_code(response.error_code)),
                                            response.error_message))
                     break
-                receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
-                                            origin, known))
+                try:
+                    receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
+                                                origin, known))
+                except ExchangeError as e:
+                    failure = (p, e)
+                    break
             if failure is None and i < len(due):
                 failure = (due[i], ExchangeError("stream ended before every receipt came back"))
             call.cancel()
@@ -173,8 +177,12 @@ class Outbox:
                 except grpc.aio.AioRpcError as e:
                     failure = (p, _Refused(e.code(), e.details() or ""))
                     break
-                receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
-                                            origin, known))
+                try:
+                    receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
+                                                origin, known))
+                except ExchangeError as e:
+                    failure = (p, e)
+                    break
         if receipts:
             await self.node.committer.run(lambda txn: self._record(txn, recipient, receipts))
             self.delivered += len(receipts)

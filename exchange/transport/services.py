@@ -140,10 +140,11 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
         try:
             if request.WhichOneof("leaf") == "message_digest":
                 found = store.find(message_digest=request.message_digest)
+                if not found:
+                    raise LedgerError("no entry of this ledger holds a message with that digest")
+                # Prefer an entry the caller may read; proofs are open to every member.
                 readable = [i for i in found if self._may_read(store.leaf(i))]
-                if not readable:
-                    raise LedgerError("no entry you may read holds a message with that digest")
-                index = readable[0]
+                index = (readable or found)[0]
             else:
                 index = request.index
             latest = store.latest

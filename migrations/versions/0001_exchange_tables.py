@@ -38,7 +38,6 @@ def upgrade() -> None:
     sa.Column('sender', sa.String(length=253), nullable=False),
     sa.Column('message_id', sa.LargeBinary(length=16), nullable=False),
     sa.Column('leaf_idx', sa.BigInteger(), nullable=False),
-    sa.Column('checkpoint_size', sa.BigInteger(), nullable=False),
     sa.Column('message_digest', sa.LargeBinary(length=32), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
     sa.Column('received_at', sa.BigInteger(), nullable=False),
@@ -154,6 +153,14 @@ LEDGER_TABLES = ("ledger_leaves", "ledger_subtrees", "ledger_checkpoints",
                  "ledger_cosignatures")
 
 
+SQLITE_KEYS = {
+    "ledger_leaves": "idx = NEW.idx",
+    "ledger_subtrees": "level = NEW.level AND idx = NEW.idx",
+    "ledger_checkpoints": "size = NEW.size",
+    "ledger_cosignatures": "id = NEW.id OR (size = NEW.size AND witness = NEW.witness)",
+}
+
+
 def create_append_only_triggers() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
@@ -178,6 +185,14 @@ def create_append_only_triggers() -> None:
                 f"BEGIN SELECT RAISE(ABORT, 'bcx ledger table {table} is append-only "
                 f"({action} refused)'); END"
             )
+        # INSERT OR REPLACE deletes the old row without firing delete triggers (unless
+        # recursive_triggers is on, which an attacker's connection need not set).
+        op.execute(
+            f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {SQLITE_KEYS[table]}) "
+            f"BEGIN SELECT RAISE(ABORT, 'bcx ledger table {table} is append-only "
+            f"(REPLACE refused)'); END"
+        )
 
 
 def drop_append_only_triggers() -> None:
@@ -188,5 +203,5 @@ def drop_append_only_triggers() -> None:
         op.execute("DROP FUNCTION IF EXISTS bcx_append_only()")
         return
     for table in LEDGER_TABLES:
-        for action in ("update", "delete"):
+        for action in ("update", "delete", "replace"):
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
