@@ -188,7 +188,7 @@ def create_append_only_triggers() -> None:
         # INSERT OR REPLACE deletes the old row without firing delete triggers (unless
         # recursive_triggers is on, which an attacker's connection need not set).
         op.execute(
-            f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "  # noqa: S608 - constant names
             f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {SQLITE_KEYS[table]}) "
             f"BEGIN SELECT RAISE(ABORT, 'bcx ledger table {table} is append-only "
             f"(REPLACE refused)'); END"

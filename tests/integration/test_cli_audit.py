@@ -16,7 +16,7 @@ BCX = [sys.executable, "-m", "nodes.cli"]
 
 
 def bcx(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*BCX, *args], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([*BCX, *args], capture_output=True, text=True, timeout=300, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"bcx {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

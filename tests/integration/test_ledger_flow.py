@@ -27,7 +27,6 @@ from sqlalchemy.exc import DBAPIError
 
 from exchange import envelope, messages, migrate, storage
 from exchange.config import NodeConfig
-from exchange.errors import LedgerError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
