@@ -719,7 +719,7 @@ def test_ledger_service_serves_entries_to_their_parties_and_proofs_to_all(
                     (service_pb2.GetInclusionProofRequest(index=0, tree_size=size + 7),
                      f"signed no checkpoint of size {size + 7}"),
                     (service_pb2.GetInclusionProofRequest(message_digest=b"\x00" * 32),
-                     "no entry you may read holds a message with that digest"),
+                     "no entry of this ledger holds a message with that digest"),
                 ):
                     with pytest.raises(grpc.aio.AioRpcError) as err:
                         await stub.GetInclusionProof(proof_request, timeout=10)
