@@ -147,6 +147,17 @@ class Outbox:
         timeout = 30.0
         receipts: list[tuple[Pending, Receipt, note.Checkpoint]] = []
         failure: tuple[Pending, BaseException] | None = None
+
+        def accept(p: Pending, response: service_pb2.DeliverResponse
+                   ) -> tuple[Pending, BaseException] | None:
+            """Keep a receipt that verifies; otherwise the failure that stops the batch here."""
+            try:
+                receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
+                                            origin, known))
+            except ExchangeError as e:
+                return p, e
+            return None
+
         if len(due) >= self.node.config.delivery.bulk_threshold:
             async def requests() -> AsyncIterator[service_pb2.DeliverRequest]:
                 for p in due:
@@ -160,11 +171,8 @@ class Outbox:
                     failure = (p, _Refused(grpc.StatusCode(_code(response.error_code)),
                                            response.error_message))
                     break
-                try:
-                    receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
-                                                origin, known))
-                except ExchangeError as e:
-                    failure = (p, e)
+                failure = accept(p, response)
+                if failure is not None:
                     break
             if failure is None and i < len(due):
                 failure = (due[i], ExchangeError("stream ended before every receipt came back"))
@@ -177,11 +185,8 @@ class Outbox:
                 except grpc.aio.AioRpcError as e:
                     failure = (p, _Refused(e.code(), e.details() or ""))
                     break
-                try:
-                    receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
-                                                origin, known))
-                except ExchangeError as e:
-                    failure = (p, e)
+                failure = accept(p, response)
+                if failure is not None:
                     break
         if receipts:
             await self.node.committer.run(lambda txn: self._record(txn, recipient, receipts))
