@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -21,12 +21,7 @@ from sqlalchemy import Engine, insert, select
 from exchange import envelope, identity, messages, migrate, pki, storage
 from exchange import receive as checks
 from exchange.config import NodeConfig
-from exchange.errors import (
-    DirectoryError,
-    ExchangeError,
-    OverloadedError,
-    UnknownMemberError,
-)
+from exchange.errors import DirectoryError, InvalidBodyError, OverloadedError
 from exchange.identity import Directory, Member, SignedDirectory
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
@@ -71,6 +66,23 @@ class Context:
         """Log one of this node's own decisions (an ACTION entry)."""
         return self.txn.append(Entry(EntryKind.ACTION, peer, self.now, message_id=message_id,
                                      detail=detail, subject=subject))
+
+
+    def escalate(self, kind: messages.EscalationKind, *, subject_node: str, detail: str,
+                 subject_message_id: bytes = b"", evidence: tuple[bytes, ...] = ()
+                 ) -> bytes | None:
+        """Send an Escalation to the office in this transaction; return its message id.
+
+        None when there is no one to escalate to: this node is the office, or the office is
+        the subject. The caller's own ACTION entry is then the record.
+        """
+        office = self.directory.office
+        if office.node_id in (self.node.node_id, subject_node):
+            return None
+        return self.send(office.node_id, messages.Escalation(
+            escalation_kind=kind, subject_node=subject_node,
+            subject_message_id=subject_message_id, detail=detail[:1000], deadline=None,
+            evidence=evidence))
 
 
 Handler = Callable[[Context, checks.Accepted], None]
@@ -130,6 +142,7 @@ class Node:
             clock_skew=config.clock_skew,
             max_numbers_per_message=config.limits.max_numbers_per_message,
         )
+        self._unrecorded: SignedDirectory | None = None
         self._directory = self._load_directory()
         self._outbox_wakeups: list[Callable[[str], None]] = []
         self._per_peer_pending: dict[str, int] = {}
@@ -167,9 +180,8 @@ class Node:
         d = identity.verify_directory(signed, ca=self.ca, office_id=self.config.office_id,
                                       now=self.clock())
         d.member(self.node_id)  # this node must be listed
-        if row is None:
-            self.committer.start()
-            self.committer.run_sync(lambda txn: self._record_directory(txn, signed, d))
+        # A directory first loaded from the file is logged when the writer starts.
+        self._unrecorded = None if row is not None else signed
         return d
 
     def _record_directory(self, txn: Transaction, signed: SignedDirectory, d: Directory) -> None:
@@ -201,6 +213,10 @@ class Node:
 
     def start_writer(self) -> None:
         self.committer.start()
+        signed, self._unrecorded = self._unrecorded, None
+        if signed is not None:
+            d = self._directory
+            self.committer.run_sync(lambda txn: self._record_directory(txn, signed, d))
 
     def stop_writer(self) -> None:
         self.committer.stop()
@@ -277,7 +293,9 @@ class Node:
         ).first()
         if seen is not None:
             if bytes(seen.message_digest) != accepted.digest:
-                raise receive_conflict(header)
+                raise InvalidBodyError(
+                    f"message id {header.message_id.hex()} from {header.sender} was already "
+                    "used for a different message")
             return int(seen.leaf_idx), True, []
         idx = txn.append(Entry(
             EntryKind.RECEIVED, header.sender, txn.now, message_id=header.message_id,
@@ -341,27 +359,7 @@ class Node:
         self._wake(recipients)
         return result
 
-    def member_or_none(self, node_id: str) -> Member | None:
-        try:
-            return self._directory.member(node_id)
-        except UnknownMemberError:
-            return None
-
     def log_verifier(self, node_id: str) -> note.Verifier:
+        """The note verifier of ``node_id``'s ledger checkpoints, from the directory."""
         member = self._directory.member(node_id)
         return note.Verifier.for_key(log_origin(self.trust_domain, node_id), member.signing_key)
-
-    def cosigner_name(self) -> str:
-        return self.origin
-
-    def grace(self) -> timedelta:
-        return timedelta(seconds=5)
-
-
-def receive_conflict(header: messages.Header) -> ExchangeError:
-    from exchange.errors import InvalidBodyError
-
-    return InvalidBodyError(
-        f"message id {header.message_id.hex()} from {header.sender} was already used for "
-        "a different message"
-    )

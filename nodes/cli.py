@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_ledger_verify)
     a = led_sub.add_parser("entries", help="list entries")
     a.add_argument("--config", required=True, type=Path)
-    a.add_argument("--from", dest="start", type=int, default=0)
-    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--from", dest="start", type=_count, default=0)
+    a.add_argument("--limit", type=_count, default=50)
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_ledger_entries)
     a = led_sub.add_parser("checkpoint", help="print the latest checkpoint with cosignatures")
@@ -136,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(a)
     a.set_defaults(func=demo.cmd_demo)
     return p
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number ≥ 0, refused with a message naming the input."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
 
 
 # --- pki ----------------------------------------------------------------------------
@@ -184,13 +195,19 @@ def cmd_directory_build(args: argparse.Namespace) -> int:
         except (KeyError, ValueError) as e:
             raise ExchangeError(f"{args.spec}: member {i + 1}: missing or bad field {e}") from e
         members.append(member_from_credentials(ms, keys, ca))
-    plan = [NumberBlock(prefix=b["prefix"], carrier_node=b["carrier"], province=b["province"],
-                        reseller=bool(b.get("reseller", False)))
-            for b in spec.get("block", [])]
+    try:
+        plan = [NumberBlock(prefix=b["prefix"], carrier_node=b["carrier"],
+                            province=b["province"], reseller=bool(b.get("reseller", False)))
+                for b in spec.get("block", [])]
+        trust_domain, version = spec["trust_domain"], int(spec["version"])
+        valid_for = timedelta(days=float(spec.get("valid_days", 30)))
+    except (KeyError, ValueError, TypeError) as e:
+        raise ExchangeError(f"{args.spec}: missing or bad field {e}") from e
+    if version < 1 or valid_for <= timedelta(0):
+        raise ExchangeError(f"{args.spec}: version must be ≥ 1 and valid_days positive")
     directory = build_directory(
-        trust_domain=spec["trust_domain"], members=members, version=int(spec["version"]),
-        valid_for=timedelta(days=float(spec.get("valid_days", 30))), numbering_plan=plan,
-        revoked_cert_serials=spec.get("revoked_cert_serials", []))
+        trust_domain=trust_domain, members=members, version=version, valid_for=valid_for,
+        numbering_plan=plan, revoked_cert_serials=spec.get("revoked_cert_serials", []))
     signed = sign_with_office(directory, args.office_keys, ca)
     args.out.write_bytes(signed.to_bytes())
     print(f"directory version {directory.version} with {len(members)} members, "

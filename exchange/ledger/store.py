@@ -29,8 +29,6 @@ from exchange.errors import (
     ExchangeError,
     LedgerError,
     OverloadedError,
-    StorageUnavailableError,
-    TamperError,
 )
 from exchange.keys import Signer
 from exchange.ledger import merkle, note
@@ -487,15 +485,3 @@ def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, byt
             for r in rows:
                 yield int(r.idx), bytes(r.leaf)
             start = int(rows[-1].idx) + 1
-
-
-__all__ = [
-    "Committed",
-    "GroupCommitter",
-    "LedgerStore",
-    "SignedCheckpoint",
-    "StorageUnavailableError",
-    "TamperError",
-    "Transaction",
-    "iter_leaves",
-]

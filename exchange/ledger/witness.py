@@ -19,7 +19,7 @@ import grpc
 from sqlalchemy import insert, select, update
 
 from exchange import messages
-from exchange.errors import ExchangeError, ForkError, NoteError
+from exchange.errors import ForkError, NoteError
 from exchange.identity import Role
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, to_micros
@@ -50,6 +50,9 @@ class Witness:
         self.status: dict[str, str] = {}
         self.forks = 0
         self.cosigned = 0
+        # Size of the last checkpoint cosigned per peer: an unchanged peer costs no new
+        # cosignature and no WITNESS entry (else witnesses would grow each other's ledgers).
+        self._last_cosigned: dict[str, int] = {}
 
     def watched(self) -> list[str]:
         """Peers this node has exchanged messages with; every member for the office."""
@@ -133,7 +136,9 @@ class Witness:
             await node.run_work(_mark_witnessed(h.id))
         if base is None:
             return "no checkpoint"
-        await self._cosign(peer, stub, base)
+        if self._last_cosigned.get(peer) != base.cp.size:
+            await self._cosign(peer, stub, base)
+            self._last_cosigned[peer] = base.cp.size
         return f"witnessed size {base.cp.size}"
 
     async def _cosign(self, peer: str, stub: Any, held: Held) -> None:
@@ -157,7 +162,8 @@ class Witness:
                 "second_note": second, "detail": detail, "found_at": to_micros(ctx.now),
                 "escalated": True})
             ctx.log_action("ledger-fork", (first + "\n" + second).encode(), peer=peer)
-            raise_escalation(ctx, peer, detail, [first.encode(), second.encode()])
+            ctx.escalate(messages.EscalationKind.LEDGER_FORK, subject_node=peer, detail=detail,
+                         evidence=(first.encode(), second.encode()))
         await self.node.run_work(work)
 
 
@@ -166,19 +172,6 @@ def _mark_witnessed(row_id: int) -> Callable[[Context], None]:
         ctx.conn.execute(update(peer_checkpoints).where(peer_checkpoints.c.id == row_id)
                          .values(witnessed=True))
     return work
-
-
-def raise_escalation(ctx: Context, subject: str, detail: str, evidence: list[bytes]) -> None:
-    node = ctx.node
-    try:
-        office = node.directory.office
-    except ExchangeError:
-        return
-    if office.node_id == node.node_id:
-        return  # the office itself found it: the ACTION entry and the evidence row suffice
-    ctx.send(office.node_id, messages.Escalation(
-        escalation_kind=messages.EscalationKind.LEDGER_FORK, subject_node=subject,
-        subject_message_id=b"", detail=detail[:1000], deadline=None, evidence=tuple(evidence)))
 
 
 __all__ = ["NoteError", "Witness"]

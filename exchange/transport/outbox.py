@@ -20,8 +20,7 @@ import grpc
 from sqlalchemy import func, insert, select, update
 
 from exchange import messages
-from exchange.errors import ExchangeError, ReceiptError, UnknownMemberError
-from exchange.identity import Role
+from exchange.errors import ExchangeError, ReceiptError
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
 from exchange.ledger.receipts import log_origin, verify_receipt
@@ -168,8 +167,8 @@ class Outbox:
                 p = due[i]
                 i += 1
                 if not response.HasField("receipt"):
-                    failure = (p, _Refused(grpc.StatusCode(_code(response.error_code)),
-                                           response.error_message))
+                    code = _STATUS_BY_NUMBER.get(response.error_code, grpc.StatusCode.UNKNOWN)
+                    failure = (p, _Refused(code, response.error_message))
                     break
                 failure = accept(p, response)
                 if failure is not None:
@@ -234,8 +233,12 @@ class Outbox:
             ctx.conn.execute(update(outbox).where(outbox.c.seq == p.seq).values(
                 attempts=attempts, next_attempt_at=next_at, last_error=str(error)[:500],
                 escalated=p.escalated or escalate))
-            if escalate:
-                escalate_delivery_failure(ctx, recipient, p.message_id, attempts, str(error))
+            if escalate and ctx.escalate(
+                    messages.EscalationKind.DELIVERY_FAILURE, subject_node=recipient,
+                    subject_message_id=p.message_id,
+                    detail=f"{attempts} delivery attempts failed: {str(error)[:300]}") is None:
+                ctx.log_action("delivery-failure", str(error).encode()[:500], peer=recipient,
+                               message_id=p.message_id)
         try:
             await self.node.run_work(work)
         except ExchangeError as e:
@@ -249,30 +252,7 @@ class _Refused(ExchangeError):
         self.code = code
 
 
-def _code(value: int) -> tuple[int, str]:
-    for c in grpc.StatusCode:
-        if c.value[0] == value:
-            return c.value  # type: ignore[no-any-return]
-    return grpc.StatusCode.UNKNOWN.value  # type: ignore[no-any-return]
-
-
-def escalate_delivery_failure(ctx: Context, recipient: str, message_id: bytes, attempts: int,
-                              reason: str) -> None:
-    node = ctx.node
-    try:
-        office = node.directory.office
-    except ExchangeError:
-        return
-    if office.node_id in (node.node_id, recipient) or node.me.role is Role.OFFICE:
-        ctx.log_action("delivery-failure", reason.encode()[:500], peer=recipient,
-                       message_id=message_id)
-        return
-    with contextlib.suppress(UnknownMemberError):
-        ctx.send(office.node_id, messages.Escalation(
-            escalation_kind=messages.EscalationKind.DELIVERY_FAILURE, subject_node=recipient,
-            subject_message_id=message_id,
-            detail=f"{attempts} delivery attempts failed: {reason[:300]}",
-            deadline=None, evidence=()))
+_STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 
 def record_peer_checkpoint(conn: Any, cp: note.Checkpoint, text: str, now: Any) -> None:

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from exchange.errors import ExchangeError, LedgerError, NoteError, VerificationError
+from exchange.errors import (
+    ExchangeError,
+    LedgerError,
+    NoteError,
+    OverloadedError,
+    VerificationError,
+)
 from exchange.identity import Role
 from exchange.ledger import note
 from exchange.ledger.entries import Entry
@@ -105,8 +111,6 @@ def _refusal(error: BaseException) -> service_pb2.DeliverResponse:
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ExchangeError) -> None:
-    from exchange.errors import OverloadedError
-
     if isinstance(error, OverloadedError):
         context.set_trailing_metadata((("retry-after-ms", str(int(error.retry_after * 1000))),))
     await abort_with(context, error)
@@ -136,27 +140,32 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
     async def GetInclusionProof(self, request: service_pb2.GetInclusionProofRequest,
                                 context: grpc.aio.ServicerContext[Any, Any]
                                 ) -> service_pb2.GetInclusionProofResponse:
-        store = self.node.store
         try:
-            if request.WhichOneof("leaf") == "message_digest":
-                found = store.find(message_digest=request.message_digest)
-                if not found:
-                    raise LedgerError("no entry of this ledger holds a message with that digest")
-                # Prefer an entry the caller may read; proofs are open to every member.
-                readable = [i for i in found if self._may_read(store.leaf(i))]
-                index = (readable or found)[0]
-            else:
-                index = request.index
-            latest = store.latest
-            if latest is None:
-                raise LedgerError("the ledger is empty: no checkpoint yet")
-            cp = latest if request.tree_size in (0, latest.size) \
-                else store.checkpoint_at(request.tree_size)
-            hashes = await asyncio.to_thread(store.inclusion_proof, index, cp.size)
-            leaf = store.leaf(index)
+            # Database reads: off the event loop (to_thread carries the caller's identity).
+            return await asyncio.to_thread(self._inclusion, request)
         except ExchangeError as e:
             await abort_with(context, e)
             raise
+
+    def _inclusion(self, request: service_pb2.GetInclusionProofRequest
+                   ) -> service_pb2.GetInclusionProofResponse:
+        store = self.node.store
+        if request.WhichOneof("leaf") == "message_digest":
+            found = store.find(message_digest=request.message_digest)
+            if not found:
+                raise LedgerError("no entry of this ledger holds a message with that digest")
+            # Prefer an entry the caller may read; proofs are open to every member.
+            readable = [i for i in found if self._may_read(store.leaf(i))]
+            index = (readable or found)[0]
+        else:
+            index = request.index
+        latest = store.latest
+        if latest is None:
+            raise LedgerError("the ledger is empty: no checkpoint yet")
+        cp = latest if request.tree_size in (0, latest.size) \
+            else store.checkpoint_at(request.tree_size)
+        hashes = store.inclusion_proof(index, cp.size)
+        leaf = store.leaf(index)
         return service_pb2.GetInclusionProofResponse(
             index=index, tree_size=cp.size, hashes=hashes,
             leaf=leaf if self._may_read(leaf) else b"", checkpoint=store.cosigned(cp),

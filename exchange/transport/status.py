@@ -62,16 +62,15 @@ def status_for(error: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-_BY_CODE: dict[grpc.StatusCode, type[e.ExchangeError]] = {
-    grpc.StatusCode.UNAUTHENTICATED: e.BadSignatureError,
-    grpc.StatusCode.PERMISSION_DENIED: e.RoleNotAllowedError,
-    grpc.StatusCode.INVALID_ARGUMENT: e.InvalidBodyError,
-    grpc.StatusCode.FAILED_PRECONDITION: e.WrongRecipientError,
-    grpc.StatusCode.OUT_OF_RANGE: e.ClockSkewError,
-}
-
-# Statuses after which the same message will never be accepted: retrying is pointless.
-PERMANENT = frozenset(_BY_CODE)
+# Statuses after which the same envelope will never be accepted: the sender escalates at
+# once (and keeps the row, so nothing is lost) instead of waiting out its retries.
+PERMANENT = frozenset({
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+})
 
 
 def is_permanent(code: grpc.StatusCode) -> bool:

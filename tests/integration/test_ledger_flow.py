@@ -59,14 +59,18 @@ OFFICE, POLICE, BUREAU, CARRIER = "office.cn", "police.fj", "bureau.fj", "cmcc.f
 
 def node_of(fed: Federation, node_id: str, *, backoff_initial_seconds: float | None = None
             ) -> Node:
-    """The member's node, its witness loop slowed to one round at start (tests call
-    ``witness.round()`` themselves) and, if given, a slower delivery backoff."""
+    """The member's node with its ledger writer started, its witness loop slowed to one
+    round at start (tests call ``witness.round()`` themselves) and, if given, a slower
+    delivery backoff."""
     cfg = NodeConfig.from_file(fed.config(node_id))
     cfg = replace(cfg, deadlines=replace(cfg.deadlines, witness_interval_seconds=3600.0))
     if backoff_initial_seconds is not None:
         cfg = replace(cfg, delivery=replace(cfg.delivery,
                                             backoff_initial_seconds=backoff_initial_seconds))
-    return Node(cfg)
+    node = Node(cfg)
+    # Some tests drive the node without a server: its ledger writer must run all the same.
+    node.start_writer()
+    return node
 
 
 class ServingWith(RunningNode):
@@ -383,9 +387,13 @@ def test_witness_round_cosigns_the_peer_checkpoint_and_the_office_covers_everyon
                                               [cosignature_verifier(police)])
             assert (wcp, ws) == (cp, [cosignature_verifier(police)])
 
-            # A second round with nothing new adds no second cosignature at the peer.
+            # A second round with nothing new adds no second cosignature at the peer, and
+            # no second WITNESS entry here (witnesses must not grow each other's ledgers).
+            police_size = police.store.size
             await rp.witness.round()
             assert bureau.store.witnesses_of(size) == [POLICE]
+            assert len(of_kind(police, EntryKind.WITNESS)) == 1
+            assert police.store.size == police_size
 
             status = await ro.witness.round()
             assert set(status) == {POLICE, BUREAU, CARRIER}
