@@ -10,13 +10,14 @@ or not at all; its caller learns the outcome only once the transaction is durabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -436,12 +437,18 @@ class GroupCommitter:
                     try:
                         result = work.fn(txn)
                         savepoint.commit()
-                    except (ExchangeError, SQLAlchemyError, ValueError, KeyError) as e:
+                    except Exception as e:
                         if savepoint.is_active:
                             savepoint.rollback()
                         store._rewind(mark)
                         if isinstance(e, DBAPIError) and storage.is_unavailable(e):
                             raise
+                        if not isinstance(e, ExchangeError | SQLAlchemyError | ValueError
+                                          | KeyError):
+                            # A defect in a handler: refuse this message (the sender retries
+                            # and escalates), keep the rest of the batch, and say where.
+                            log.exception("ledger work item failed")
+                            e = LedgerError(f"handler failed: {e!r}")
                         outcomes.append((work, None, e, ()))
                         continue
                     outcomes.append((work, result, None, tuple(txn.appended)))
@@ -456,17 +463,21 @@ class GroupCommitter:
                 err = LedgerError(f"ledger transaction failed: {e!r}")
             log.warning("ledger batch of %d rolled back: %s", len(batch), err)
             for work in batch:
-                if not work.future.done():
+                with contextlib.suppress(InvalidStateError):
                     work.future.set_exception(err)
             return
         store._commit_pending(checkpoint)
         self.batches += 1
         self.items += len(batch)
         for work, result, error, appended in outcomes:
-            if error is not None:
-                work.future.set_exception(error)
-            else:
-                work.future.set_result(Committed(result, checkpoint, appended))
+            # A caller that gave up waiting (a cancelled call, a stopping node) cancelled its
+            # future; the work is committed all the same and a retry finds it (idempotent
+            # receive). It must not take the writer thread down with it.
+            with contextlib.suppress(InvalidStateError):
+                if error is not None:
+                    work.future.set_exception(error)
+                else:
+                    work.future.set_result(Committed(result, checkpoint, appended))
 
 
 def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:
