@@ -167,6 +167,17 @@ class StorageUnavailableError(ExchangeError):
     """The database cannot be written now (locked, stopped); nothing was accepted."""
 
 
+# --- Operators ---------------------------------------------------------------------
+
+
+class OperationError(ExchangeError):
+    """An operator command cannot be carried out: unknown, bad arguments, no such item."""
+
+
+class OperatorNotAllowedError(OperationError):
+    """Only the node's own certificate may send operator commands."""
+
+
 # --- Data --------------------------------------------------------------------------
 
 

@@ -94,6 +94,12 @@ def check_incoming(
 
 
 _NUMBER_FIELDS = ("numbers",)
+# Reports carry numbers as investigators found them: the bureau judges each one and
+# answers per number (rejected with its reason, or accepted), so one bad number in a
+# report of thousands does not refuse the rest. Every other body lists numbers its
+# sender has already validated, and a bad one refuses the message.
+AS_REPORTED = frozenset({"number_report"})
+MAX_REPORTED_NUMBER_CHARS = 64
 
 
 def check_body(msg: messages.Message, now: datetime, limits: Limits) -> None:
@@ -108,6 +114,13 @@ def check_body(msg: messages.Message, now: datetime, limits: Limits) -> None:
                 f"{msg.kind} lists {len(values)} numbers, at most "
                 f"{limits.max_numbers_per_message} per message"
             )
+        if msg.kind in AS_REPORTED:
+            for value in values:
+                if not value or len(value) > MAX_REPORTED_NUMBER_CHARS:
+                    raise InvalidBodyError(
+                        f"{msg.kind}: a reported number must be 1 to "
+                        f"{MAX_REPORTED_NUMBER_CHARS} characters, got {len(value)}")
+            continue
         for value in values:
             _check_e164(msg.kind, value)
     single = getattr(body, "number", None)

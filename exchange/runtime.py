@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from exchange.ledger.witness import Witness
@@ -14,7 +14,7 @@ from exchange.node import Node
 from exchange.transport.client import Peers
 from exchange.transport.outbox import Outbox
 from exchange.transport.server import build_server
-from exchange.transport.services import ExchangeService, LedgerService
+from exchange.transport.services import AdminService, ExchangeService, LedgerService, Operation
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class RunningNode:
     def __init__(self, node: Node, *, listen: str | None = None,
                  background: list[Callable[[RunningNode], Coroutine[Any, Any, None]]] | None
-                 = None) -> None:
+                 = None, operations: Mapping[str, Operation] | None = None) -> None:
         self.node = node
         self.listen = listen or node.config.listen
         self.peers = Peers(node.tls, node.current_directory,
@@ -30,6 +30,7 @@ class RunningNode:
         self.outbox = Outbox(node, self.peers)
         self.witness = Witness(node, self.peers)
         self._background = list(background or [])
+        self.operations = dict(operations or {})
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
         self.server: Any = None
@@ -41,6 +42,7 @@ class RunningNode:
             tls=node.tls, listen=self.listen, resolver=node,
             exchange=ExchangeService(node, stream_window=node.config.limits.stream_window),
             ledger=LedgerService(node),
+            admin=AdminService(node, self.operations) if self.operations else None,
             max_message_bytes=node.config.limits.max_envelope_bytes,
         )
         await self.server.start()

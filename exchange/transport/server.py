@@ -33,6 +33,9 @@ current_peer: contextvars.ContextVar[Member] = contextvars.ContextVar("bcx_peer"
 
 EXCHANGE_SERVICE = "bcx.v1.Exchange"
 LEDGER_SERVICE = "bcx.v1.Ledger"
+ADMIN_SERVICE = "bcx.v1.Admin"
+# Every bcx service authenticates the peer against the directory before any handler runs.
+AUTHENTICATED_PREFIXES = tuple(f"/{s}/" for s in (EXCHANGE_SERVICE, LEDGER_SERVICE, ADMIN_SERVICE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +120,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or not (method.startswith(f"/{EXCHANGE_SERVICE}/")
-                                   or method.startswith(f"/{LEDGER_SERVICE}/")):
+        if handler is None or not method.startswith(AUTHENTICATED_PREFIXES):
             return handler
         return _wrap(handler, self.authenticate)
 
@@ -178,6 +180,7 @@ def build_server(
     exchange: service_pb2_grpc.ExchangeServicer,
     ledger: service_pb2_grpc.LedgerServicer,
     max_message_bytes: int,
+    admin: service_pb2_grpc.AdminServicer | None = None,
     max_concurrent_streams: int = 256,
 ) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
     """A started-ready (not yet started) server bound to ``listen``; returns it and its port."""
@@ -194,6 +197,8 @@ def build_server(
     )
     service_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)  # type: ignore[no-untyped-call]
     service_pb2_grpc.add_LedgerServicer_to_server(ledger, server)  # type: ignore[no-untyped-call]
+    if admin is not None:
+        service_pb2_grpc.add_AdminServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
@@ -201,7 +206,7 @@ def build_server(
         service_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
-    )
+    ) + ((service_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,) if admin else ())
     reflection.enable_server_reflection(names, server)
     credentials = grpc.ssl_server_credentials(
         [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -13,6 +14,8 @@ from exchange.errors import (
     ExchangeError,
     LedgerError,
     NoteError,
+    OperationError,
+    OperatorNotAllowedError,
     OverloadedError,
     VerificationError,
 )
@@ -218,3 +221,47 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
             txn.conn, size=cp.size, witness=witness.node_id, line=sig.line,
             timestamp=timestamp))
         return service_pb2.AddCosignatureResponse()
+
+
+Operation = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class AdminService(service_pb2_grpc.AdminServicer):
+    """Operator commands, from the node's own certificate only, to registered operations.
+
+    The operations (and what their JSON arguments mean) belong to the agency code that
+    registers them; this adapter authenticates, decodes JSON and maps errors to statuses.
+    """
+
+    def __init__(self, node: Node, operations: Mapping[str, Operation]) -> None:
+        self.node = node
+        self.operations = dict(operations)
+
+    async def Operate(self, request: service_pb2.OperateRequest,
+                      context: grpc.aio.ServicerContext[Any, Any]
+                      ) -> service_pb2.OperateResponse:
+        peer = current_peer.get().node_id
+        try:
+            if peer != self.node.node_id:
+                raise OperatorNotAllowedError(
+                    f"operator commands to {self.node.node_id} need its own certificate; "
+                    f"{peer} may not send them")
+            op = self.operations.get(request.operation)
+            if op is None:
+                known = ", ".join(sorted(self.operations)) or "none"
+                raise OperationError(f"{self.node.node_id} has no operation "
+                                     f"{request.operation!r} (known: {known})")
+            try:
+                arguments = json.loads(request.arguments_json or b"{}")
+            except ValueError as e:
+                raise OperationError(f"arguments of {request.operation} are not JSON: {e}") \
+                    from e
+            if not isinstance(arguments, dict):
+                raise OperationError(f"arguments of {request.operation} must be a JSON object")
+            result = await op(arguments)
+        except ExchangeError as e:
+            log.info("operation %s refused: %s: %s", request.operation, type(e).__name__, e)
+            await _abort(context, e)
+            raise  # unreachable: abort raises
+        log.info("operation %s done", request.operation)
+        return service_pb2.OperateResponse(result_json=json.dumps(result).encode())

@@ -15,6 +15,8 @@
 | message over the size limit               | RESOURCE_EXHAUSTED  |
 | node overloaded (retry later)             | RESOURCE_EXHAUSTED  |
 | recipient is not this node                | FAILED_PRECONDITION |
+| operator command from another node        | PERMISSION_DENIED   |
+| operator command unknown or invalid       | INVALID_ARGUMENT    |
 | created_at outside the clock skew         | OUT_OF_RANGE        |
 | message expired                           | OUT_OF_RANGE        |
 | directory expired on this node            | UNAVAILABLE         |
@@ -37,6 +39,8 @@ _TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (e.RevokedKeyError, grpc.StatusCode.UNAUTHENTICATED),
     (e.PeerMismatchError, grpc.StatusCode.PERMISSION_DENIED),
     (e.RoleNotAllowedError, grpc.StatusCode.PERMISSION_DENIED),
+    (e.OperatorNotAllowedError, grpc.StatusCode.PERMISSION_DENIED),
+    (e.OperationError, grpc.StatusCode.INVALID_ARGUMENT),
     (e.MalformedEnvelopeError, grpc.StatusCode.INVALID_ARGUMENT),
     (e.InvalidBodyError, grpc.StatusCode.INVALID_ARGUMENT),
     (e.OversizeMessageError, grpc.StatusCode.RESOURCE_EXHAUSTED),

@@ -175,6 +175,11 @@ def state(node: Node) -> State:
 # --- envelopes -----------------------------------------------------------------------------
 
 
+def withdrawal(numbers: tuple[str, ...]) -> messages.Withdrawal:
+    return messages.Withdrawal(withdrawn_message_id=bytes(16), reason="entered in error",
+                               numbers=numbers)
+
+
 def report(numbers: tuple[str, ...] = (NUMBER,), evidence: str = EVIDENCE
            ) -> messages.NumberReport:
     return messages.NumberReport(numbers=numbers, category=messages.Category.FRAUD,
@@ -322,12 +327,17 @@ REFUSALS = (
             make=lambda world: sealed(world, body=messages.ShutdownNotice(
                 numbers=(NUMBER,), legal_basis="art. 1",
                 deadline=datetime.now(UTC) + timedelta(hours=24)))),
+    # A number report carries numbers as found (the bureau answers per number); a
+    # withdrawal lists numbers its sender already knows in E.164, and a bad one refuses it.
     Refusal("number-not-in-e164-form", Code.INVALID_ARGUMENT,
-            r"number_report: number '13959112345' is not in E\.164 form",
-            make=lambda world: sealed(world, body=report(numbers=("13959112345",)))),
+            r"withdrawal: number '13959112345' is not in E\.164 form",
+            make=lambda world: sealed(world, body=withdrawal(("13959112345",)))),
     Refusal("number-not-a-mobile-number", Code.INVALID_ARGUMENT,
-            r"number_report: '\+861100000000': not a mainland mobile number",
-            make=lambda world: sealed(world, body=report(numbers=("+861100000000",)))),
+            r"withdrawal: '\+861100000000': not a mainland mobile number",
+            make=lambda world: sealed(world, body=withdrawal(("+861100000000",)))),
+    Refusal("reported-number-empty", Code.INVALID_ARGUMENT,
+            r"number_report: a reported number must be 1 to 64 characters, got 0",
+            make=lambda world: sealed(world, body=report(numbers=("",)))),
     Refusal("directory-expired", Code.UNAVAILABLE,
             r"directory version 1 expired at .*; refusing traffic",
             setup=jump_past_directory_expiry),

@@ -113,3 +113,17 @@ class AddCosignatureRequest(_message.Message):
 class AddCosignatureResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class OperateRequest(_message.Message):
+    __slots__ = ("operation", "arguments_json")
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    operation: str
+    arguments_json: bytes
+    def __init__(self, operation: _Optional[str] = ..., arguments_json: _Optional[bytes] = ...) -> None: ...
+
+class OperateResponse(_message.Message):
+    __slots__ = ("result_json",)
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    result_json: bytes
+    def __init__(self, result_json: _Optional[bytes] = ...) -> None: ...

@@ -430,3 +430,87 @@ class Ledger:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AdminStub:
+    """Operator commands (`bcx report`, `bcx decide`, …) to a running node. Only the node's
+    own certificate may call it: the operator proves access to the node's key material.
+    Operations and their JSON arguments are the agency's business (nodes/), not the
+    protocol's; what they send to other nodes travels as signed messages like any other.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Operate = channel.unary_unary(
+                '/bcx.v1.Admin/Operate',
+                request_serializer=bcx_dot_v1_dot_service__pb2.OperateRequest.SerializeToString,
+                response_deserializer=bcx_dot_v1_dot_service__pb2.OperateResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServicer:
+    """Operator commands (`bcx report`, `bcx decide`, …) to a running node. Only the node's
+    own certificate may call it: the operator proves access to the node's key material.
+    Operations and their JSON arguments are the agency's business (nodes/), not the
+    protocol's; what they send to other nodes travels as signed messages like any other.
+    """
+
+    def Operate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Operate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Operate,
+                    request_deserializer=bcx_dot_v1_dot_service__pb2.OperateRequest.FromString,
+                    response_serializer=bcx_dot_v1_dot_service__pb2.OperateResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'bcx.v1.Admin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('bcx.v1.Admin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Admin:
+    """Operator commands (`bcx report`, `bcx decide`, …) to a running node. Only the node's
+    own certificate may call it: the operator proves access to the node's key material.
+    Operations and their JSON arguments are the agency's business (nodes/), not the
+    protocol's; what they send to other nodes travels as signed messages like any other.
+    """
+
+    @staticmethod
+    def Operate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bcx.v1.Admin/Operate',
+            bcx_dot_v1_dot_service__pb2.OperateRequest.SerializeToString,
+            bcx_dot_v1_dot_service__pb2.OperateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
