@@ -1,11 +1,119 @@
-"""Building a node for an agency: the exchange runtime plus that agency's handlers."""
+"""Building a node for an agency: the exchange runtime plus that agency's behaviour.
+
+The role comes from the signed directory, never from the configuration: a node listed
+as a bureau gets the bureau's handlers, operator commands and deadline checks.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
 from exchange.config import NodeConfig
-from exchange.node import Node
+from exchange.errors import ExchangeError, OperationError
+from exchange.identity import Role
+from exchange.node import Context, Handler, Node
+from exchange.runtime import RunningNode
+from nodes import bureau, carrier, commerce, office, police
+
+log = logging.getLogger(__name__)
+
+HANDLERS: dict[Role, Mapping[str, Handler]] = {
+    Role.POLICE: police.HANDLERS,
+    Role.BUREAU: bureau.HANDLERS,
+    Role.CARRIER: carrier.HANDLERS,
+    Role.COMMERCE: commerce.HANDLERS,
+    Role.OFFICE: office.HANDLERS,
+}
+
+Work = Callable[..., Any]
+
+# Operator commands per role: name -> function(ctx, **arguments), run in one transaction.
+OPERATIONS: dict[Role, dict[str, Work]] = {
+    Role.POLICE: {"report": police.report, "withdraw": police.withdraw, "ask": police.ask},
+    Role.COMMERCE: {"report": police.report, "withdraw": police.withdraw,
+                    "channel": commerce.channel_report},
+    Role.BUREAU: {"decide": bureau.decide_appeal, "penalty": bureau.issue_penalty,
+                  "progress": bureau.send_progress},
+    Role.CARRIER: {"appeal": carrier.appeal, "id-report": carrier.id_concentration},
+    Role.OFFICE: {},
+}
 
 
-def make_node(config: NodeConfig) -> Node:
-    """The node for ``config``. Agencies' workflow handlers register here as they land."""
-    return Node(config)
+def make_node(config: NodeConfig, **kw: Any) -> Node:
+    """The node for ``config`` with the handlers of the role the directory gives it."""
+    node = Node(config, **kw)
+    node.handlers.update(HANDLERS[node.me.role])
+    return node
+
+
+class Scheduler:
+    """Deadlines: escalate overdue obligations; bureaus also report progress to the office."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._last_progress = time.monotonic()
+
+    def tick(self, ctx: Context) -> dict[str, Any]:
+        role = self.node.me.role
+        raised: list[bytes] = []
+        out: dict[str, Any] = {}
+        if role is Role.BUREAU:
+            raised += bureau.overdue_notices(ctx)
+            every = self.node.config.deadlines.progress_interval_seconds
+            if time.monotonic() - self._last_progress >= every:
+                out["progress"] = bureau.send_progress(ctx)
+                self._last_progress = time.monotonic()
+        elif role in (Role.POLICE, Role.COMMERCE):
+            raised += police.overdue(ctx)
+        elif role is Role.CARRIER:
+            raised += carrier.overdue(ctx)
+        out["escalations"] = [r.hex() for r in raised if r]
+        out["overdue"] = len(raised)
+        return out
+
+    async def run(self, running: RunningNode) -> None:
+        interval = self.node.config.deadlines.scheduler_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                result = await self.node.run_work(self.tick)
+                if result["overdue"]:
+                    log.warning("node %s escalated %d overdue obligation(s)",
+                                self.node.node_id, result["overdue"])
+            except ExchangeError as e:
+                log.warning("deadline check on %s failed, retrying in %.0fs: %s",
+                            self.node.node_id, interval, e)
+
+
+def operations(node: Node, scheduler: Scheduler) -> dict[str, Callable[[dict[str, Any]],
+                                                                     Awaitable[Any]]]:
+    """The operator commands this node accepts over its Admin service."""
+    table = dict(OPERATIONS[node.me.role])
+    table["tick"] = scheduler.tick
+    return {name: _operation(node, name, fn) for name, fn in table.items()}
+
+
+def _operation(node: Node, name: str, fn: Work) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    signature = inspect.signature(fn)
+
+    async def run(arguments: dict[str, Any]) -> Any:
+        try:
+            signature.bind(None, **arguments)
+        except TypeError as e:
+            params = [p for p in signature.parameters if p != "ctx"]
+            raise OperationError(f"{name}: {e} (arguments: {', '.join(params)})") from None
+        return await node.run_work(lambda ctx: fn(ctx, **arguments))
+    return run
+
+
+def make_running(config: NodeConfig, *, listen: str | None = None, **kw: Any) -> RunningNode:
+    """A node ready to start: server, outbox, witness, deadline scheduler, operator commands."""
+    node = make_node(config, **kw)
+    scheduler = Scheduler(node)
+    return RunningNode(node, listen=listen, background=[scheduler.run],
+                       operations=operations(node, scheduler))

@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--ca", required=True, type=Path)
     a.set_defaults(func=cmd_evidence_verify)
 
-    from nodes import demo
+    from nodes import commands, demo
+
+    commands.add_commands(sub)
 
     a = sub.add_parser("demo", help="run a whole federation on this machine and its scenario")
     demo.add_arguments(a)
@@ -249,15 +251,13 @@ def load_config(path: Path) -> NodeConfig:
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
-    from nodes.agency import make_node
+    from nodes.agency import make_running
 
     config = load_config(args.config)
 
     async def run() -> None:
-        from exchange.runtime import RunningNode
-
-        node = make_node(config)
-        running = RunningNode(node)
+        running = make_running(config)
+        node = running.node
         port = await running.start()
         log.info("%s (%s) serving on port %d; database %s", node.node_id, node.me.role.value,
                  port, storage.redact_url(config.database_url))

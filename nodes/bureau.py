@@ -1,0 +1,558 @@
+"""A provincial communications bureau: reports in, notices out, outcomes back to the police.
+
+Every handler runs in the node's ledger transaction, so a report is logged, triaged,
+turned into notices and acknowledged to its reporter in one commit; an action report
+is logged, applied, re-routed where the number was ported, and fed back in one commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from exchange import messages
+from exchange.errors import InvalidBodyError, OperationError
+from exchange.identity import Role
+from exchange.messages import (
+    AppealDecision,
+    AppealOutcome,
+    Category,
+    Circular,
+    NumberOutcome,
+    NumberReport,
+    Penalty,
+    ProgressCount,
+    ProgressReport,
+    ShutdownNotice,
+    Withdrawal,
+)
+from exchange.node import Context
+from exchange.receive import Accepted
+from nodes.models import (
+    appeals,
+    channel_reports,
+    id_holders,
+    notice_numbers,
+    notices,
+    numbers,
+    penalties,
+    report_numbers,
+    reports,
+)
+from nodes.workflow import (
+    FINAL,
+    STATUS_OF_OUTCOME,
+    Router,
+    Status,
+    Verdict,
+    chunks,
+    feedback,
+    forward_thread,
+    from_micros,
+    message_id_arg,
+    parse_forward_thread,
+    to_micros,
+    triage,
+    try_normalise,
+)
+
+LEGAL_BASIS = ("Anti-Telecom and Online Fraud Law art. 21; MIIT real-name registration "
+               "rules: shut down unregistered cards used for fraud")
+
+_routers: dict[tuple[int, int], Router] = {}
+
+
+def router_for(ctx: Context) -> Router:
+    d = ctx.directory
+    key = (id(d), d.version)
+    r = _routers.get(key)
+    if r is None:
+        _routers.clear()
+        r = _routers[key] = Router.for_directory(d)
+    return r
+
+
+def _province(ctx: Context) -> str:
+    return ctx.directory.member(ctx.node.node_id).province
+
+
+# --- Reports ---------------------------------------------------------------------------
+
+
+def on_number_report(ctx: Context, acc: Accepted) -> None:
+    h, body = acc.message.header, acc.message.body
+    assert isinstance(body, NumberReport)
+    if acc.sender.role is Role.BUREAU:
+        forwarded = parse_forward_thread(h.thread)
+        if forwarded is None:
+            raise InvalidBodyError(
+                f"a report forwarded by {h.sender} must name its origin in the thread "
+                "('forwarded:<node>:<report id>')")
+        origin, report_id = forwarded
+    else:
+        origin, report_id = h.sender, h.message_id
+    if ctx.conn.execute(select(reports.c.report_id).where(
+            reports.c.report_id == report_id)).first() is not None:
+        # The same report again under a new message (a second forward): already handled.
+        ctx.log_action("report.already-known", report_id, message_id=h.message_id)
+        return
+    deadlines = ctx.node.config.deadlines
+    ctx.conn.execute(insert(reports), {
+        "report_id": report_id, "origin": origin, "counterpart": h.sender,
+        "category": body.category.value, "case_number": body.case_number,
+        "numbers_total": len(body.numbers), "created_at": to_micros(ctx.now),
+        "feedback_due_at": to_micros(ctx.now + timedelta(hours=deadlines.feedback_hours)),
+        "withdrawn_at": None, "escalated_at": None})
+    candidates = {n for n in map(try_normalise, body.numbers) if n}
+    known = {r.number: r for r in _numbers_rows(ctx, candidates)}
+    live_known = [n for n, r in known.items() if r.status not in (Status.WITHDRAWN,
+                                                                   Status.RESTORED)]
+    decisions = triage(body.numbers, province=_province(ctx), known=live_known,
+                       router=router_for(ctx), directory=ctx.directory)
+    rows: dict[str, dict[str, Any]] = {}
+    to_notice: dict[str, list[str]] = defaultdict(list)
+    to_forward: dict[str, list[str]] = defaultdict(list)
+    for t in decisions:
+        key = t.number or t.reported
+        if key in rows:
+            continue  # the same number twice in one report
+        if t.verdict is Verdict.REJECT:
+            status, detail, carrier = Status.REJECTED, t.reason, ""
+        elif t.verdict is Verdict.UNROUTABLE:
+            status, detail, carrier = Status.UNROUTABLE, t.reason, ""
+        elif t.verdict is Verdict.FORWARD:
+            status, detail, carrier = Status.FORWARDED, f"to {t.target}", ""
+            to_forward[t.target].append(t.number)
+        elif t.verdict is Verdict.KNOWN:
+            case = known.get(t.number)
+            if case is None:  # twice in this report, first time noticed just now
+                continue
+            status, detail, carrier = Status(case.status), "already known to this bureau", \
+                case.carrier_node
+        else:
+            status, detail, carrier = Status.NOTICED, f"notice to {t.target}", t.target
+            to_notice[t.target].append(t.number)
+        rows[key] = {"report_id": report_id, "number": key, "status": status.value,
+                     "detail": detail, "carrier_node": carrier, "final": status in FINAL,
+                     "updated_at": to_micros(ctx.now)}
+    ctx.conn.execute(insert(report_numbers), list(rows.values()))
+    category = body.category
+    new_cases = [{"number": n, "status": Status.NOTICED.value, "category": category.value,
+                  "carrier_node": carrier, "notice_id": None, "tried": carrier,
+                  "outlet_code": "", "detail": "", "updated_at": to_micros(ctx.now)}
+                 for carrier, ns in to_notice.items() for n in ns]
+    if new_cases:
+        ctx.conn.execute(insert(numbers), new_cases)
+    for carrier, ns in sorted(to_notice.items()):
+        send_notices(ctx, carrier, ns, category=category, source=report_id)
+    for bureau, ns in sorted(to_forward.items()):
+        for part in chunks(ns):
+            ctx.send(bureau, NumberReport(
+                numbers=tuple(part), category=category, discovered_at=body.discovered_at,
+                case_number=body.case_number, evidence_summary=body.evidence_summary,
+                confidence=body.confidence), in_reply_to=report_id,
+                thread=forward_thread(origin, report_id))
+    # The acknowledgement: every number with what this bureau did with it.
+    send_feedback(ctx, origin, [
+        feedback(r["number"], Status(r["status"]), detail=r["detail"],
+                 carrier_node=r["carrier_node"], report_id=report_id, decided_at=ctx.now)
+        for r in rows.values()], summary=f"report {report_id.hex()} received by "
+        f"{ctx.node.node_id}: {len(rows)} number(s)", in_reply_to=report_id)
+
+
+def _numbers_rows(ctx: Context, candidates: Iterable[str]) -> list[Any]:
+    out = []
+    for part in chunks(sorted(candidates)):
+        out.extend(ctx.conn.execute(select(numbers).where(numbers.c.number.in_(part))).all())
+    return out
+
+
+def send_notices(ctx: Context, carrier: str, nums: Sequence[str], *, category: Category,
+                 source: bytes) -> list[bytes]:
+    deadline = ctx.now + ctx.node.config.deadlines.shutdown()
+    ids = []
+    for part in chunks(list(nums)):
+        notice_id = ctx.send(carrier, ShutdownNotice(
+            numbers=tuple(part), legal_basis=LEGAL_BASIS, deadline=deadline,
+            investigate_channel=True, source_reports=(source,), category=category),
+            thread=f"report:{source.hex()}")
+        ctx.conn.execute(insert(notices), {
+            "notice_id": notice_id, "bureau": ctx.node.node_id, "carrier": carrier,
+            "category": category.value, "created_at": to_micros(ctx.now),
+            "deadline": to_micros(deadline), "numbers_total": len(part), "answered": 0,
+            "closed_at": None, "escalated_at": None})
+        ctx.conn.execute(insert(notice_numbers), [
+            {"notice_id": notice_id, "number": n, "outcome": None, "detail": "",
+             "answered_at": None, "answer_id": None} for n in part])
+        ctx.conn.execute(update(numbers).where(numbers.c.number.in_(part))
+                         .values(notice_id=notice_id))
+        ids.append(notice_id)
+    return ids
+
+
+def send_feedback(ctx: Context, origin: str, lines: Sequence[NumberOutcome], *, summary: str,
+                  in_reply_to: bytes = b"") -> None:
+    """Send ``lines`` to ``origin`` in Circulars; note on each line which Circular told it."""
+    if not lines or not ctx.directory.has_member(origin):
+        return
+    for part in chunks(list(lines)):
+        cid = ctx.send(origin, Circular(outcomes=tuple(part), summary=summary),
+                       in_reply_to=in_reply_to)
+        by_report: dict[bytes, list[str]] = defaultdict(list)
+        for line in part:
+            by_report[line.report_id].append(line.number)
+        for rid, nums in by_report.items():
+            for sub in chunks(nums):
+                ctx.conn.execute(update(report_numbers).where(
+                    report_numbers.c.report_id == rid, report_numbers.c.number.in_(sub))
+                    .values(feedback_id=cid))
+
+
+def feed_back_final(ctx: Context, decided: dict[str, tuple[Status, str, str]]) -> None:
+    """Tell every reporter of these numbers their final outcome; close those lines."""
+    if not decided:
+        return
+    open_rows = []
+    for part in chunks(sorted(decided)):
+        open_rows.extend(ctx.conn.execute(
+            select(report_numbers.c.report_id, report_numbers.c.number, reports.c.origin)
+            .join(reports, reports.c.report_id == report_numbers.c.report_id)
+            .where(report_numbers.c.number.in_(part), report_numbers.c.final.is_(False),
+                   reports.c.withdrawn_at.is_(None))).all())
+    by_origin: dict[str, list[NumberOutcome]] = defaultdict(list)
+    for row in open_rows:
+        status, detail, carrier = decided[row.number]
+        ctx.conn.execute(update(report_numbers).where(
+            report_numbers.c.report_id == row.report_id,
+            report_numbers.c.number == row.number).values(
+            status=status.value, detail=detail, carrier_node=carrier,
+            final=status in FINAL, updated_at=to_micros(ctx.now)))
+        by_origin[row.origin].append(feedback(
+            row.number, status, detail=detail, carrier_node=carrier,
+            report_id=bytes(row.report_id), decided_at=ctx.now))
+    for origin, lines in sorted(by_origin.items()):
+        send_feedback(ctx, origin, lines, summary=f"outcomes of {len(lines)} reported number(s)")
+
+
+# --- Carriers' answers -------------------------------------------------------------------
+
+
+def on_action_report(ctx: Context, acc: Accepted) -> None:
+    h, body = acc.message.header, acc.message.body
+    assert isinstance(body, messages.ActionReport)
+    notice = ctx.conn.execute(select(notices).where(
+        notices.c.notice_id == h.in_reply_to, notices.c.carrier == h.sender)).first()
+    if notice is None:
+        raise InvalidBodyError(f"action_report from {h.sender} answers "
+                               f"{h.in_reply_to.hex() or 'nothing'}, which is no notice of "
+                               f"{ctx.node.node_id} to it")
+    listed = {r.number: r for r in ctx.conn.execute(select(notice_numbers).where(
+        notice_numbers.c.notice_id == notice.notice_id))}
+    newly_answered = 0
+    decided: dict[str, tuple[Status, str, str]] = {}
+    reroute: dict[str, list[str]] = defaultdict(list)
+    cases = {r.number: r for r in _numbers_rows(ctx, (a.number for a in body.actions))}
+    for a in body.actions:
+        line = listed.get(a.number)
+        if line is None:
+            raise InvalidBodyError(f"action_report lists {a.number}, which notice "
+                                   f"{notice.notice_id.hex()} did not")
+        if h.thread != "withdrawal":
+            if line.outcome is None:
+                newly_answered += 1
+            ctx.conn.execute(update(notice_numbers).where(
+                notice_numbers.c.notice_id == notice.notice_id,
+                notice_numbers.c.number == a.number).values(
+                outcome=a.outcome.value, detail=a.refusal_reason or a.ported_to_hint,
+                answered_at=to_micros(ctx.now), answer_id=h.message_id))
+        case = cases.get(a.number)
+        if case is None:
+            continue
+        status = STATUS_OF_OUTCOME[a.outcome]
+        detail = a.refusal_reason
+        values: dict[str, Any] = {"updated_at": to_micros(ctx.now)}
+        if a.channel is not None and a.channel.outlet_code:
+            values["outlet_code"] = a.channel.outlet_code
+        if a.outcome is messages.ActionOutcome.NOT_OUR_SUBSCRIBER:
+            hint = a.ported_to_hint
+            tried = set(filter(None, case.tried.split(",")))
+            if hint and hint not in tried and ctx.directory.has_member(hint) and \
+                    ctx.directory.member(hint).role is Role.CARRIER:
+                reroute[hint].append(a.number)
+                values.update(status=Status.NOTICED.value, carrier_node=hint,
+                              tried=",".join(sorted(tried | {hint})),
+                              detail=f"ported from {h.sender} to {hint}")
+                ctx.conn.execute(update(numbers).where(numbers.c.number == a.number)
+                                 .values(**values))
+                continue
+            detail = (f"{h.sender}: not our subscriber" +
+                      (f"; ported to {hint}, not a member carrier" if hint and hint not in
+                       tried else "; no other carrier to ask"))
+        if h.thread == "withdrawal" and case.status == Status.WITHDRAWN:
+            values.update(detail=f"service restored by {h.sender} after the withdrawal")
+            ctx.conn.execute(update(numbers).where(numbers.c.number == a.number)
+                             .values(**values))
+            continue
+        values.update(status=status.value, detail=detail, carrier_node=h.sender)
+        ctx.conn.execute(update(numbers).where(numbers.c.number == a.number).values(**values))
+        decided[a.number] = (status, detail, h.sender)
+    if newly_answered:
+        answered = notice.answered + newly_answered
+        ctx.conn.execute(update(notices).where(notices.c.notice_id == notice.notice_id).values(
+            answered=answered,
+            closed_at=to_micros(ctx.now) if answered >= notice.numbers_total else None))
+    for carrier, ns in sorted(reroute.items()):
+        send_notices(ctx, carrier, ns, category=Category(notice.category),
+                     source=notice.notice_id)
+    feed_back_final(ctx, decided)
+
+
+def on_channel_report(ctx: Context, acc: Accepted) -> None:
+    h, body = acc.message.header, acc.message.body
+    assert isinstance(body, messages.ChannelReport)
+    ch = body.channel or messages.SalesChannel()
+    if not ch.outlet_code and not ch.outlet_name:
+        raise InvalidBodyError("channel_report names no outlet (outlet_code or outlet_name)")
+    carrier = ch.carrier_node or (h.sender if acc.sender.role is Role.CARRIER else "")
+    ctx.conn.execute(insert(channel_reports), {
+        "report_id": h.message_id, "reporter": h.sender, "outlet_code": ch.outlet_code,
+        "outlet_name": ch.outlet_name, "agent": ch.agent, "address": ch.address,
+        "carrier_node": carrier, "numbers": ",".join(body.numbers), "findings": body.findings,
+        "received_at": to_micros(ctx.now), "penalty_id": None})
+
+
+def on_id_concentration_report(ctx: Context, acc: Accepted) -> None:
+    h, body = acc.message.header, acc.message.body
+    assert isinstance(body, messages.IdConcentrationReport)
+    rows = []
+    for holder in body.holders:
+        if len(holder.id_hmac) != 32:
+            raise InvalidBodyError("id_concentration_report: an ID HMAC must be 32 bytes "
+                                   f"(HMAC-SHA256), got {len(holder.id_hmac)}")
+        rows.append({"report_id": h.message_id, "id_hmac": holder.id_hmac,
+                     "carrier": h.sender, "province": body.province,
+                     "hmac_key_id": body.hmac_key_id, "card_count": holder.card_count,
+                     "outcome": (holder.outcome or messages.VerificationOutcome.PENDING).value,
+                     "received_at": to_micros(ctx.now)})
+    if rows:
+        ctx.conn.execute(insert(id_holders), rows)
+
+
+def on_appeal(ctx: Context, acc: Accepted) -> None:
+    h, body = acc.message.header, acc.message.body
+    assert isinstance(body, messages.Appeal)
+    case = ctx.conn.execute(select(numbers).where(numbers.c.number == body.number)).first()
+    if case is None:
+        raise InvalidBodyError(f"appeal for {body.number}, which {ctx.node.node_id} never "
+                               "noticed")
+    decide_by = body.decide_by or ctx.now + timedelta(
+        hours=ctx.node.config.deadlines.appeal_hours)
+    ctx.conn.execute(insert(appeals), {
+        "appeal_id": h.message_id, "carrier": h.sender, "bureau": ctx.node.node_id,
+        "number": body.number, "grounds": body.grounds, "notice_id": body.notice_id or None,
+        "created_at": to_micros(ctx.now), "decide_by": to_micros(decide_by),
+        "decided_at": None, "outcome": None, "reasoning": "", "decision_id": None,
+        "escalated_at": None})
+
+
+def on_withdrawal(ctx: Context, acc: Accepted) -> None:
+    """The reporter retracts a report: numbers no other live report names are released."""
+    h, body = acc.message.header, acc.message.body
+    assert isinstance(body, Withdrawal)
+    if acc.sender.role is Role.BUREAU:
+        forwarded = parse_forward_thread(h.thread)
+        origin = forwarded[0] if forwarded else ""
+    else:
+        origin = h.sender
+    report = ctx.conn.execute(select(reports).where(
+        reports.c.report_id == body.withdrawn_message_id, reports.c.origin == origin)).first()
+    if report is None:
+        raise InvalidBodyError(f"withdrawal names {body.withdrawn_message_id.hex()}, which is "
+                               f"no report of {origin or h.sender} to {ctx.node.node_id}")
+    if report.withdrawn_at is not None:
+        return
+    withdraw_report(ctx, report, reason=body.reason)
+
+
+def withdraw_report(ctx: Context, report: Any, *, reason: str) -> None:
+    rid = bytes(report.report_id)
+    ctx.conn.execute(update(reports).where(reports.c.report_id == rid)
+                     .values(withdrawn_at=to_micros(ctx.now)))
+    lines = ctx.conn.execute(select(report_numbers).where(
+        report_numbers.c.report_id == rid)).all()
+    ctx.conn.execute(update(report_numbers).where(report_numbers.c.report_id == rid).values(
+        status=Status.WITHDRAWN.value, detail=reason, final=True,
+        updated_at=to_micros(ctx.now)))
+    forwarded: dict[str, list[str]] = defaultdict(list)
+    for line in lines:
+        if line.status == Status.FORWARDED:
+            forwarded[line.detail.removeprefix("to ")].append(line.number)
+    release: dict[tuple[str, bytes], list[str]] = defaultdict(list)
+    for case in _numbers_rows(ctx, (ln.number for ln in lines)):
+        still = ctx.conn.execute(
+            select(func.count()).select_from(report_numbers)
+            .join(reports, reports.c.report_id == report_numbers.c.report_id)
+            .where(report_numbers.c.number == case.number, report_numbers.c.report_id != rid,
+                   reports.c.withdrawn_at.is_(None))).scalar_one()
+        if still or case.status not in (Status.NOTICED, Status.SHUT_DOWN):
+            continue
+        if case.notice_id is not None:
+            release[(case.carrier_node, bytes(case.notice_id))].append(case.number)
+        ctx.conn.execute(update(numbers).where(numbers.c.number == case.number).values(
+            status=Status.WITHDRAWN.value, detail=f"report withdrawn: {reason}",
+            updated_at=to_micros(ctx.now)))
+    for (carrier, notice_id), ns in sorted(release.items()):
+        for part in chunks(ns):
+            ctx.send(carrier, Withdrawal(withdrawn_message_id=notice_id, numbers=tuple(part),
+                                         reason=reason))
+    for bureau, ns in sorted(forwarded.items()):
+        if ctx.directory.has_member(bureau):
+            for part in chunks(ns):
+                ctx.send(bureau, Withdrawal(withdrawn_message_id=rid, numbers=tuple(part),
+                                            reason=reason),
+                         thread=forward_thread(report.origin, rid))
+
+
+HANDLERS = {
+    "number_report": on_number_report,
+    "action_report": on_action_report,
+    "channel_report": on_channel_report,
+    "id_concentration_report": on_id_concentration_report,
+    "appeal": on_appeal,
+    "withdrawal": on_withdrawal,
+}
+
+
+# --- Operator commands ----------------------------------------------------------------
+
+
+def decide_appeal(ctx: Context, *, appeal_id: str, lift: bool, reasoning: str
+                  ) -> dict[str, Any]:
+    if not reasoning.strip():
+        raise OperationError("an appeal decision needs its reasoning (--reasoning)")
+    aid = message_id_arg(appeal_id, "appeal")
+    row = ctx.conn.execute(select(appeals).where(appeals.c.appeal_id == aid,
+                                                 appeals.c.bureau == ctx.node.node_id)).first()
+    if row is None:
+        raise OperationError(f"no appeal {appeal_id} at {ctx.node.node_id}")
+    if row.decided_at is not None:
+        raise OperationError(f"appeal {appeal_id} was decided already ({row.outcome})")
+    outcome = AppealOutcome.LIFTED if lift else AppealOutcome.UPHELD
+    decision = AppealDecision(number=row.number, outcome=outcome, reasoning=reasoning,
+                              appeal_id=aid)
+    decision_id = ctx.send(row.carrier, decision, in_reply_to=aid)
+    informed = []
+    origins = ctx.conn.scalars(
+        select(reports.c.origin).distinct()
+        .join(report_numbers, reports.c.report_id == report_numbers.c.report_id)
+        .where(report_numbers.c.number == row.number)).all()
+    for origin in sorted(origins):
+        if ctx.directory.has_member(origin) and \
+                ctx.directory.member(origin).role is Role.POLICE:
+            ctx.send(origin, decision, in_reply_to=aid)
+            informed.append(origin)
+    ctx.conn.execute(update(appeals).where(appeals.c.appeal_id == aid).values(
+        decided_at=to_micros(ctx.now), outcome=outcome.value, reasoning=reasoning,
+        decision_id=decision_id))
+    if lift:
+        ctx.conn.execute(update(numbers).where(numbers.c.number == row.number).values(
+            status=Status.RESTORED.value, detail=f"appeal lifted: {reasoning}",
+            updated_at=to_micros(ctx.now)))
+        ctx.conn.execute(update(report_numbers).where(
+            report_numbers.c.number == row.number).values(
+            status=Status.RESTORED.value, detail=f"appeal lifted: {reasoning}", final=True,
+            updated_at=to_micros(ctx.now)))
+    return {"appeal_id": appeal_id, "outcome": outcome.value, "number": row.number,
+            "decision_id": decision_id.hex(), "informed": [row.carrier, *informed]}
+
+
+def issue_penalty(ctx: Context, *, channel_report_id: str, violation: str, measure: str,
+                  legal_basis: str) -> dict[str, Any]:
+    rid = message_id_arg(channel_report_id, "channel report")
+    row = ctx.conn.execute(select(channel_reports).where(
+        channel_reports.c.report_id == rid)).first()
+    if row is None:
+        raise OperationError(f"no channel report {channel_report_id} at {ctx.node.node_id}")
+    if row.penalty_id is not None:
+        raise OperationError(f"channel report {channel_report_id} already led to penalty "
+                             f"{bytes(row.penalty_id).hex()}")
+    if not row.carrier_node or not ctx.directory.has_member(row.carrier_node):
+        raise OperationError(f"channel report {channel_report_id} names no member carrier "
+                             f"responsible for outlet {row.outlet_code or row.outlet_name!r}")
+    for name, value in (("violation", violation), ("measure", measure),
+                        ("legal basis", legal_basis)):
+        if not value.strip():
+            raise OperationError(f"a penalty needs its {name}")
+    nums = tuple(n for n in row.numbers.split(",") if n)
+    penalty_id = ctx.send(row.carrier_node, Penalty(
+        violation=violation, legal_basis=legal_basis, measure=measure,
+        channel=messages.SalesChannel(outlet_code=row.outlet_code, outlet_name=row.outlet_name,
+                                      agent=row.agent, address=row.address,
+                                      carrier_node=row.carrier_node),
+        numbers=nums[:ctx.node.config.limits.max_numbers_per_message], evidence=(rid,)),
+        in_reply_to=rid)
+    ctx.conn.execute(update(channel_reports).where(channel_reports.c.report_id == rid)
+                     .values(penalty_id=penalty_id))
+    ctx.conn.execute(insert(penalties), {
+        "penalty_id": penalty_id, "bureau": ctx.node.node_id, "carrier": row.carrier_node,
+        "outlet_code": row.outlet_code, "violation": violation, "legal_basis": legal_basis,
+        "measure": measure, "numbers_total": len(nums), "issued_at": to_micros(ctx.now)})
+    return {"penalty_id": penalty_id.hex(), "carrier": row.carrier_node,
+            "outlet": row.outlet_code}
+
+
+def progress_counts(conn: Any, now_micros: int) -> list[ProgressCount]:
+    """Counts for the special action by carrier and category (pure SQL over wf_numbers)."""
+    rows = conn.execute(select(numbers.c.carrier_node, numbers.c.category, numbers.c.status,
+                               func.count()).group_by(numbers.c.carrier_node,
+                                                      numbers.c.category, numbers.c.status))
+    acc: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for carrier, category, status, n in rows:
+        acc[(carrier, category)][status] += n
+    overdue = dict(conn.execute(
+        select(notices.c.carrier, func.count()).where(
+            notices.c.closed_at.is_(None), notices.c.deadline < now_micros,
+            notices.c.bureau != notices.c.carrier).group_by(notices.c.carrier)).all())
+    out = []
+    for (carrier, category), by_status in sorted(acc.items()):
+        out.append(ProgressCount(
+            carrier_node=carrier, category=Category(category),
+            reported=sum(by_status.values()), shut_down=by_status[Status.SHUT_DOWN],
+            pending=by_status[Status.NOTICED], refused=by_status[Status.REFUSED],
+            overdue=overdue.get(carrier, 0)))
+    return out
+
+
+def send_progress(ctx: Context) -> dict[str, Any]:
+    counts = progress_counts(ctx.conn, to_micros(ctx.now))
+    office = ctx.directory.office.node_id
+    pid = ctx.send(office, ProgressReport(province=_province(ctx), counts=tuple(counts),
+                                          as_of=ctx.now))
+    return {"progress_id": pid.hex(), "office": office, "lines": len(counts)}
+
+
+def overdue_notices(ctx: Context) -> list[bytes]:
+    """Escalate, once each, the notices past their deadline without a full answer."""
+    rows = ctx.conn.execute(select(notices).where(
+        notices.c.bureau == ctx.node.node_id, notices.c.closed_at.is_(None),
+        notices.c.escalated_at.is_(None), notices.c.deadline < to_micros(ctx.now))).all()
+    raised = []
+    for n in rows:
+        detail = (f"shutdown notice {bytes(n.notice_id).hex()} to {n.carrier}: "
+                  f"{n.numbers_total - n.answered} of {n.numbers_total} number(s) unanswered "
+                  f"past the deadline {from_micros(n.deadline).isoformat()}")
+        eid = ctx.escalate(messages.EscalationKind.OVERDUE_NOTICE, subject_node=n.carrier,
+                           subject_message_id=bytes(n.notice_id), detail=detail)
+        ctx.log_action("deadline.overdue_notice", json.dumps(
+            {"notice": bytes(n.notice_id).hex(), "carrier": n.carrier}).encode(),
+            peer=n.carrier, message_id=bytes(n.notice_id))
+        ctx.conn.execute(update(notices).where(notices.c.notice_id == n.notice_id)
+                         .values(escalated_at=to_micros(ctx.now)))
+        raised.append(eid or b"")
+    return raised
+

@@ -1,0 +1,320 @@
+"""What an agency's operator asks of a node: commands to the running node, and its state.
+
+Commands that send messages (report, withdraw, ask, appeal, decide, …) go to the running
+node over its Admin service, authenticated by the node's own certificate: only whoever
+can read the node's key material can command it, and the node signs and logs what it
+sends exactly as for its own work. Queries (notices, cases, appeals, a number's history,
+status) read the node's database directly and work whether the node runs or not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from sqlalchemy import Connection, func, select
+
+from exchange import pki, storage
+from exchange.config import NodeConfig
+from exchange.errors import ExchangeError, OperationError, PeerError
+from exchange.ledger.entries import EntryKind
+from exchange.schema import ledger_leaves, outbox
+from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
+from nodes.models import (
+    appeals,
+    case_requests,
+    channel_reports,
+    escalations,
+    notice_numbers,
+    notices,
+    numbers,
+    report_numbers,
+    reports,
+    subscribers,
+)
+from nodes.workflow import from_micros, to_micros
+
+# --- Commands to the running node ---------------------------------------------------------
+
+
+def admin_target(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - reading a listen address
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
+class AdminClient:
+    """Operator commands to the node of ``config``, over mTLS with the node's own keys."""
+
+    def __init__(self, config: NodeConfig, *, timeout: float = 120.0) -> None:
+        ca = pki.load_certificate(config.ca_cert)
+        creds = pki.load_node_credentials(config.credentials_dir, ca=ca, now=datetime.now(UTC))
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=config.ca_cert.read_bytes(), private_key=creds.tls_key_pem,
+            certificate_chain=creds.tls_cert_pem)
+        self.node_id = config.node_id
+        self.target = admin_target(config.listen)
+        self.timeout = timeout
+        self.channel = grpc.secure_channel(self.target, credentials, options=[
+            ("grpc.ssl_target_name_override", config.node_id),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        self.stub = service_pb2_grpc.AdminStub(self.channel)  # type: ignore[no-untyped-call]
+
+    def call(self, operation: str, **arguments: Any) -> Any:
+        request = service_pb2.OperateRequest(operation=operation,
+                                             arguments_json=json.dumps(arguments).encode())
+        try:
+            reply = self.stub.Operate(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            code = e.code()
+            if code is grpc.StatusCode.UNAVAILABLE:
+                raise PeerError(f"node {self.node_id} is not running at {self.target} "
+                                f"(start it with `bcx node run --config …`): {e.details()}") \
+                    from None
+            raise OperationError(f"{operation}: {e.details()}") from None
+        return json.loads(reply.result_json)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- Queries over the node's database ---------------------------------------------------------
+
+
+def _hex(b: Any) -> str:
+    return bytes(b).hex() if b is not None else ""
+
+
+def _when(micros: Any) -> str:
+    return from_micros(int(micros)).isoformat(timespec="seconds") if micros else ""
+
+
+def notice_rows(conn: Connection, *, node_id: str, now: datetime, overdue_only: bool = False
+                ) -> list[dict[str, Any]]:
+    q = select(notices).order_by(notices.c.created_at)
+    now_us = to_micros(now)
+    if overdue_only:
+        q = q.where(notices.c.closed_at.is_(None), notices.c.deadline < now_us)
+    out = []
+    for n in conn.execute(q):
+        state = "answered" if n.closed_at is not None else \
+            "OVERDUE" if n.deadline < now_us else "open"
+        out.append({
+            "notice": _hex(n.notice_id), "bureau": n.bureau, "carrier": n.carrier,
+            "direction": "sent" if n.bureau == node_id else "received",
+            "numbers": n.numbers_total, "answered": n.answered, "state": state,
+            "deadline": _when(n.deadline), "escalated": _when(n.escalated_at)})
+    return out
+
+
+def case_rows(conn: Connection, *, now: datetime) -> list[dict[str, Any]]:
+    now_us = to_micros(now)
+    return [{
+        "request": _hex(r.request_id), "police": r.police, "carrier": r.carrier,
+        "case": r.case_number, "numbers": len(r.numbers.split(",")) if r.numbers else 0,
+        "state": "answered" if r.answered_at else "OVERDUE" if r.deadline < now_us else "open",
+        "deadline": _when(r.deadline), "answered": _when(r.answered_at),
+        "response": _hex(r.response_id) if r.response_id else "",
+        "escalated": _when(r.escalated_at)}
+        for r in conn.execute(select(case_requests).order_by(case_requests.c.created_at))]
+
+
+def appeal_rows(conn: Connection, *, now: datetime) -> list[dict[str, Any]]:
+    now_us = to_micros(now)
+    return [{
+        "appeal": _hex(a.appeal_id), "carrier": a.carrier, "bureau": a.bureau,
+        "number": a.number, "grounds": a.grounds,
+        "state": a.outcome or ("OVERDUE" if a.decide_by < now_us else "pending"),
+        "decide_by": _when(a.decide_by), "decided": _when(a.decided_at),
+        "reasoning": a.reasoning}
+        for a in conn.execute(select(appeals).order_by(appeals.c.created_at))]
+
+
+def channel_rows(conn: Connection) -> list[dict[str, Any]]:
+    return [{
+        "channel_report": _hex(c.report_id), "reporter": c.reporter, "outlet": c.outlet_code,
+        "name": c.outlet_name, "carrier": c.carrier_node,
+        "numbers": len([n for n in c.numbers.split(",") if n]),
+        "penalty": _hex(c.penalty_id) if c.penalty_id else ""}
+        for c in conn.execute(select(channel_reports).order_by(channel_reports.c.received_at))]
+
+
+def report_rows(conn: Connection) -> list[dict[str, Any]]:
+    open_lines = dict(conn.execute(
+        select(report_numbers.c.report_id, func.count()).where(
+            report_numbers.c.final.is_(False)).group_by(report_numbers.c.report_id)).all())
+    return [{
+        "report": _hex(r.report_id), "origin": r.origin, "via": r.counterpart,
+        "case": r.case_number, "category": r.category, "numbers": r.numbers_total,
+        "awaiting_outcome": open_lines.get(r.report_id, 0),
+        "state": "withdrawn" if r.withdrawn_at else
+        "open" if open_lines.get(r.report_id) else "fed back",
+        "feedback_due": _when(r.feedback_due_at)}
+        for r in conn.execute(select(reports).order_by(reports.c.created_at))]
+
+
+def number_history(conn: Connection, number: str) -> dict[str, Any]:
+    """Everything this node knows of one number, with the ledger entries of each message."""
+    ids: dict[bytes, str] = {}
+    lines: list[dict[str, Any]] = []
+    for r in conn.execute(select(report_numbers, reports.c.origin, reports.c.case_number)
+                          .join(reports, reports.c.report_id == report_numbers.c.report_id)
+                          .where(report_numbers.c.number == number)):
+        ids[bytes(r.report_id)] = "report"
+        if r.feedback_id:
+            ids[bytes(r.feedback_id)] = "feedback"
+        lines.append({"what": "report", "id": _hex(r.report_id), "by": r.origin,
+                      "case": r.case_number, "status": r.status, "detail": r.detail,
+                      "final": bool(r.final)})
+    case = conn.execute(select(numbers).where(numbers.c.number == number)).first()
+    for n in conn.execute(select(notice_numbers, notices.c.carrier, notices.c.bureau)
+                          .join(notices, notices.c.notice_id == notice_numbers.c.notice_id)
+                          .where(notice_numbers.c.number == number)):
+        ids[bytes(n.notice_id)] = "notice"
+        if n.answer_id:
+            ids[bytes(n.answer_id)] = "action report"
+        lines.append({"what": "notice", "id": _hex(n.notice_id), "by": n.bureau,
+                      "to": n.carrier, "status": n.outcome or "awaiting answer",
+                      "detail": n.detail})
+    for a in conn.execute(select(appeals).where(appeals.c.number == number)):
+        ids[bytes(a.appeal_id)] = "appeal"
+        if a.decision_id:
+            ids[bytes(a.decision_id)] = "appeal decision"
+        lines.append({"what": "appeal", "id": _hex(a.appeal_id), "by": a.carrier,
+                      "to": a.bureau, "status": a.outcome or "pending", "detail": a.grounds})
+    sub = conn.execute(select(subscribers.c.status, subscribers.c.suspended_by)
+                       .where(subscribers.c.number == number)).first()
+    entries = []
+    if ids:
+        related = [ledger_leaves.c.message_id.in_(list(ids))]
+        # Messages answering them (action reports, circulars, decisions) point back by
+        # in_reply_to, which the ledger index does not hold: list what this node logged
+        # under the related ids, plus its own ACTION entries naming them.
+        for e in conn.execute(select(ledger_leaves.c.idx, ledger_leaves.c.kind,
+                                     ledger_leaves.c.peer, ledger_leaves.c.message_id,
+                                     ledger_leaves.c.logged_at)
+                              .where(*related).order_by(ledger_leaves.c.idx)):
+            entries.append({"index": e.idx, "kind": EntryKind(e.kind).name,
+                            "peer": e.peer, "message": _hex(e.message_id),
+                            "about": ids.get(bytes(e.message_id), ""),
+                            "logged_at": _when(e.logged_at)})
+    return {
+        "number": number,
+        "case": None if case is None else {
+            "status": case.status, "carrier": case.carrier_node, "detail": case.detail,
+            "notice": _hex(case.notice_id) if case.notice_id else "",
+            "outlet": case.outlet_code},
+        "subscriber": None if sub is None else {
+            "status": sub.status, "suspended_by": _hex(sub.suspended_by)
+            if sub.suspended_by else ""},
+        "history": lines,
+        "ledger": entries,
+    }
+
+
+def status_summary(conn: Connection, *, node_id: str, now: datetime) -> dict[str, Any]:
+    now_us = to_micros(now)
+
+    def count(q: Any) -> int:
+        return int(conn.execute(q).scalar_one())
+
+    by_status = dict(conn.execute(select(numbers.c.status, func.count())
+                                  .group_by(numbers.c.status)).all())
+    lines_by_status = dict(conn.execute(select(report_numbers.c.status, func.count())
+                                        .group_by(report_numbers.c.status)).all())
+    return {
+        "node": node_id,
+        "ledger_entries": count(select(func.count()).select_from(ledger_leaves)),
+        "sent": count(select(func.count()).select_from(ledger_leaves).where(
+            ledger_leaves.c.kind == int(EntryKind.SENT))),
+        "received": count(select(func.count()).select_from(ledger_leaves).where(
+            ledger_leaves.c.kind == int(EntryKind.RECEIVED))),
+        "outbox_pending": count(select(func.count()).select_from(outbox).where(
+            outbox.c.delivered_at.is_(None))),
+        "reports": count(select(func.count()).select_from(reports)),
+        "reported_numbers_by_status": lines_by_status,
+        "numbers_awaiting_outcome": count(select(func.count()).select_from(report_numbers)
+                                          .where(report_numbers.c.final.is_(False))),
+        "province_numbers_by_status": by_status,
+        "notices_open": count(select(func.count()).select_from(notices).where(
+            notices.c.closed_at.is_(None))),
+        "overdue": {
+            "notices": count(select(func.count()).select_from(notices).where(
+                notices.c.closed_at.is_(None), notices.c.deadline < now_us)),
+            "case_requests": count(select(func.count()).select_from(case_requests).where(
+                case_requests.c.answered_at.is_(None), case_requests.c.deadline < now_us)),
+            "appeals": count(select(func.count()).select_from(appeals).where(
+                appeals.c.decided_at.is_(None), appeals.c.decide_by < now_us)),
+            "feedback": count(select(func.count()).select_from(reports).where(
+                reports.c.withdrawn_at.is_(None), reports.c.feedback_due_at < now_us,
+                reports.c.report_id.in_(select(report_numbers.c.report_id).where(
+                    report_numbers.c.final.is_(False))))),
+        },
+        "escalations_received": count(select(func.count()).select_from(escalations)),
+    }
+
+
+def open_reader(config: NodeConfig) -> Any:
+    """A read-only view of the node's database (the node may be running)."""
+    engine = storage.create_engine_for(config.database_url)
+    return storage.reader(engine)
+
+
+# --- Output -------------------------------------------------------------------------------
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows as an aligned text table; an empty list says so."""
+    if not rows:
+        return "(none)"
+    cols = list(columns or rows[0].keys())
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            for row in cells]
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_numbers_file(path: Path) -> list[str]:
+    """Numbers from a CSV (a 'number' column, else the first column) or a plain list."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            sample = f.read(4096)
+            f.seek(0)
+            rows = list(csv.reader(f))
+    except OSError as e:
+        raise OperationError(f"cannot read {path}: {e.strerror}") from e
+    if not rows:
+        return []
+    header = [h.strip().lower() for h in rows[0]]
+    col = header.index("number") if "number" in header else 0
+    body = rows[1:] if "number" in header or not any(ch.isdigit() for ch in sample[:20]) \
+        else rows
+    return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
+
+
+__all__ = ["AdminClient", "ExchangeError", "table"]

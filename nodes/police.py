@@ -1,0 +1,299 @@
+"""A police unit's node: report numbers, ask carriers about cases, hear what became of each.
+
+The police node keeps, per report and number, the last outcome its bureau fed back;
+a report is open until every number has a final outcome, and the scheduler escalates
+a report whose feedback is overdue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from exchange import messages, numbers, seal
+from exchange.errors import InvalidBodyError, NumberError, OperationError
+from exchange.identity import Role
+from exchange.ledger.entries import Entry
+from exchange.messages import CaseQuestion, CaseRequest, Category, NumberReport, Withdrawal
+from exchange.node import Context, Node
+from exchange.receive import Accepted
+from nodes.carrier import CASE_CONTEXT
+from nodes.models import case_requests, report_numbers, reports
+from nodes.workflow import (
+    FINAL,
+    Status,
+    chunks,
+    from_micros,
+    message_id_arg,
+    status_of_feedback,
+    to_micros,
+)
+
+# --- Handlers -------------------------------------------------------------------------
+
+
+def on_circular(ctx: Context, acc: Accepted) -> None:
+    """Feedback from a bureau: the status of numbers this node reported."""
+    body = acc.message.body
+    assert isinstance(body, messages.Circular)
+    by_report: dict[bytes, list[messages.NumberOutcome]] = defaultdict(list)
+    for line in body.outcomes:
+        if line.report_id:
+            by_report[line.report_id].append(line)
+    for report_id, lines in by_report.items():
+        known = ctx.conn.execute(select(reports.c.report_id).where(
+            reports.c.report_id == report_id)).first()
+        if known is None:
+            # A circular about others' reports (a general notice): logged, nothing to track.
+            continue
+        for line in lines:
+            status, detail = status_of_feedback(line)
+            current = ctx.conn.execute(select(report_numbers.c.final).where(
+                report_numbers.c.report_id == report_id,
+                report_numbers.c.number == line.number)).first()
+            if current is None:
+                continue
+            if current.final and status not in FINAL:
+                continue  # a late acknowledgement never reopens a final outcome
+            ctx.conn.execute(update(report_numbers).where(
+                report_numbers.c.report_id == report_id,
+                report_numbers.c.number == line.number).values(
+                status=status.value, detail=detail, carrier_node=line.carrier_node,
+                final=status in FINAL, feedback_id=acc.message.header.message_id,
+                updated_at=to_micros(ctx.now)))
+
+
+def on_case_response(ctx: Context, acc: Accepted) -> None:
+    h, body = acc.message.header, acc.message.body
+    assert isinstance(body, messages.CaseResponse)
+    row = ctx.conn.execute(select(case_requests).where(
+        case_requests.c.request_id == h.in_reply_to, case_requests.c.carrier == h.sender)
+    ).first()
+    if row is None:
+        raise InvalidBodyError(f"case_response from {h.sender} answers "
+                               f"{h.in_reply_to.hex() or 'nothing'}, which is no case request "
+                               f"of {ctx.node.node_id} to it")
+    if body.sealed_answer is None or body.sealed_answer.recipient != ctx.node.node_id:
+        raise InvalidBodyError("case_response must carry an answer sealed to "
+                               f"{ctx.node.node_id}")
+    ctx.conn.execute(update(case_requests).where(case_requests.c.request_id == h.in_reply_to)
+                     .values(answered_at=to_micros(ctx.now), response_id=h.message_id))
+
+
+def on_appeal_decision(ctx: Context, acc: Accepted) -> None:
+    body = acc.message.body
+    assert isinstance(body, messages.AppealDecision)
+    if body.outcome is messages.AppealOutcome.LIFTED:
+        values = {"status": Status.RESTORED.value, "final": True,
+                  "detail": f"appeal lifted: {body.reasoning}"}
+    else:
+        values = {"detail": f"appeal upheld: {body.reasoning}"}
+    ctx.conn.execute(update(report_numbers).where(report_numbers.c.number == body.number)
+                     .values(updated_at=to_micros(ctx.now), **values))
+
+
+HANDLERS = {
+    "circular": on_circular,
+    "case_response": on_case_response,
+    "appeal_decision": on_appeal_decision,
+}
+
+
+# --- Operator commands ----------------------------------------------------------------
+
+
+def prepare(reported: Sequence[str]) -> list[str]:
+    """Numbers as the report will carry them: E.164 where they normalise, else as found.
+
+    The bureau judges every number and answers per number, so an investigator's odd
+    entry is sent as written and comes back rejected with the reason.
+    """
+    out = []
+    seen = set()
+    for raw in reported:
+        text = str(raw).strip()
+        if not text:
+            continue
+        with contextlib.suppress(NumberError):
+            text = numbers.normalise(text)
+        if text not in seen:
+            seen.add(text)
+            out.append(text[:64])
+    return out
+
+
+def report(ctx: Context, *, numbers_found: Sequence[str], category: str, case_number: str,
+           evidence: str = "", confidence: int = 80, bureau: str = "",
+           discovered_at: str = "") -> dict[str, Any]:
+    """Report numbers to the bureau, in messages of at most CHUNK numbers."""
+    try:
+        cat = Category(category)
+    except ValueError as e:
+        raise OperationError(f"category {category!r} is not one of "
+                             f"{', '.join(c.value for c in Category)}") from e
+    if not case_number.strip():
+        raise OperationError("a report needs its case number (--case-number)")
+    if not 0 <= confidence <= 100:
+        raise OperationError(f"confidence must be 0-100, got {confidence}")
+    nums = prepare(numbers_found)
+    if not nums:
+        raise OperationError("no numbers to report")
+    me = ctx.directory.member(ctx.node.node_id)
+    to = bureau or ctx.directory.bureau_of(me.province).node_id
+    found_at = datetime.fromisoformat(discovered_at) if discovered_at else ctx.now
+    due = ctx.now + timedelta(hours=ctx.node.config.deadlines.feedback_hours)
+    ids = []
+    for part in chunks(nums):
+        rid = ctx.send(to, NumberReport(numbers=tuple(part), category=cat,
+                                        discovered_at=found_at, case_number=case_number,
+                                        evidence_summary=evidence, confidence=confidence),
+                       thread=case_number)
+        ctx.conn.execute(insert(reports), {
+            "report_id": rid, "origin": ctx.node.node_id, "counterpart": to,
+            "category": cat.value, "case_number": case_number, "numbers_total": len(part),
+            "created_at": to_micros(ctx.now), "feedback_due_at": to_micros(due),
+            "withdrawn_at": None, "escalated_at": None})
+        ctx.conn.execute(insert(report_numbers), [
+            {"report_id": rid, "number": n, "status": Status.REPORTED.value, "detail": "",
+             "carrier_node": "", "final": False, "updated_at": to_micros(ctx.now)}
+            for n in part])
+        ids.append(rid.hex())
+    return {"bureau": to, "numbers": len(nums), "reports": ids}
+
+
+def withdraw(ctx: Context, *, report_id: str, reason: str) -> dict[str, Any]:
+    rid = message_id_arg(report_id, "report")
+    if not reason.strip():
+        raise OperationError("a withdrawal needs its reason (--reason)")
+    row = ctx.conn.execute(select(reports).where(
+        reports.c.report_id == rid, reports.c.origin == ctx.node.node_id)).first()
+    if row is None:
+        raise OperationError(f"{ctx.node.node_id} sent no report {report_id}")
+    if row.withdrawn_at is not None:
+        raise OperationError(f"report {report_id} was withdrawn already")
+    nums = [n for n in ctx.conn.scalars(select(report_numbers.c.number).where(
+        report_numbers.c.report_id == rid)) if n.startswith("+86")]
+    valid = [n for n in nums if _is_e164(n)]
+    wid = ctx.send(row.counterpart, Withdrawal(withdrawn_message_id=rid, numbers=tuple(valid),
+                                               reason=reason), in_reply_to=rid)
+    ctx.conn.execute(update(reports).where(reports.c.report_id == rid)
+                     .values(withdrawn_at=to_micros(ctx.now)))
+    ctx.conn.execute(update(report_numbers).where(report_numbers.c.report_id == rid).values(
+        status=Status.WITHDRAWN.value, detail=reason, final=True,
+        updated_at=to_micros(ctx.now)))
+    return {"withdrawal_id": wid.hex(), "bureau": row.counterpart, "numbers": len(valid)}
+
+
+def _is_e164(n: str) -> bool:
+    try:
+        return numbers.normalise(n) == n
+    except NumberError:
+        return False
+
+
+def ask(ctx: Context, *, carrier: str, case_number: str, authorization: str,
+        numbers_asked: Sequence[str], questions: Sequence[str]) -> dict[str, Any]:
+    """Send a case-cooperation request to a carrier, with its legal authorization."""
+    if not ctx.directory.has_member(carrier) or \
+            ctx.directory.member(carrier).role is not Role.CARRIER:
+        raise OperationError(f"{carrier!r} is not a carrier in the directory")
+    if not authorization.strip():
+        raise OperationError("a case request needs its legal authorization reference "
+                             "(--authorization)")
+    try:
+        qs = tuple(CaseQuestion(q) for q in questions) or tuple(CaseQuestion)
+    except ValueError as e:
+        raise OperationError(f"questions are {', '.join(q.value for q in CaseQuestion)}: "
+                             f"{e}") from e
+    try:
+        nums = tuple(numbers.normalise(n) for n in numbers_asked)
+    except NumberError as e:
+        raise OperationError(str(e)) from e
+    if not nums:
+        raise OperationError("a case request names at least one number")
+    deadline = ctx.now + timedelta(hours=ctx.node.config.deadlines.case_hours)
+    rid = ctx.send(carrier, CaseRequest(case_number=case_number,
+                                        legal_authorization=authorization, numbers=nums,
+                                        questions=qs, deadline=deadline), thread=case_number)
+    ctx.conn.execute(insert(case_requests), {
+        "request_id": rid, "police": ctx.node.node_id, "carrier": carrier,
+        "case_number": case_number, "legal_authorization": authorization,
+        "numbers": ",".join(nums), "questions": ",".join(q.value for q in qs),
+        "created_at": to_micros(ctx.now), "deadline": to_micros(deadline),
+        "answered_at": None, "response_id": None, "escalated_at": None})
+    return {"request_id": rid.hex(), "carrier": carrier, "deadline": deadline.isoformat()}
+
+
+def open_case_answer(node: Node, request_id: bytes) -> messages.CaseAnswer:
+    """Open the sealed answer to one of this node's case requests, from its ledger entry."""
+    from exchange import envelope
+
+    with node.reader.connect() as conn:
+        row = conn.execute(select(case_requests).where(
+            case_requests.c.request_id == request_id)).first()
+    if row is None:
+        raise OperationError(f"no case request {request_id.hex()} at {node.node_id}")
+    if row.response_id is None:
+        raise OperationError(f"case request {request_id.hex()} has no answer yet")
+    from exchange.ledger.entries import EntryKind
+    idx = node.store.find(message_id=bytes(row.response_id), kind=EntryKind.RECEIVED)
+    if not idx:
+        raise OperationError(f"answer {bytes(row.response_id).hex()} is not in the ledger")
+    entry = Entry.decode(node.store.leaf(idx[0]))
+    msg = messages.decode_message(envelope.parse(entry.envelope).payload)
+    assert isinstance(msg.body, messages.CaseResponse) and msg.body.sealed_answer is not None
+    box = msg.body.sealed_answer
+    plaintext = seal.open_sealed(
+        seal.Sealed(suite=box.suite, recipient=box.recipient,
+                    recipient_key_id=box.recipient_key_id, ciphertext=box.ciphertext),
+        recipient=node.node_id, private_key=node.credentials.hpke_private,
+        context=CASE_CONTEXT + request_id)
+    return messages.decode_case_answer(plaintext)
+
+
+# --- Deadlines ------------------------------------------------------------------------
+
+
+def overdue(ctx: Context) -> list[bytes]:
+    """Escalate, once each, case requests unanswered and reports without full feedback."""
+    now = to_micros(ctx.now)
+    raised = []
+    for r in ctx.conn.execute(select(case_requests).where(
+            case_requests.c.police == ctx.node.node_id, case_requests.c.answered_at.is_(None),
+            case_requests.c.escalated_at.is_(None), case_requests.c.deadline < now)).all():
+        raised.append(ctx.escalate(
+            messages.EscalationKind.OVERDUE_CASE, subject_node=r.carrier,
+            subject_message_id=bytes(r.request_id),
+            detail=f"case request {bytes(r.request_id).hex()} ({r.case_number}) unanswered "
+                   f"past its deadline {from_micros(r.deadline).isoformat()}") or b"")
+        ctx.log_action("deadline.overdue_case", json.dumps(
+            {"request": bytes(r.request_id).hex()}).encode(), peer=r.carrier,
+            message_id=bytes(r.request_id))
+        ctx.conn.execute(update(case_requests).where(
+            case_requests.c.request_id == r.request_id).values(escalated_at=now))
+    open_counts = (select(report_numbers.c.report_id, func.count().label("open"))
+                   .where(report_numbers.c.final.is_(False))
+                   .group_by(report_numbers.c.report_id).subquery())
+    for r in ctx.conn.execute(
+            select(reports, open_counts.c.open)
+            .join(open_counts, open_counts.c.report_id == reports.c.report_id)
+            .where(reports.c.origin == ctx.node.node_id, reports.c.escalated_at.is_(None),
+                   reports.c.withdrawn_at.is_(None), reports.c.feedback_due_at < now)).all():
+        raised.append(ctx.escalate(
+            messages.EscalationKind.OVERDUE_FEEDBACK, subject_node=r.counterpart,
+            subject_message_id=bytes(r.report_id),
+            detail=f"report {bytes(r.report_id).hex()} ({r.case_number}): {r.open} of "
+                   f"{r.numbers_total} number(s) without a final outcome past "
+                   f"{from_micros(r.feedback_due_at).isoformat()}") or b"")
+        ctx.log_action("deadline.overdue_feedback", json.dumps(
+            {"report": bytes(r.report_id).hex(), "open": r.open}).encode(),
+            peer=r.counterpart, message_id=bytes(r.report_id))
+        ctx.conn.execute(update(reports).where(reports.c.report_id == r.report_id)
+                         .values(escalated_at=now))
+    return raised

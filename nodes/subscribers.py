@@ -1,0 +1,291 @@
+"""A carrier's subscriber system, as bcx needs it: look up, suspend, restore, sales channel.
+
+``SubscriberSystem`` is the interface a carrier's real business-support system would
+implement; ``SqlSubscriberSystem`` is the implementation over the node's own database
+(tables ``sub_subscribers`` and ``sub_outlets``) that the demo and the tests use.
+``Audited`` wraps any implementation so that every call is logged as an ACTION ledger
+entry in the same transaction as the workflow change it serves.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from exchange import numbers
+from exchange.errors import NumberError, OperationError
+from exchange.messages import RealNameState, SalesChannel
+from nodes.models import outlets, subscribers
+from nodes.workflow import chunks, from_micros, to_micros
+
+ACTIVE = "active"
+SUSPENDED = "suspended"
+INACTIVE = "inactive"
+PORTED_OUT = "ported_out"
+STATES = frozenset({ACTIVE, SUSPENDED, INACTIVE, PORTED_OUT})
+
+# Cards under one ID in one province from which a carrier reports the holder (the rule
+# of the special action: five or more).
+CONCENTRATION_THRESHOLD = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    number: str
+    status: str
+    real_name_state: RealNameState
+    province: str
+    ported_to: str = ""
+    outlet_code: str = ""
+    registered_at: datetime | None = None
+    activated_at: datetime | None = None
+    protected_reason: str = ""
+    suspended_by: bytes | None = None
+    # Personal data: out of repr, so it cannot reach a log by accident.
+    subscriber_name: str = field(default="", repr=False)
+    id_number: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """An ID holder with many cards in one province (the ID number stays in the carrier)."""
+
+    id_number: str = field(repr=False)
+    numbers: tuple[str, ...]
+    states: tuple[RealNameState, ...]
+
+
+class SubscriberSystem(Protocol):
+    def lookup(self, numbers: Sequence[str]) -> dict[str, Subscriber]: ...
+
+    def suspend(self, numbers: Sequence[str], *, by: bytes, at: datetime) -> int: ...
+
+    def restore(self, numbers: Sequence[str], *, at: datetime) -> int: ...
+
+    def channel(self, outlet_code: str) -> SalesChannel | None: ...
+
+    def cards_under_ids(self, id_numbers: Iterable[str]) -> dict[str, list[str]]: ...
+
+    def concentrated_holders(self, province: str, threshold: int) -> list[Holder]: ...
+
+
+def _subscriber(row: Any) -> Subscriber:
+    return Subscriber(
+        number=row.number, status=row.status, real_name_state=RealNameState(row.real_name_state),
+        province=row.province, ported_to=row.ported_to, outlet_code=row.outlet_code,
+        registered_at=from_micros(row.registered_at) if row.registered_at else None,
+        activated_at=from_micros(row.activated_at) if row.activated_at else None,
+        protected_reason=row.protected_reason,
+        suspended_by=bytes(row.suspended_by) if row.suspended_by else None,
+        subscriber_name=row.subscriber_name, id_number=row.id_number,
+    )
+
+
+class SqlSubscriberSystem:
+    """The subscriber system over this node's database, inside the caller's transaction."""
+
+    def __init__(self, conn: Connection, *, carrier_node: str) -> None:
+        self.conn = conn
+        self.carrier_node = carrier_node
+
+    def lookup(self, numbers: Sequence[str]) -> dict[str, Subscriber]:
+        out: dict[str, Subscriber] = {}
+        for part in chunks(list(numbers)):
+            for row in self.conn.execute(
+                    select(subscribers).where(subscribers.c.number.in_(part))):
+                out[row.number] = _subscriber(row)
+        return out
+
+    def suspend(self, numbers: Sequence[str], *, by: bytes, at: datetime) -> int:
+        done = 0
+        for part in chunks(list(numbers)):
+            done += self.conn.execute(
+                update(subscribers)
+                .where(subscribers.c.number.in_(part), subscribers.c.status == ACTIVE)
+                .values(status=SUSPENDED, suspended_at=to_micros(at), suspended_by=by)
+            ).rowcount
+        return done
+
+    def restore(self, numbers: Sequence[str], *, at: datetime) -> int:
+        done = 0
+        for part in chunks(list(numbers)):
+            done += self.conn.execute(
+                update(subscribers)
+                .where(subscribers.c.number.in_(part), subscribers.c.status == SUSPENDED)
+                .values(status=ACTIVE, suspended_at=None, suspended_by=None)
+            ).rowcount
+        return done
+
+    def channel(self, outlet_code: str) -> SalesChannel | None:
+        if not outlet_code:
+            return None
+        row = self.conn.execute(
+            select(outlets).where(outlets.c.outlet_code == outlet_code)).first()
+        if row is None:
+            return SalesChannel(outlet_code=outlet_code, carrier_node=self.carrier_node)
+        return SalesChannel(outlet_code=row.outlet_code, outlet_name=row.outlet_name,
+                            agent=row.agent, address=row.address,
+                            carrier_node=self.carrier_node)
+
+    def cards_under_ids(self, id_numbers: Iterable[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        wanted = sorted({i for i in id_numbers if i})
+        for part in chunks(wanted):
+            for row in self.conn.execute(
+                    select(subscribers.c.id_number, subscribers.c.number)
+                    .where(subscribers.c.id_number.in_(part),
+                           subscribers.c.status != PORTED_OUT)
+                    .order_by(subscribers.c.number)):
+                out.setdefault(row.id_number, []).append(row.number)
+        return out
+
+    def concentrated_holders(self, province: str, threshold: int) -> list[Holder]:
+        live = (subscribers.c.province == province) & subscribers.c.status.in_(
+            (ACTIVE, SUSPENDED)) & (subscribers.c.id_number != "")
+        ids = list(self.conn.scalars(
+            select(subscribers.c.id_number).where(live).group_by(subscribers.c.id_number)
+            .having(func.count() >= threshold).order_by(subscribers.c.id_number)))
+        holders = []
+        for id_number in ids:
+            rows = self.conn.execute(
+                select(subscribers.c.number, subscribers.c.real_name_state)
+                .where(live, subscribers.c.id_number == id_number)
+                .order_by(subscribers.c.number)).all()
+            holders.append(Holder(id_number=id_number, numbers=tuple(r.number for r in rows),
+                                  states=tuple(RealNameState(r.real_name_state) for r in rows)))
+        return holders
+
+
+class Audited:
+    """Any SubscriberSystem whose every call is logged as an ACTION entry.
+
+    ``log_action(subject, detail)`` appends the entry in the caller's transaction. The
+    detail names numbers and counts, never names or ID numbers.
+    """
+
+    def __init__(self, inner: SubscriberSystem,
+                 log_action: Callable[[str, bytes], int]) -> None:
+        self.inner = inner
+        self.log_action = log_action
+
+    def _log(self, call: str, **detail: Any) -> None:
+        self.log_action(f"subscribers.{call}", json.dumps(detail, sort_keys=True).encode())
+
+    def lookup(self, numbers: Sequence[str]) -> dict[str, Subscriber]:
+        found = self.inner.lookup(numbers)
+        self._log("lookup", numbers=len(numbers), found=len(found))
+        return found
+
+    def suspend(self, numbers: Sequence[str], *, by: bytes, at: datetime) -> int:
+        done = self.inner.suspend(numbers, by=by, at=at)
+        self._log("suspend", numbers=list(numbers), suspended=done, by=by.hex())
+        return done
+
+    def restore(self, numbers: Sequence[str], *, at: datetime) -> int:
+        done = self.inner.restore(numbers, at=at)
+        self._log("restore", numbers=list(numbers), restored=done)
+        return done
+
+    def channel(self, outlet_code: str) -> SalesChannel | None:
+        return self.inner.channel(outlet_code)
+
+    def cards_under_ids(self, id_numbers: Iterable[str]) -> dict[str, list[str]]:
+        found = self.inner.cards_under_ids(id_numbers)
+        self._log("cards_under_ids", ids=len(found))
+        return found
+
+    def concentrated_holders(self, province: str, threshold: int) -> list[Holder]:
+        holders = self.inner.concentrated_holders(province, threshold)
+        self._log("concentrated_holders", province=province, threshold=threshold,
+                  holders=len(holders))
+        return holders
+
+
+# --- ID numbers leave the carrier only as a keyed HMAC ----------------------------------
+
+HMAC_KEY_FILE = "id-hmac.key"
+
+
+def id_hmac_key(keys_dir: Path) -> bytes:
+    """This carrier's secret key for ID-number HMACs (created, 0600, on first use)."""
+    from exchange.keys import write_private
+
+    path = keys_dir / HMAC_KEY_FILE
+    if not path.exists():
+        import os
+        write_private(path, os.urandom(32).hex().encode())
+    return bytes.fromhex(path.read_text().strip())
+
+
+def hmac_key_id(key: bytes) -> str:
+    return hashlib.sha256(b"bcx id-hmac key\x00" + key).hexdigest()[:16]
+
+
+def id_hmac(key: bytes, id_number: str) -> bytes:
+    """HMAC-SHA256 of an ID number: the same holder gives the same value, the number stays."""
+    return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).digest()
+
+
+# --- Loading a subscriber base (demo, tests, a carrier's initial import) ----------------
+
+CSV_COLUMNS = ("number", "status", "real_name_state", "province", "subscriber_name",
+               "id_number", "outlet_code", "activated_at", "ported_to", "protected_reason")
+
+
+def import_rows(engine: Engine, rows: Iterable[dict[str, Any]],
+                outlet_rows: Iterable[dict[str, str]] = ()) -> int:
+    """Insert subscribers (and outlets); each row is checked and errors name the row."""
+    checked = []
+    for n, row in enumerate(rows, 1):
+        try:
+            number = numbers.normalise(str(row["number"]))
+        except (KeyError, NumberError) as e:
+            raise OperationError(f"subscriber row {n}: bad or missing number: {e}") from e
+        status = row.get("status") or ACTIVE
+        if status not in STATES:
+            raise OperationError(f"subscriber row {n}: status {status!r} is not one of "
+                                 f"{', '.join(sorted(STATES))}")
+        try:
+            state = RealNameState(row.get("real_name_state") or "registered")
+        except ValueError as e:
+            raise OperationError(f"subscriber row {n}: {e}") from e
+        activated = row.get("activated_at")
+        if isinstance(activated, str) and activated:
+            activated = datetime.fromisoformat(activated)
+        checked.append({
+            "number": number, "status": status, "real_name_state": state.value,
+            "province": row.get("province") or "", "subscriber_name":
+            row.get("subscriber_name") or "", "id_number": row.get("id_number") or "",
+            "outlet_code": row.get("outlet_code") or "", "ported_to": row.get("ported_to") or "",
+            "protected_reason": row.get("protected_reason") or "",
+            "registered_at": to_micros(activated) if activated else None,
+            "activated_at": to_micros(activated) if activated else None,
+            "suspended_at": None, "suspended_by": None,
+        })
+        if not checked[-1]["province"]:
+            raise OperationError(f"subscriber row {n}: province is empty")
+    with engine.begin() as conn:
+        for part in chunks(list(outlet_rows)):
+            conn.execute(insert(outlets), list(part))
+        for part in chunks(checked):
+            conn.execute(insert(subscribers), list(part))
+    return len(checked)
+
+
+def import_csv(engine: Engine, path: Path) -> int:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"number", "province"} - set(reader.fieldnames or ())
+        if missing:
+            raise OperationError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+                                 f"columns are {', '.join(CSV_COLUMNS)}")
+        return import_rows(engine, reader)
