@@ -22,7 +22,7 @@ from exchange import messages
 from exchange.errors import ForkError, NoteError
 from exchange.identity import Role
 from exchange.ledger import note
-from exchange.ledger.entries import Entry, EntryKind, to_micros
+from exchange.ledger.entries import to_micros
 from exchange.ledger.receipts import ConsistencyCheck, check_consistent, log_origin
 from exchange.schema import fork_evidence, inbox, outbox, peer_checkpoints
 from exchange.transport.outbox import record_peer_checkpoint
@@ -147,9 +147,15 @@ class Witness:
         await stub.AddCosignature(service_pb2.AddCosignatureRequest(
             checkpoint=held.cp.body, cosignature=sig.line.rstrip("\n")), timeout=10)
         cosigned = note.add_signatures(held.text, [sig])
-        await node.run_work(lambda ctx: ctx.txn.append(Entry(
-            EntryKind.WITNESS, peer, ctx.now, detail=cosigned.encode(),
-            subject=f"cosigned size {held.cp.size}")))
+        # The witness keeps its cosigned copy with the peer checkpoint it held, not as a
+        # ledger entry: two nodes witnessing each other would otherwise grow each other's
+        # logs for ever (each cosignature a new entry, each entry a new checkpoint to
+        # cosign). The cosignature is signed evidence on its own, held by the peer too.
+        def keep(ctx: Context) -> None:
+            ctx.conn.execute(update(peer_checkpoints).where(peer_checkpoints.c.id == held.id)
+                             .values(note=cosigned))
+        await node.run_work(keep)
+        log.info("witness %s cosigned %s at size %d", node.node_id, peer, held.cp.size)
         self.cosigned += 1
 
     async def _fork(self, peer: str, first: str, second: str, detail: str) -> None:
