@@ -422,6 +422,12 @@ class GroupCommitter:
                 self._pending -= len(batch)
 
     def _commit(self, batch: list[_Work]) -> None:
+        # Work whose caller gave up before it ran (a cancelled RPC) is not run. The rest
+        # can no longer be cancelled, so resolving it below cannot raise InvalidStateError
+        # and take the writer thread down with it.
+        batch = [work for work in batch if work.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         store = self.store
         size_before = store.size
         outcomes: list[tuple[_Work, Any, BaseException | None, tuple[int, ...]]] = []
