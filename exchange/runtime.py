@@ -32,11 +32,23 @@ class RunningNode:
         self._background = list(background or [])
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
+        self.metrics_port: int | None = None
         self.server: Any = None
 
     async def start(self) -> int:
+        try:
+            return await self._start()
+        except BaseException:
+            # Whatever did start (writer, metrics, server) must not outlive a failed start.
+            await self.stop(grace=0)
+            raise
+
+    async def _start(self) -> int:
         node = self.node
         node.start_writer()
+        if node.config.metrics_listen is not None:
+            self.metrics_port = await asyncio.to_thread(node.metrics.serve,
+                                                        node.config.metrics_listen)
         self.server, self.port, self.health = build_server(
             tls=node.tls, listen=self.listen, resolver=node,
             exchange=ExchangeService(node, stream_window=node.config.limits.stream_window),
@@ -63,6 +75,7 @@ class RunningNode:
                 await t
         await self.outbox.stop()
         await self.peers.close()
+        await asyncio.to_thread(self.node.metrics.stop_serving)
         await asyncio.to_thread(self.node.stop_writer)
         self.node.engine.dispose()
 
