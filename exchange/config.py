@@ -8,7 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from exchange import storage
 from exchange.errors import ConfigError
+from exchange.identity import NODE_ID
+
+DEFAULT_REFRESH_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,15 @@ class Deadlines:
         return timedelta(hours=self.shutdown_hours)
 
 
+def parse_listen(value: str, key: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) as (host, port); ConfigError naming ``key``."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{key} must be host:port with a port from 0 to 65535, got {value!r}")
+    return host, int(port)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     node_id: str
@@ -59,6 +72,8 @@ class NodeConfig:
     listen: str
     directory_file: Path
     office_id: str = "office.cn"
+    # How often to ask the office for a newer directory (sooner as expiry nears).
+    directory_refresh_seconds: float = 300.0
     metrics_listen: str | None = None
     limits: Limits = field(default_factory=Limits)
     delivery: Delivery = field(default_factory=Delivery)
@@ -80,46 +95,102 @@ class NodeConfig:
                   ) -> NodeConfig:
         where = str(path) if path else "configuration"
         r = _Reader(data, where)
+        r.known(data, "", TABLES[""])
         node = r.table("node")
         keys = r.table("keys")
         server = r.table("server")
         database = r.table("database")
         directory = r.table("directory")
+        for name, table in (("node", node), ("keys", keys), ("server", server),
+                            ("database", database), ("directory", directory)):
+            r.known(table, name, TABLES[name])
 
         def rel(p: str) -> Path:
             q = Path(p).expanduser()
             return q if q.is_absolute() else (base / q)
 
         url = r.text(database, "database.url")
+        try:
+            storage.parse_url(url)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: database.url: {e}") from e
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             url = "sqlite:///" + str(rel(url.removeprefix("sqlite:///")))
-        cfg = cls(
-            node_id=r.text(node, "node.id"),
-            office_id=r.text(node, "node.office", default="office.cn"),
-            credentials_dir=rel(r.text(keys, "keys.dir")),
-            ca_cert=rel(r.text(keys, "keys.ca")),
+        node_id = r.text(node, "node.id")
+        office_id = r.text(node, "node.office", default="office.cn")
+        for key, value in (("node.id", node_id), ("node.office", office_id)):
+            if not NODE_ID.match(value):
+                raise ConfigError(f"{where}: {key} must be a lowercase dotted node id "
+                                  f"like police.fj, got {value!r}")
+        credentials_dir = rel(r.text(keys, "keys.dir"))
+        if not credentials_dir.is_dir():
+            raise ConfigError(f"{where}: keys.dir: {credentials_dir} is not a directory")
+        ca_cert = rel(r.text(keys, "keys.ca"))
+        if not ca_cert.is_file():
+            raise ConfigError(f"{where}: keys.ca: {ca_cert} is not a file")
+        listen = r.text(server, "server.listen")
+        metrics_listen = r.opt_str(server, "server.metrics_listen")
+        addresses: dict[str, str | None] = {"server.listen": listen,
+                                            "server.metrics_listen": metrics_listen}
+        for key, address in addresses.items():
+            if address is not None:
+                try:
+                    parse_listen(address, key)
+                except ConfigError as e:
+                    raise ConfigError(f"{where}: {e}") from e
+        return cls(
+            node_id=node_id,
+            office_id=office_id,
+            credentials_dir=credentials_dir,
+            ca_cert=ca_cert,
             database_url=url,
-            listen=r.text(server, "server.listen"),
-            metrics_listen=r.opt_str(server, "server.metrics_listen"),
+            listen=listen,
+            metrics_listen=metrics_listen,
             directory_file=rel(r.text(directory, "directory.file")),
+            directory_refresh_seconds=r.number(directory, "directory.refresh_seconds",
+                                               default=DEFAULT_REFRESH_SECONDS),
             limits=r.dataclass(Limits, data.get("limits", {}), "limits"),
             delivery=r.dataclass(Delivery, data.get("delivery", {}), "delivery"),
             deadlines=r.dataclass(Deadlines, data.get("deadlines", {}), "deadlines"),
             path=path,
         )
-        if ":" not in cfg.listen:
-            raise ConfigError(f"{where}: server.listen must be host:port, got {cfg.listen!r}")
-        return cfg
 
     @property
     def clock_skew(self) -> timedelta:
         return timedelta(seconds=self.limits.clock_skew_seconds)
 
 
+# Keys of the tables that are not read into a dataclass; "": the top level's tables.
+TABLES: dict[str, frozenset[str]] = {
+    "": frozenset({"node", "keys", "server", "database", "directory", "limits", "delivery",
+                   "deadlines"}),
+    "node": frozenset({"id", "office"}),
+    "keys": frozenset({"dir", "ca"}),
+    "server": frozenset({"listen", "metrics_listen"}),
+    "database": frozenset({"url"}),
+    "directory": frozenset({"file", "refresh_seconds"}),
+}
+
+
 class _Reader:
     def __init__(self, data: dict[str, Any], where: str) -> None:
         self.data = data
         self.where = where
+
+    def known(self, table: dict[str, Any], name: str, keys: frozenset[str]) -> None:
+        for key in table:
+            if key not in keys:
+                what = f"table [{key}]" if not name else f"key {name}.{key}"
+                raise ConfigError(
+                    f"{self.where}: unknown {what} (known: {', '.join(sorted(keys))})")
+
+    def number(self, table: dict[str, Any], key: str, *, default: float) -> float:
+        value = table.get(key.rsplit(".", maxsplit=1)[-1], default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self.where}: {key} must be a number, got {value!r}")
+        if value <= 0:
+            raise ConfigError(f"{self.where}: {key} must be positive, got {value!r}")
+        return float(value)
 
     def table(self, name: str) -> dict[str, Any]:
         value = self.data.get(name)

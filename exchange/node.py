@@ -21,12 +21,13 @@ from sqlalchemy import Engine, insert, select
 from exchange import envelope, identity, messages, migrate, pki, storage
 from exchange import receive as checks
 from exchange.config import NodeConfig
-from exchange.errors import DirectoryError, InvalidBodyError, OverloadedError
+from exchange.errors import DirectoryError, ExchangeError, InvalidBodyError, OverloadedError
 from exchange.identity import Directory, Member, SignedDirectory
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
 from exchange.ledger.receipts import log_origin
 from exchange.ledger.store import Committed, GroupCommitter, LedgerStore, Transaction
+from exchange.metrics import ACCEPTED, DUPLICATE, REFUSED, UNKNOWN, NodeMetrics
 from exchange.schema import directories, inbox, outbox
 from exchange.transport.server import TLSMaterial
 
@@ -146,6 +147,8 @@ class Node:
         self._directory = self._load_directory()
         self._outbox_wakeups: list[Callable[[str], None]] = []
         self._per_peer_pending: dict[str, int] = {}
+        self.metrics = NodeMetrics()
+        self.metrics.watch(self)
 
     # --- directory ---------------------------------------------------------------
 
@@ -235,10 +238,14 @@ class Node:
     def check(self, raw: bytes, peer: str) -> checks.Accepted:
         """The pure checks of DESIGN.md §4 against the directory in force now."""
         now = self.clock()
-        self._directory.check_current(now)
-        return checks.check_incoming(raw, directory=self._directory, me=self.node_id,
-                                      peer=peer, now=now, limits=self.limits,
-                                      body_checks=self.body_checks)
+        try:
+            self._directory.check_current(now)
+            return checks.check_incoming(raw, directory=self._directory, me=self.node_id,
+                                          peer=peer, now=now, limits=self.limits,
+                                          body_checks=self.body_checks)
+        except ExchangeError as e:
+            self._refused(peer, None, e)
+            raise
 
     def _admit(self, peer: str) -> None:
         held = self._per_peer_pending.get(peer, 0)
@@ -255,19 +262,61 @@ class Node:
     async def receive(self, raw: bytes, peer: str) -> ReceiveOutcome:
         """Check, log and apply one message; return its receipt once durable."""
         accepted = self.check(raw, peer)
-        self._admit(peer)
-        try:
-            committed = await self.committer.run(lambda txn: self._apply(txn, accepted))
-        finally:
-            self._release(peer)
+        committed = await self._submit(peer, accepted)
         return self._outcome(committed)
 
     def submit_receive(self, accepted: checks.Accepted) -> asyncio.Future[Committed[Any]]:
         """Queue an already-checked message for logging (streams pipeline many at once)."""
-        self._admit(accepted.sender.node_id)
-        fut = asyncio.wrap_future(self.committer.submit(lambda txn: self._apply(txn, accepted)))
-        fut.add_done_callback(lambda _: self._release(accepted.sender.node_id))
+        return self._submit(accepted.sender.node_id, accepted)
+
+    def _submit(self, peer: str, accepted: checks.Accepted) -> asyncio.Future[Committed[Any]]:
+        try:
+            self._admit(peer)
+        except ExchangeError as e:
+            self._refused(peer, accepted, e)
+            raise
+        try:
+            fut = asyncio.wrap_future(
+                self.committer.submit(lambda txn: self._apply(txn, accepted)))
+        except ExchangeError as e:
+            self._release(peer)
+            self._refused(peer, accepted, e)
+            raise
+        fut.add_done_callback(lambda f: self._settled(peer, accepted, f))
         return fut
+
+    def _settled(self, peer: str, accepted: checks.Accepted,
+                 fut: asyncio.Future[Committed[Any]]) -> None:
+        """Count and log what became of a message once its transaction ended."""
+        self._release(peer)
+        if fut.cancelled():
+            return
+        error = fut.exception()
+        if error is not None:
+            self._refused(peer, accepted, error)
+            return
+        leaf_idx, duplicate, _ = fut.result().result
+        outcome = DUPLICATE if duplicate else ACCEPTED
+        header = accepted.message.header
+        self.metrics.received(accepted.message.kind, outcome)
+        log.info("message received kind=%s id=%s sender=%s recipient=%s digest=%s leaf=%d "
+                 "outcome=%s", accepted.message.kind, header.message_id.hex(), header.sender,
+                 header.recipient, accepted.digest.hex()[:16], leaf_idx, outcome)
+
+    def _refused(self, peer: str, accepted: checks.Accepted | None,
+                 error: BaseException) -> None:
+        # Only the error's type: its text may quote the message's numbers.
+        kind = accepted.message.kind if accepted else UNKNOWN
+        self.metrics.refused(kind, error)
+        if accepted is None:
+            log.info("message refused kind=%s peer=%s recipient=%s outcome=%s error=%s",
+                     kind, peer, self.node_id, REFUSED, type(error).__name__)
+        else:
+            header = accepted.message.header
+            log.info("message refused kind=%s id=%s sender=%s recipient=%s digest=%s "
+                     "outcome=%s error=%s", kind, header.message_id.hex(), header.sender,
+                     header.recipient, accepted.digest.hex()[:16], REFUSED,
+                     type(error).__name__)
 
     def outcome(self, committed: Committed[Any]) -> ReceiveOutcome:
         return self._outcome(committed)
@@ -311,8 +360,6 @@ class Node:
         handler = self.handlers.get(accepted.message.kind)
         if handler is not None:
             handler(ctx, accepted)
-        log.info("received %s %s from %s digest %s leaf %d", accepted.message.kind,
-                 header.message_id.hex(), header.sender, accepted.digest.hex()[:16], idx)
         return idx, False, [r for r, _ in ctx.sent]
 
     # --- sending --------------------------------------------------------------------

@@ -7,16 +7,41 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from typing import Any
 
+import grpc
+
+from exchange.errors import DirectoryError
+from exchange.identity import Role, SignedDirectory
 from exchange.ledger.witness import Witness
 from exchange.node import Node
 from exchange.transport.client import Peers
 from exchange.transport.outbox import Outbox
 from exchange.transport.server import build_server
 from exchange.transport.services import AdminService, ExchangeService, LedgerService, Operation
+from exchange.wire.bcx.v1 import service_pb2
 
 log = logging.getLogger(__name__)
+
+# Never ask the office more often than this, however close expiry is or however often
+# asking fails.
+MIN_REFRESH_SECONDS = 1.0
+
+
+def refresh_delay(expires_at: datetime, now: datetime, interval: float, failures: int = 0
+                  ) -> float:
+    """Seconds until the next ask for a newer directory.
+
+    The configured interval; sooner as expiry nears (half the time left), so a node
+    whose office publishes late still has several tries before it must refuse traffic;
+    after failures, a backoff from MIN_REFRESH_SECONDS that doubles up to that delay.
+    """
+    left = (expires_at - now).total_seconds()
+    delay = max(MIN_REFRESH_SECONDS, min(interval, left / 2))
+    if failures:
+        delay = min(delay, MIN_REFRESH_SECONDS * 2 ** min(failures - 1, 16))
+    return delay
 
 
 class RunningNode:
@@ -33,11 +58,23 @@ class RunningNode:
         self.operations = dict(operations or {})
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
+        self.metrics_port: int | None = None
         self.server: Any = None
 
     async def start(self) -> int:
+        try:
+            return await self._start()
+        except BaseException:
+            # Whatever did start (writer, metrics, server) must not outlive a failed start.
+            await self.stop(grace=0)
+            raise
+
+    async def _start(self) -> int:
         node = self.node
         node.start_writer()
+        if node.config.metrics_listen is not None:
+            self.metrics_port = await asyncio.to_thread(node.metrics.serve,
+                                                        node.config.metrics_listen)
         self.server, self.port, self.health = build_server(
             tls=node.tls, listen=self.listen, resolver=node,
             exchange=ExchangeService(node, stream_window=node.config.limits.stream_window),
@@ -49,6 +86,8 @@ class RunningNode:
         await self.outbox.start()
         self._tasks.append(asyncio.ensure_future(
             self.witness.run(node.config.deadlines.witness_interval_seconds)))
+        if node.me.role is not Role.OFFICE:
+            self._tasks.append(asyncio.ensure_future(self.refresh_directory_loop()))
         for factory in self._background:
             self._tasks.append(asyncio.ensure_future(factory(self)))
         log.info("node %s listening on port %d", node.node_id, self.port)
@@ -65,8 +104,62 @@ class RunningNode:
                 await t
         await self.outbox.stop()
         await self.peers.close()
+        await asyncio.to_thread(self.node.metrics.stop_serving)
         await asyncio.to_thread(self.node.stop_writer)
         self.node.engine.dispose()
+
+    # --- the directory ---------------------------------------------------------------------
+
+    async def refresh_directory(self) -> str:
+        """Ask the office for a directory newer than the one held and adopt it.
+
+        Returns what happened: "adopted vN" or "current". Raises DirectoryError if the
+        office answered with a directory that does not verify or is not newer (it is not
+        adopted), grpc.aio.AioRpcError if the office could not be asked.
+        """
+        node = self.node
+        held = node.directory.version
+        try:
+            response = await self.peers.exchange(node.config.office_id).GetDirectory(
+                service_pb2.GetDirectoryRequest(newer_than=held), timeout=10)
+        except grpc.aio.AioRpcError as e:
+            if e.code() is grpc.StatusCode.NOT_FOUND:
+                node.metrics.directory_refresh("current")
+                return "current"
+            node.metrics.directory_refresh("unreachable")
+            raise
+        try:
+            d = await node.replace_directory(
+                SignedDirectory(response.envelope, response.signer_certificate_pem))
+        except DirectoryError:
+            node.metrics.directory_refresh("refused")
+            raise
+        node.metrics.directory_refresh("adopted")
+        return f"adopted v{d.version}"
+
+    async def refresh_directory_loop(self) -> None:
+        """Keep the directory current (DESIGN §3); failures are logged and retried."""
+        node = self.node
+        interval = node.config.directory_refresh_seconds
+        failures = 0
+        while True:
+            await asyncio.sleep(refresh_delay(node.directory.expires_at, node.now(), interval,
+                                              failures))
+            try:
+                outcome = await self.refresh_directory()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as e:
+                failures += 1
+                log.warning("directory refresh from %s failed (attempt %d): %s: %s",
+                            node.config.office_id, failures, e.code().name, e.details())
+            except Exception as e:  # noqa: BLE001 - a bad answer must never stop the loop
+                failures += 1
+                log.warning("directory refresh from %s refused (attempt %d): %s: %s",
+                            node.config.office_id, failures, type(e).__name__, e)
+            else:
+                failures = 0
+                log.debug("directory refresh: %s", outcome)
 
     async def serve_until_signalled(self) -> None:
         stop = asyncio.Event()

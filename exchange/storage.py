@@ -93,6 +93,21 @@ def redact_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
+def parse_url(url: str) -> URL:
+    """``url`` parsed, if it names a supported database; else ConfigError naming the scheme."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as e:
+        raise ConfigError(f"database URL {redact_url(url)!r} is not a valid URL") from e
+    if parsed.drivername not in _SQLITE_DRIVERS | _POSTGRES_DRIVERS:
+        hint = " (use postgresql+psycopg://)" if parsed.get_backend_name() == "postgresql" else ""
+        raise ConfigError(
+            f"database URL scheme {parsed.drivername!r} is not supported{hint}; "
+            "use sqlite:///path or postgresql+psycopg://user@host/dbname"
+        )
+    return parsed
+
+
 def create_engine_for(
     url: str,
     *,
@@ -106,10 +121,7 @@ def create_engine_for(
     if missing. ``postgresql+psycopg://…`` gets a pinged pool. Anything else raises
     ConfigError naming the scheme.
     """
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as e:
-        raise ConfigError(f"database URL {redact_url(url)!r} is not a valid URL") from e
+    parsed = parse_url(url)
     if pool_size < 1:
         raise ConfigError(f"database pool_size must be at least 1, got {pool_size}")
     if busy_timeout_ms < 0:
@@ -117,14 +129,8 @@ def create_engine_for(
 
     if parsed.drivername in _SQLITE_DRIVERS:
         engine = _create_sqlite_engine(parsed, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
-    elif parsed.drivername in _POSTGRES_DRIVERS:
-        engine = _create_postgres_engine(parsed, pool_size=pool_size)
     else:
-        hint = " (use postgresql+psycopg://)" if parsed.get_backend_name() == "postgresql" else ""
-        raise ConfigError(
-            f"database URL scheme {parsed.drivername!r} is not supported{hint}; "
-            "use sqlite:///path or postgresql+psycopg://user@host/dbname"
-        )
+        engine = _create_postgres_engine(parsed, pool_size=pool_size)
     logger.debug("database engine for %s", redact_url(parsed))
     return engine
 

@@ -74,6 +74,13 @@ class Scheduler:
             raised += carrier.overdue(ctx)
         out["escalations"] = [r.hex() for r in raised if r]
         out["overdue"] = len(raised)
+        from nodes.operator import status_summary
+
+        overdue = status_summary(ctx.conn, node_id=self.node.node_id, now=ctx.now)["overdue"]
+        for kind, message_kind in (("notices", "shutdown_notice"),
+                                   ("case_requests", "case_request"),
+                                   ("appeals", "appeal"), ("feedback", "number_report")):
+            self.node.metrics.set_overdue(message_kind, overdue[kind])
         return out
 
     async def run(self, running: RunningNode) -> None:

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--keys", required=True, type=Path)
     a.add_argument("--ca", required=True, type=Path)
     a.add_argument("--listen", default="127.0.0.1:7443")
+    a.add_argument("--metrics-listen", default=None,
+                   help="host:port for Prometheus metrics (default: none served)")
     a.add_argument("--database-url", default=None)
     a.add_argument("--directory", required=True, type=Path)
     a.add_argument("--office", default="office.cn")
@@ -241,7 +243,8 @@ def cmd_node_init(args: argparse.Namespace) -> int:
     path = write_node_toml(args.out, node_id=args.node_id, office_id=args.office,
                            keys_dir=args.keys.resolve(), ca=args.ca.resolve(),
                            listen=args.listen, database_url=url,
-                           directory=args.directory.resolve())
+                           directory=args.directory.resolve(),
+                           metrics_listen=args.metrics_listen)
     print(f"wrote {path}; start the node with: bcx node run --config {path}")
     return 0
 

@@ -19,6 +19,7 @@ from exchange.numbers import NumberBlock
 
 NODE_TOML = """\
 # bcx node configuration. Relative paths are relative to this file.
+# Commented-out values are the defaults; every key bcx reads is listed here.
 
 [node]
 # This node's id: a lowercase dotted name, listed in the directory.
@@ -35,8 +36,9 @@ ca = "{ca}"
 [server]
 # host:port this node's gRPC server listens on (mutual TLS).
 listen = "{listen}"
-# Prometheus metrics (plain HTTP on loopback); remove to disable.
-# metrics_listen = "127.0.0.1:9100"
+# host:port of the Prometheus metrics endpoint (plain HTTP: keep it on loopback or a
+# monitoring network); absent, no metrics are served.
+{metrics_line}
 
 [database]
 # SQLite file by default; PostgreSQL as postgresql+psycopg://user@host:port/dbname
@@ -45,26 +47,48 @@ url = "{database_url}"
 [directory]
 # The signed member directory to start from; newer versions are kept in the database.
 file = "{directory}"
+# Seconds between asks to the office for a newer directory (sooner as expiry nears).
+# refresh_seconds = 300
 
 [limits]
+# Largest envelope accepted, in bytes.
 # max_envelope_bytes = 4194304
+# How far a message's created_at may be from this node's clock.
 # clock_skew_seconds = 300
+# Most numbers one message may carry.
+# max_numbers_per_message = 10000
+# Work waiting for the ledger writer before the node answers RESOURCE_EXHAUSTED.
 # max_pending = 20000
+# Work one peer may have waiting at once.
 # max_pending_per_peer = 5000
+# Envelopes a sender keeps in flight on one DeliverStream.
 # stream_window = 256
+# How long the ledger writer collects work into one transaction and checkpoint.
+# group_commit_window_ms = 2
+# Most units of work in one transaction.
+# max_batch = 512
 
 [delivery]
+# Retry backoff: doubles from the initial delay up to the maximum, with jitter.
 # backoff_initial_seconds = 0.5
 # backoff_max_seconds = 60
+# Escalate to the office after this many failed attempts or this long (and keep trying).
 # escalate_after_attempts = 20
 # escalate_after_seconds = 3600
+# A queue at least this long to one peer is sent over one DeliverStream.
+# bulk_threshold = 8
 
 [deadlines]
+# Time a receiver has to act, by obligation.
 # shutdown_hours = 24
 # case_hours = 72
 # appeal_hours = 72
 # feedback_hours = 48
+# How often the scheduler looks for overdue obligations, witnesses peers' ledgers,
+# and sends progress reports.
+# scheduler_interval_seconds = 30
 # witness_interval_seconds = 10
+# progress_interval_seconds = 3600
 """
 
 
@@ -124,13 +148,16 @@ def sign_with_office(directory: Directory, office_keys: Path,
 
 
 def write_node_toml(path: Path, *, node_id: str, office_id: str, keys_dir: Path, ca: Path,
-                    listen: str, database_url: str, directory: Path) -> Path:
+                    listen: str, database_url: str, directory: Path,
+                    metrics_listen: str | None = None) -> Path:
     if path.exists():
         raise FileExistsError(f"{path} exists; refusing to overwrite a node's configuration")
     path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_line = (f'metrics_listen = "{metrics_listen}"' if metrics_listen
+                    else '# metrics_listen = "127.0.0.1:9100"')
     path.write_text(NODE_TOML.format(
         node_id=node_id, office_id=office_id, keys_dir=keys_dir, ca=ca, listen=listen,
-        database_url=database_url, directory=directory))
+        metrics_line=metrics_line, database_url=database_url, directory=directory))
     return path
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import grpc
+import pytest
+from pgserver import unique_database_name
 
 from exchange import envelope, messages
 from exchange.config import NodeConfig
@@ -79,3 +81,22 @@ async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def federation_on(backend: str, request: pytest.FixtureRequest, tmp: Path,
+                  node_ids: Sequence[str]) -> Iterator[Federation]:
+    """A federation whose ``node_ids`` keep their databases on ``backend``: "sqlite"
+    (files under ``tmp``) or "postgresql" (a database each on the session's test server,
+    dropped afterwards). For fixtures parametrized over both back ends."""
+    if backend == "sqlite":
+        yield make_federation(tmp)
+        return
+    server = request.getfixturevalue("postgres_server")
+    names = [unique_database_name(f"{request.node.name}_{i}") for i in node_ids]
+    urls = {i: server.create_database(name) for i, name in zip(node_ids, names, strict=True)}
+    try:
+        yield make_federation(tmp, database_urls=urls)
+    finally:
+        if server.running:
+            for name in names:
+                server.drop_database(name)

@@ -423,6 +423,12 @@ class GroupCommitter:
                 self._pending -= len(batch)
 
     def _commit(self, batch: list[_Work]) -> None:
+        # Work whose caller gave up before it ran (a cancelled RPC) is not run. The rest
+        # can no longer be cancelled, so resolving it below cannot raise InvalidStateError
+        # and take the writer thread down with it.
+        batch = [work for work in batch if work.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         store = self.store
         size_before = store.size
         outcomes: list[tuple[_Work, Any, BaseException | None, tuple[int, ...]]] = []
@@ -470,9 +476,8 @@ class GroupCommitter:
         self.batches += 1
         self.items += len(batch)
         for work, result, error, appended in outcomes:
-            # A caller that gave up waiting (a cancelled call, a stopping node) cancelled its
-            # future; the work is committed all the same and a retry finds it (idempotent
-            # receive). It must not take the writer thread down with it.
+            # Futures were marked running above and cannot be cancelled now; the guard
+            # only keeps the writer thread alive should that ever change.
             with contextlib.suppress(InvalidStateError):
                 if error is not None:
                     work.future.set_exception(error)

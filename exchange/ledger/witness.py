@@ -81,6 +81,7 @@ class Witness:
             except Exception as e:  # noqa: BLE001 - one peer's trouble must not stop the round
                 log.warning("witnessing %s failed: %s", peer, e)
                 self.status[peer] = f"error: {e}"
+            self.node.metrics.witness_checked(peer, self.status[peer])
         return dict(self.status)
 
     def _held(self, origin: str) -> list[Held]:

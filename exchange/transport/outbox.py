@@ -44,6 +44,7 @@ class Pending:
     created_at: int
     escalated: bool
     kind: str
+    digest: bytes = b""
 
 
 class Outbox:
@@ -98,7 +99,7 @@ class Outbox:
             rows = conn.execute(
                 select(outbox.c.seq, outbox.c.message_id, outbox.c.envelope, outbox.c.attempts,
                        outbox.c.created_at, outbox.c.escalated, outbox.c.next_attempt_at,
-                       outbox.c.kind)
+                       outbox.c.kind, outbox.c.message_digest)
                 .where(outbox.c.recipient == recipient, outbox.c.delivered_at.is_(None))
                 .order_by(outbox.c.seq).limit(limit)
             ).all()
@@ -108,7 +109,8 @@ class Outbox:
         if rows[0].next_attempt_at > now:
             return [], (rows[0].next_attempt_at - now) / 1e6
         return [Pending(r.seq, bytes(r.message_id), bytes(r.envelope), r.attempts,
-                        r.created_at, r.escalated, r.kind) for r in rows], None
+                        r.created_at, r.escalated, r.kind, bytes(r.message_digest))
+                for r in rows], None
 
     async def _worker(self, recipient: str) -> None:
         event = self._events[recipient]
@@ -190,6 +192,7 @@ class Outbox:
         if receipts:
             await self.node.committer.run(lambda txn: self._record(txn, recipient, receipts))
             self.delivered += len(receipts)
+            self._observe_delivered(recipient, receipts)
         if failure is not None:
             await self._failed(recipient, failure[0], failure[1])
 
@@ -213,6 +216,17 @@ class Outbox:
                 seen.add((cp.size, cp.root))
                 record_peer_checkpoint(txn.conn, cp, receipt.checkpoint, txn.now)
 
+    def _observe_delivered(self, recipient: str,
+                           receipts: list[tuple[Pending, Receipt, note.Checkpoint]]) -> None:
+        now = to_micros(self.node.clock())
+        for p, receipt, _ in receipts:
+            latency = (now - p.created_at) / 1e6
+            self.node.metrics.delivered(p.kind, recipient, latency)
+            log.info("message delivered kind=%s id=%s sender=%s recipient=%s digest=%s leaf=%d "
+                     "outcome=delivered attempts=%d latency=%.3fs", p.kind, p.message_id.hex(),
+                     self.node.node_id, recipient, p.digest.hex()[:16], receipt.leaf_index,
+                     p.attempts + 1, latency)
+
     async def _failed(self, recipient: str, p: Pending, error: BaseException) -> None:
         self.failures += 1
         cfg = self.node.config.delivery
@@ -225,8 +239,15 @@ class Outbox:
         escalate = not p.escalated and (
             permanent or attempts >= cfg.escalate_after_attempts
             or age >= cfg.escalate_after_seconds)
-        log.warning("delivery of %s to %s failed (attempt %d, retry in %.1fs): %s",
-                    p.message_id.hex(), recipient, attempts, delay, error)
+        # The peer's refusal text may quote the message's numbers: only the code is logged
+        # (the whole text is kept in the outbox row's last_error).
+        reason = error.code.name if isinstance(error, _Refused) else type(error).__name__
+        outcome = "refused" if permanent else "retry"
+        self.node.metrics.delivery_failed(p.kind, recipient, outcome, reason)
+        log.warning("message delivery failed kind=%s id=%s sender=%s recipient=%s digest=%s "
+                    "outcome=%s error=%s attempts=%d retry_in=%.1fs", p.kind, p.message_id.hex(),
+                    self.node.node_id, recipient, p.digest.hex()[:16], outcome, reason, attempts,
+                    delay)
         next_at = to_micros(self.node.clock()) + int(delay * 1e6)
 
         def work(ctx: Context) -> None:

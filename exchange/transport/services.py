@@ -46,8 +46,7 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
         try:
             outcome = await self.node.receive(request.envelope, peer)
         except ExchangeError as e:
-            log.info("refused message from %s: %s: %s", peer, type(e).__name__, e)
-            await _abort(context, e)
+            await _abort(context, e)  # the node has counted and logged the refusal
             raise  # unreachable: abort raises
         return service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
 

@@ -20,7 +20,13 @@ from typing import Any
 
 import grpc
 import pytest
-from fedharness import client_channel, make_federation, signed_envelope, wait_for
+from fedharness import (
+    client_channel,
+    federation_on,
+    make_federation,
+    signed_envelope,
+    wait_for,
+)
 from pgserver import unique_database_name
 from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.exc import DBAPIError
@@ -146,8 +152,16 @@ def cosignature_verifier(node: Node) -> note.Verifier:
     return note.Verifier.for_key(node.origin, node.signer.public_key, note.KIND_COSIGNATURE_V1)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Federation]:
+    """The federation, police's and bureau's databases on SQLite files or on PostgreSQL
+    (the others stay on SQLite: each PostgreSQL database costs a create and a drop)."""
+    yield from federation_on(request.param, request, tmp_path / "fed", (POLICE, BUREAU))
+
+
 @pytest.fixture
-def fed(tmp_path: Path) -> Federation:
+def fed_sqlite(tmp_path: Path) -> Federation:
+    """For tests that forge a history by deleting a node's database files."""
     return make_federation(tmp_path / "fed")
 
 
@@ -479,9 +493,9 @@ def forks(node: Node) -> list[Any]:
 @pytest.mark.network
 @pytest.mark.parametrize("grow", [2, 0], ids=["rewritten-and-longer", "same-size-other-root"])
 def test_witness_detects_a_rewritten_ledger_and_escalates_to_the_office(
-        fed: Federation, grow: int) -> None:
+        fed_sqlite: Federation, grow: int) -> None:
     async def scenario() -> None:
-        async with forked_bureau(fed, grow) as (rp, ro, honest, forged):
+        async with forked_bureau(fed_sqlite, grow) as (rp, ro, honest, forged):
             police, office = rp.node, ro.node
             verifier = police.log_verifier(BUREAU)
             both = {opened(honest, verifier), opened(forged, verifier)}
@@ -525,9 +539,9 @@ def test_witness_detects_a_rewritten_ledger_and_escalates_to_the_office(
 
 
 @pytest.mark.network
-def test_a_fork_is_escalated_once(fed: Federation) -> None:
+def test_a_fork_is_escalated_once(fed_sqlite: Federation) -> None:
     async def scenario() -> None:
-        async with forked_bureau(fed, 2) as (rp, ro, _, _):
+        async with forked_bureau(fed_sqlite, 2) as (rp, ro, _, _):
             for _ in range(3):
                 await rp.witness.round()
             await wait_for(lambda: rp.outbox.depth() == 0)

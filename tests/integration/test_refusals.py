@@ -134,12 +134,14 @@ class Clock:
 
 
 @contextlib.asynccontextmanager
-async def serving(world: World, db: Path, clock: Clock | None = None
+async def serving(world: World, db: Path | str, clock: Clock | None = None
                   ) -> AsyncIterator[tuple[Node, int]]:
-    """bureau.fj with a fresh database of its own, listening on a free loopback port."""
+    """bureau.fj with a fresh database of its own (an SQLite file or a database URL),
+    listening on a free loopback port."""
     config = NodeConfig.from_file(world.bureau_config)
     assert config.limits.max_envelope_bytes == ENVELOPE_LIMIT
-    config = replace(config, database_url=sqlite_url(db), listen="127.0.0.1:0")
+    url = db if isinstance(db, str) else sqlite_url(db)
+    config = replace(config, database_url=url, listen="127.0.0.1:0")
     node = Node(config, clock=clock)
     async with running(node) as (rn,):
         yield node, rn.port
@@ -348,12 +350,12 @@ REFUSALS = (
 
 
 @pytest.mark.parametrize("case", REFUSALS, ids=[r.id for r in REFUSALS])
-def test_refusal(case: Refusal, world: World, tmp_path: Path) -> None:
+def test_refusal(case: Refusal, world: World, db_url: str) -> None:
     raw = case.make(world)
 
     async def scenario() -> None:
         clock = Clock()
-        async with serving(world, tmp_path / "bureau.db", clock) as (node, port):
+        async with serving(world, db_url, clock) as (node, port):
             if case.setup is not None:
                 await case.setup(node, clock, world)
             before = state(node)
@@ -386,10 +388,10 @@ def check_receipt(world: World, pb: object, raw: bytes) -> None:
                    log_verifier=world.bureau_log, origin=log_origin(world.trust_domain, BUREAU))
 
 
-def test_a_valid_message_is_accepted_with_a_receipt(world: World, tmp_path: Path) -> None:
+def test_a_valid_message_is_accepted_with_a_receipt(world: World, db_url: str) -> None:
     """The control for the table: what each row changes, unchanged, is accepted."""
     async def scenario() -> None:
-        async with serving(world, tmp_path / "bureau.db") as (node, port), \
+        async with serving(world, db_url) as (node, port), \
                 dial(world, port, POLICE) as channel:
             before = state(node)
             raw = sealed(world)
@@ -401,9 +403,9 @@ def test_a_valid_message_is_accepted_with_a_receipt(world: World, tmp_path: Path
     asyncio.run(scenario())
 
 
-def test_duplicate_message_id_gets_the_first_receipt_back(world: World, tmp_path: Path) -> None:
+def test_duplicate_message_id_gets_the_first_receipt_back(world: World, db_url: str) -> None:
     async def scenario() -> None:
-        async with serving(world, tmp_path / "bureau.db") as (node, port), \
+        async with serving(world, db_url) as (node, port), \
                 dial(world, port, POLICE) as channel:
             raw = sealed(world)
             first = await deliver(channel, raw)
@@ -421,9 +423,9 @@ def test_duplicate_message_id_gets_the_first_receipt_back(world: World, tmp_path
 
 
 def test_duplicate_in_one_stream_gets_the_first_receipt_back(world: World,
-                                                              tmp_path: Path) -> None:
+                                                              db_url: str) -> None:
     async def scenario() -> None:
-        async with serving(world, tmp_path / "bureau.db") as (node, port), \
+        async with serving(world, db_url) as (node, port), \
                 dial(world, port, POLICE) as channel:
             before = state(node)
             raw = sealed(world)
@@ -441,9 +443,9 @@ def test_duplicate_in_one_stream_gets_the_first_receipt_back(world: World,
     asyncio.run(scenario())
 
 
-def test_reused_message_id_for_another_message_is_refused(world: World, tmp_path: Path) -> None:
+def test_reused_message_id_for_another_message_is_refused(world: World, db_url: str) -> None:
     async def scenario() -> None:
-        async with serving(world, tmp_path / "bureau.db") as (node, port), \
+        async with serving(world, db_url) as (node, port), \
                 dial(world, port, POLICE) as channel:
             mid = messages.new_message_id()
             await deliver(channel, sealed(world, message_id=mid))
@@ -462,7 +464,7 @@ def test_reused_message_id_for_another_message_is_refused(world: World, tmp_path
 # --- streams ---------------------------------------------------------------------------------------
 
 
-def test_deliver_stream_answers_each_request_in_order(world: World, tmp_path: Path,
+def test_deliver_stream_answers_each_request_in_order(world: World, db_url: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     goods = [sealed(world) for _ in range(3)]
     batch: list[tuple[bytes, grpc.StatusCode | None, str]] = [
@@ -477,7 +479,7 @@ def test_deliver_stream_answers_each_request_in_order(world: World, tmp_path: Pa
     ]
 
     async def scenario() -> None:
-        async with serving(world, tmp_path / "bureau.db") as (node, port), \
+        async with serving(world, db_url) as (node, port), \
                 dial(world, port, POLICE) as channel:
             before = state(node)
             requests = [service_pb2.DeliverRequest(envelope=raw) for raw, _, _ in batch]
