@@ -34,12 +34,16 @@ from exchange.messages import (
 from exchange.node import Context
 from exchange.receive import Accepted
 from nodes.models import (
+    UPDATE_CASE,
+    UPDATE_NOTICE_LINE,
+    UPDATE_REPORT_LINE,
     appeals,
     channel_reports,
     id_holders,
     notice_numbers,
     notices,
     numbers,
+    params,
     penalties,
     report_numbers,
     reports,
@@ -54,11 +58,11 @@ from nodes.workflow import (
     feedback,
     forward_thread,
     from_micros,
+    judge_number,
     message_id_arg,
     parse_forward_thread,
     to_micros,
     triage,
-    try_normalise,
 )
 
 LEGAL_BASIS = ("Anti-Telecom and Online Fraud Law art. 21; MIIT real-name registration "
@@ -108,7 +112,7 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
         "numbers_total": len(body.numbers), "created_at": to_micros(ctx.now),
         "feedback_due_at": to_micros(ctx.now + timedelta(hours=deadlines.feedback_hours)),
         "withdrawn_at": None, "escalated_at": None})
-    candidates = {n for n in map(try_normalise, body.numbers) if n}
+    candidates = {n for n, _ in map(judge_number, body.numbers) if n}
     known = {r.number: r for r in _numbers_rows(ctx, candidates)}
     live_known = [n for n, r in known.items() if r.status not in (Status.WITHDRAWN,
                                                                    Status.RESTORED)]
@@ -225,16 +229,17 @@ def feed_back_final(ctx: Context, decided: dict[str, tuple[Status, str, str]]) -
             .where(report_numbers.c.number.in_(part), report_numbers.c.final.is_(False),
                    reports.c.withdrawn_at.is_(None))).all())
     by_origin: dict[str, list[NumberOutcome]] = defaultdict(list)
+    updates = []
     for row in open_rows:
         status, detail, carrier = decided[row.number]
-        ctx.conn.execute(update(report_numbers).where(
-            report_numbers.c.report_id == row.report_id,
-            report_numbers.c.number == row.number).values(
-            status=status.value, detail=detail, carrier_node=carrier,
-            final=status in FINAL, updated_at=to_micros(ctx.now)))
+        updates.append(params(report_id=row.report_id, number=row.number, status=status.value,
+                              detail=detail, carrier_node=carrier, final=status in FINAL,
+                              updated_at=to_micros(ctx.now)))
         by_origin[row.origin].append(feedback(
             row.number, status, detail=detail, carrier_node=carrier,
             report_id=bytes(row.report_id), decided_at=ctx.now))
+    if updates:
+        ctx.conn.execute(UPDATE_REPORT_LINE, updates)
     for origin, lines in sorted(by_origin.items()):
         send_feedback(ctx, origin, lines, summary=f"outcomes of {len(lines)} reported number(s)")
 
@@ -257,6 +262,8 @@ def on_action_report(ctx: Context, acc: Accepted) -> None:
     decided: dict[str, tuple[Status, str, str]] = {}
     reroute: dict[str, list[str]] = defaultdict(list)
     cases = {r.number: r for r in _numbers_rows(ctx, (a.number for a in body.actions))}
+    now = to_micros(ctx.now)
+    line_updates, case_updates = [], []
     for a in body.actions:
         line = listed.get(a.number)
         if line is None:
@@ -265,42 +272,42 @@ def on_action_report(ctx: Context, acc: Accepted) -> None:
         if h.thread != "withdrawal":
             if line.outcome is None:
                 newly_answered += 1
-            ctx.conn.execute(update(notice_numbers).where(
-                notice_numbers.c.notice_id == notice.notice_id,
-                notice_numbers.c.number == a.number).values(
-                outcome=a.outcome.value, detail=a.refusal_reason or a.ported_to_hint,
-                answered_at=to_micros(ctx.now), answer_id=h.message_id))
+            line_updates.append(params(
+                notice_id=notice.notice_id, number=a.number, outcome=a.outcome.value,
+                detail=a.refusal_reason or a.ported_to_hint, answered_at=now,
+                answer_id=h.message_id))
         case = cases.get(a.number)
         if case is None:
             continue
-        status = STATUS_OF_OUTCOME[a.outcome]
-        detail = a.refusal_reason
-        values: dict[str, Any] = {"updated_at": to_micros(ctx.now)}
+        row = {"number": a.number, "status": case.status, "detail": case.detail,
+               "carrier_node": case.carrier_node, "outlet_code": case.outlet_code,
+               "tried": case.tried, "updated_at": now}
+        case_updates.append(row)
         if a.channel is not None and a.channel.outlet_code:
-            values["outlet_code"] = a.channel.outlet_code
+            row["outlet_code"] = a.channel.outlet_code
+        status, detail = STATUS_OF_OUTCOME[a.outcome], a.refusal_reason
         if a.outcome is messages.ActionOutcome.NOT_OUR_SUBSCRIBER:
             hint = a.ported_to_hint
             tried = set(filter(None, case.tried.split(",")))
             if hint and hint not in tried and ctx.directory.has_member(hint) and \
                     ctx.directory.member(hint).role is Role.CARRIER:
                 reroute[hint].append(a.number)
-                values.update(status=Status.NOTICED.value, carrier_node=hint,
-                              tried=",".join(sorted(tried | {hint})),
-                              detail=f"ported from {h.sender} to {hint}")
-                ctx.conn.execute(update(numbers).where(numbers.c.number == a.number)
-                                 .values(**values))
+                row.update(status=Status.NOTICED.value, carrier_node=hint,
+                           tried=",".join(sorted(tried | {hint})),
+                           detail=f"ported from {h.sender} to {hint}")
                 continue
             detail = (f"{h.sender}: not our subscriber" +
                       (f"; ported to {hint}, not a member carrier" if hint and hint not in
                        tried else "; no other carrier to ask"))
         if h.thread == "withdrawal" and case.status == Status.WITHDRAWN:
-            values.update(detail=f"service restored by {h.sender} after the withdrawal")
-            ctx.conn.execute(update(numbers).where(numbers.c.number == a.number)
-                             .values(**values))
+            row["detail"] = f"service restored by {h.sender} after the withdrawal"
             continue
-        values.update(status=status.value, detail=detail, carrier_node=h.sender)
-        ctx.conn.execute(update(numbers).where(numbers.c.number == a.number).values(**values))
+        row.update(status=status.value, detail=detail, carrier_node=h.sender)
         decided[a.number] = (status, detail, h.sender)
+    if line_updates:
+        ctx.conn.execute(UPDATE_NOTICE_LINE, line_updates)
+    if case_updates:
+        ctx.conn.execute(UPDATE_CASE, [params(**r) for r in case_updates])
     if newly_answered:
         answered = notice.answered + newly_answered
         ctx.conn.execute(update(notices).where(notices.c.notice_id == notice.notice_id).values(

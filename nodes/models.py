@@ -9,8 +9,11 @@ message ids the 16-byte UUIDv7 of the message that created the row.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     Boolean,
     Column,
     Index,
@@ -19,6 +22,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
+    update,
 )
 
 from exchange.schema import metadata
@@ -259,3 +264,43 @@ outlets = Table(
     Column("agent", String(256), nullable=False),
     Column("address", String(512), nullable=False),
 )
+
+
+# --- Statements run once per message with many rows (executemany) --------------------
+# Bulk reports carry thousands of numbers: one statement per number would cost far more
+# than the messages themselves, so handlers pass lists of parameters to these.
+
+
+def _p(name: str) -> BindParameter[Any]:
+    return bindparam(f"p_{name}")
+
+
+UPDATE_REPORT_LINE = (
+    update(report_numbers)
+    .where(report_numbers.c.report_id == _p("report_id"),
+           report_numbers.c.number == _p("number"))
+    .values(status=_p("status"), detail=_p("detail"), carrier_node=_p("carrier_node"),
+            final=_p("final"), updated_at=_p("updated_at"))
+)
+
+UPDATE_REPORT_LINE_FED_BACK = UPDATE_REPORT_LINE.values(feedback_id=_p("feedback_id"))
+
+UPDATE_NOTICE_LINE = (
+    update(notice_numbers)
+    .where(notice_numbers.c.notice_id == _p("notice_id"),
+           notice_numbers.c.number == _p("number"))
+    .values(outcome=_p("outcome"), detail=_p("detail"), answered_at=_p("answered_at"),
+            answer_id=_p("answer_id"))
+)
+
+UPDATE_CASE = (
+    update(numbers)
+    .where(numbers.c.number == _p("number"))
+    .values(status=_p("status"), detail=_p("detail"), carrier_node=_p("carrier_node"),
+            outlet_code=_p("outlet_code"), tried=_p("tried"), updated_at=_p("updated_at"))
+)
+
+
+def params(**values: Any) -> dict[str, Any]:
+    """Parameters for the statements above: ``params(number=…)`` -> ``{"p_number": …}``."""
+    return {f"p_{k}": v for k, v in values.items()}

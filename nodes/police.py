@@ -24,7 +24,13 @@ from exchange.messages import CaseQuestion, CaseRequest, Category, NumberReport,
 from exchange.node import Context, Node
 from exchange.receive import Accepted
 from nodes.carrier import CASE_CONTEXT
-from nodes.models import case_requests, report_numbers, reports
+from nodes.models import (
+    UPDATE_REPORT_LINE_FED_BACK,
+    case_requests,
+    params,
+    report_numbers,
+    reports,
+)
 from nodes.workflow import (
     FINAL,
     Status,
@@ -46,27 +52,25 @@ def on_circular(ctx: Context, acc: Accepted) -> None:
     for line in body.outcomes:
         if line.report_id:
             by_report[line.report_id].append(line)
+    updates = []
     for report_id, lines in by_report.items():
-        known = ctx.conn.execute(select(reports.c.report_id).where(
-            reports.c.report_id == report_id)).first()
-        if known is None:
-            # A circular about others' reports (a general notice): logged, nothing to track.
-            continue
+        held = {r.number: r.final for r in ctx.conn.execute(
+            select(report_numbers.c.number, report_numbers.c.final).where(
+                report_numbers.c.report_id == report_id,
+                report_numbers.c.number.in_([line.number for line in lines])))}
         for line in lines:
-            status, detail = status_of_feedback(line)
-            current = ctx.conn.execute(select(report_numbers.c.final).where(
-                report_numbers.c.report_id == report_id,
-                report_numbers.c.number == line.number)).first()
-            if current is None:
+            if line.number not in held:
+                # Not a number of ours (a general circular about others' reports).
                 continue
-            if current.final and status not in FINAL:
+            status, detail = status_of_feedback(line)
+            if held[line.number] and status not in FINAL:
                 continue  # a late acknowledgement never reopens a final outcome
-            ctx.conn.execute(update(report_numbers).where(
-                report_numbers.c.report_id == report_id,
-                report_numbers.c.number == line.number).values(
-                status=status.value, detail=detail, carrier_node=line.carrier_node,
-                final=status in FINAL, feedback_id=acc.message.header.message_id,
-                updated_at=to_micros(ctx.now)))
+            updates.append(params(
+                report_id=report_id, number=line.number, status=status.value, detail=detail,
+                carrier_node=line.carrier_node, final=status in FINAL,
+                feedback_id=acc.message.header.message_id, updated_at=to_micros(ctx.now)))
+    if updates:
+        ctx.conn.execute(UPDATE_REPORT_LINE_FED_BACK, updates)
 
 
 def on_case_response(ctx: Context, acc: Accepted) -> None:
