@@ -523,3 +523,76 @@ def test_operator_commands_from_another_nodes_certificate_are_refused(fed: Feder
             assert not w.rows("bureau.fj", select(appeals))
 
     asyncio.run(scenario())
+
+
+def test_overdue_case_answer_feedback_and_appeal_are_each_escalated_once(
+        fed: Federation) -> None:
+    set_deadline(fed, "police.fj", "case_hours", 0.0003)
+    set_deadline(fed, "police.fj", "feedback_hours", 0.0003)
+    set_deadline(fed, "cmcc.fj", "appeal_hours", 0.0003)
+
+    async def scenario() -> None:
+        async with world(fed, ["office.cn", "police.fj", "bureau.fj", "cmcc.fj"]) as w:
+            await report(w, [SHUT])
+            await wait_for(all_final(w))
+            await w.op("cmcc.fj", carrier.appeal, number=SHUT, grounds="re-registered")
+            await w.settled()
+        # The carrier is down for the case request, the bureau for the report and for
+        # deciding the appeal: every deadline passes unmet.
+        async with world(fed, ["office.cn", "police.fj"]) as w:
+            await w.op("police.fj", police.ask, carrier="cmcc.fj", case_number="FZ-1",
+                       authorization="letter 7", numbers_asked=[SHUT], questions=[])
+            await report(w, [GONE], case="FZ-2")
+            await asyncio.sleep(1.2)
+            raised = await w.op("police.fj", police.overdue)
+            assert len(raised) == 2 and all(raised)
+            assert await w.op("police.fj", police.overdue) == []
+            await wait_for(lambda: len(w.rows("office.cn", select(escalations))) == 2)
+        async with world(fed, ["office.cn", "cmcc.fj"]) as w:
+            raised = await w.op("cmcc.fj", carrier.overdue)
+            assert len(raised) == 1
+            assert await w.op("cmcc.fj", carrier.overdue) == []
+            await wait_for(lambda: len(w.rows("office.cn", select(escalations))) == 3)
+            got = {(e.kind, e.raised_by, e.subject_node)
+                   for e in w.rows("office.cn", select(escalations))}
+            assert got == {("overdue_case", "police.fj", "cmcc.fj"),
+                           ("overdue_feedback", "police.fj", "bureau.fj"),
+                           ("overdue_appeal", "cmcc.fj", "bureau.fj")}
+            subjects = {e.subject for e in w.entries("cmcc.fj", EntryKind.ACTION)}
+            assert "deadline.overdue_appeal" in subjects
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.postgres
+def test_the_black_card_path_on_postgresql(tmp_path: Path, postgres_server: Any) -> None:
+    """The same path with the bureau and the carrier on PostgreSQL."""
+    from pgserver import unique_database_name
+
+    names = {i: unique_database_name(f"wf_{i.replace('.', '_')}") for i in
+             ("bureau.fj", "cmcc.fj")}
+    urls = {i: postgres_server.create_database(n) for i, n in names.items()}
+    try:
+        f = make_federation(tmp_path / "fed", SPECS, numbering_plan=PLAN, database_urls=urls)
+        seed(f, "cmcc.fj", CMCC_FJ, OUTLETS)
+        seed(f, "cucc.fj", [{"number": PORTED, "status": "active", "province": "fj",
+                             "real_name_state": "registered"}])
+
+        async def scenario() -> None:
+            async with world(f, ["office.cn", "police.fj", "bureau.fj", "cmcc.fj",
+                                 "cucc.fj"]) as w:
+                await report(w, [SHUT, GONE, KEY_ACCOUNT, PORTED, NEVER, SHUT])
+                await wait_for(all_final(w), timeout=30)
+                got = {n: r.status for n, r in w.lines().items()}
+                assert got == {SHUT: "shut_down", GONE: "already_inactive",
+                               KEY_ACCOUNT: "refused", PORTED: "shut_down",
+                               NEVER: "rejected"}
+                await w.op("police.fj", police.withdraw, report_id=bytes(w.rows(
+                    "police.fj", select(report_numbers))[0].report_id).hex(), reason="test")
+                await w.settled()
+                w.audit()
+        asyncio.run(scenario())
+    finally:
+        for n in names.values():
+            if postgres_server.running:
+                postgres_server.drop_database(n)
