@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from exchange import messages
 from exchange.errors import InvalidBodyError, OperationError
@@ -142,7 +142,10 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
             status, detail, carrier = Status.NOTICED, f"notice to {t.target}", t.target
             to_notice[t.target].append(t.number)
         rows[key] = {"report_id": report_id, "number": key, "status": status.value,
-                     "detail": detail, "carrier_node": carrier, "final": status in FINAL,
+                     "detail": detail, "carrier_node": carrier,
+                     # A forwarded number is the other bureau's to feed back: this
+                     # bureau's obligation ends with the hand-over.
+                     "final": status in FINAL or status is Status.FORWARDED,
                      "updated_at": to_micros(ctx.now)}
     ctx.conn.execute(insert(report_numbers), list(rows.values()))
     category = body.category
@@ -150,6 +153,11 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
                   "carrier_node": carrier, "notice_id": None, "tried": carrier,
                   "outlet_code": "", "detail": "", "updated_at": to_micros(ctx.now)}
                  for carrier, ns in to_notice.items() for n in ns]
+    # A number whose earlier case ended (withdrawn, restored) starts a new one in its row.
+    reopened = [c for c in new_cases if c["number"] in known]
+    if reopened:
+        ctx.conn.execute(delete(numbers).where(numbers.c.number.in_(
+            [c["number"] for c in reopened])))
     if new_cases:
         ctx.conn.execute(insert(numbers), new_cases)
     for carrier, ns in sorted(to_notice.items()):

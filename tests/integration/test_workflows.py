@@ -223,6 +223,9 @@ def test_a_reported_black_card_is_shut_down_traced_and_fed_back(fed: Federation)
             assert cases[PORTED].tried == "cmcc.fj,cucc.fj"
             assert cases[SHUT].outlet_code == "FZ-0457"
             assert GD not in cases  # Guangdong's number is Guangdong's business
+            handed_over = w.rows("bureau.fj", select(report_numbers).where(
+                report_numbers.c.number == GD))[0]
+            assert (handed_over.status, handed_over.final) == ("forwarded", True)
             assert w.rows("bureau.gd", select(numbers))[0].number == GD
             channel = w.rows("bureau.fj", select(channel_reports))
             assert {(c.outlet_code, c.reporter) for c in channel} >= {("FZ-0457", "cmcc.fj")}
@@ -431,6 +434,14 @@ def test_a_withdrawn_report_restores_numbers_no_other_report_names(fed: Federati
             withdrawn = [r for r in w.rows("police.fj", select(report_numbers))
                          if bytes(r.report_id) == wrong]
             assert {r.status for r in withdrawn} == {"withdrawn"}
+            # Reported again later, the released number starts a new case and a new notice.
+            [again] = await report(w, [SHUT], case="FZ-2026-0011")
+            await wait_for(all_final(w))
+            lines = [r for r in w.rows("police.fj", select(report_numbers))
+                     if bytes(r.report_id) == again]
+            assert [r.status for r in lines] == ["shut_down"]
+            assert w.rows("cmcc.fj", select(subscribers).where(
+                subscribers.c.number == SHUT))[0].status == "suspended"
             w.audit()
 
     asyncio.run(scenario())
