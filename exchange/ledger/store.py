@@ -422,6 +422,14 @@ class GroupCommitter:
                 self._pending -= len(batch)
 
     def _commit(self, batch: list[_Work]) -> None:
+        # Claim every future before doing its work. A waiter that went away first (a gRPC
+        # call cancelled while its message waited here) has cancelled its future: that work
+        # is not done, since nobody could learn its outcome (a sender retries and the retry
+        # is applied then). A claimed future can no longer be cancelled, so resolving it
+        # below cannot raise InvalidStateError and kill this thread.
+        batch = [work for work in batch if work.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         store = self.store
         size_before = store.size
         outcomes: list[tuple[_Work, Any, BaseException | None, tuple[int, ...]]] = []
@@ -456,8 +464,7 @@ class GroupCommitter:
                 err = LedgerError(f"ledger transaction failed: {e!r}")
             log.warning("ledger batch of %d rolled back: %s", len(batch), err)
             for work in batch:
-                if not work.future.done():
-                    work.future.set_exception(err)
+                work.future.set_exception(err)
             return
         store._commit_pending(checkpoint)
         self.batches += 1
