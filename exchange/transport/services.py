@@ -14,6 +14,7 @@ from exchange.errors import (
     LedgerError,
     NoteError,
     OverloadedError,
+    StorageUnavailableError,
     VerificationError,
 )
 from exchange.identity import Role
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES_PER_PAGE = 1000
+
+# Refusals that say "not now": the same envelope will be accepted on a later try.
+RETRY_LATER = (OverloadedError, StorageUnavailableError)
 
 
 class ExchangeService(service_pb2_grpc.ExchangeServicer):
@@ -56,20 +60,32 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
 
         At most ``stream_window`` messages wait for the ledger at once; gRPC flow control
         then holds the sender back, so memory stays bounded.
+
+        An envelope refused for good (bad signature, invalid body, …) is refused alone:
+        it will never be applied, so applying those after it keeps the sender's order.
+        An envelope refused for now (overloaded, database unavailable) will be applied on
+        a later try, so nothing after it in this stream is applied: each later envelope
+        gets the same "retry later" refusal and the sender resumes from the first.
         """
         peer = current_peer.get().node_id
         window: asyncio.Queue[asyncio.Future[Any] | BaseException | None] = asyncio.Queue(
             maxsize=self.stream_window)
+        held: list[ExchangeError] = []  # the first "retry later" refusal, once there is one
 
         async def admit() -> None:
             try:
                 async for request in request_iterator:
-                    try:
-                        accepted = self.node.check(request.envelope, peer)
-                        item: asyncio.Future[Any] | BaseException = \
-                            self.node.submit_receive(accepted)
-                    except ExchangeError as e:
-                        item = e
+                    item: asyncio.Future[Any] | BaseException
+                    if held:
+                        item = held[0]
+                    else:
+                        try:
+                            accepted = self.node.check(request.envelope, peer)
+                            item = self.node.submit_receive(accepted)
+                        except ExchangeError as e:
+                            item = e
+                            if isinstance(e, RETRY_LATER):
+                                held.append(e)
                     await window.put(item)
             finally:
                 await window.put(None)
@@ -87,6 +103,8 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
                     committed = await item
                     outcome = self.node.outcome(committed)
                 except ExchangeError as e:
+                    if isinstance(e, RETRY_LATER) and not held:
+                        held.append(e)
                     yield _refusal(e)
                     continue
                 yield service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
