@@ -163,16 +163,23 @@ class Outbox:
                     yield service_pb2.DeliverRequest(envelope=p.envelope)
             call = stub.DeliverStream(requests(), timeout=timeout + len(due) * 0.05)
             i = 0
-            async for response in call:
-                p = due[i]
-                i += 1
-                if not response.HasField("receipt"):
-                    code = _STATUS_BY_NUMBER.get(response.error_code, grpc.StatusCode.UNKNOWN)
-                    failure = (p, _Refused(code, response.error_message))
-                    break
-                failure = accept(p, response)
-                if failure is not None:
-                    break
+            try:
+                async for response in call:
+                    p = due[i]
+                    i += 1
+                    if not response.HasField("receipt"):
+                        code = _STATUS_BY_NUMBER.get(response.error_code,
+                                                     grpc.StatusCode.UNKNOWN)
+                        failure = (p, _Refused(code, response.error_message))
+                        break
+                    failure = accept(p, response)
+                    if failure is not None:
+                        break
+            except grpc.aio.AioRpcError as e:
+                # The stream broke (the peer died, the network went): keep the receipts
+                # that came back before, and resume from the first message without one.
+                if i < len(due):
+                    failure = (due[i], _Refused(e.code(), e.details() or ""))
             if failure is None and i < len(due):
                 failure = (due[i], ExchangeError("stream ended before every receipt came back"))
             call.cancel()

@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,7 +19,10 @@ from exchange.config import NodeConfig
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.messages import Category, NumberReport
 from exchange.node import Node
-from exchange.schema import inbox
+from exchange.runtime import RunningNode
+from exchange.schema import inbox, outbox
+from exchange.transport.server import build_server
+from exchange.transport.services import ExchangeService, LedgerService
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 
 POLICE, BUREAU = "police.fj", "bureau.fj"
@@ -27,11 +31,14 @@ BODY = NumberReport(numbers=("+8615959000001",), category=Category.FRAUD)
 pytestmark = pytest.mark.network
 
 
-def node(tmp_path: Path, node_id: str, **limits: int) -> Node:
+def node(tmp_path: Path, node_id: str, *, limits: dict[str, int] | None = None,
+         delivery: dict[str, float] | None = None) -> Node:
+    """The member's node (one federation per test), with some knobs changed."""
     if not (tmp_path / "fed").exists():
         make_federation(tmp_path / "fed")
     cfg = NodeConfig.from_file(tmp_path / "fed" / node_id / "node.toml")
-    return Node(replace(cfg, limits=replace(cfg.limits, **limits)))
+    return Node(replace(cfg, limits=replace(cfg.limits, **(limits or {})),
+                        delivery=replace(cfg.delivery, **(delivery or {}))))
 
 
 def received_ids(n: Node) -> list[bytes]:
@@ -44,7 +51,7 @@ def test_stream_refused_for_overload_mid_way_applies_nothing_after_it(tmp_path: 
     # Regression: with a per-peer limit below the stream's window, envelope k was refused
     # RESOURCE_EXHAUSTED but k+1, k+2… of the same stream were applied; the sender then
     # retried k, and the receiver logged k after k+1: delivery out of order.
-    bureau = node(tmp_path, BUREAU, max_pending_per_peer=2)
+    bureau = node(tmp_path, BUREAU, limits={"max_pending_per_peer": 2})
     police = node(tmp_path, POLICE)
     raws = [signed_envelope(police, BUREAU, BODY) for _ in range(5)]
     admissions: list[int] = []
@@ -85,3 +92,77 @@ def test_stream_refused_for_overload_mid_way_applies_nothing_after_it(tmp_path: 
 
     asyncio.run(scenario())
     police.engine.dispose()
+
+
+class BreakingService(ExchangeService):
+    """Answers the first ``good`` envelopes of a stream, then breaks it (peer gone)."""
+
+    def __init__(self, node: Node, good: int) -> None:
+        super().__init__(node, stream_window=node.config.limits.stream_window)
+        self.good = good
+        self.broken = 0
+
+    async def DeliverStream(self, request_iterator, context):  # type: ignore[no-untyped-def,override]
+        answered = 0
+        async for response in super().DeliverStream(request_iterator, context):
+            if answered == self.good and not self.broken:
+                self.broken += 1
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "peer went away")
+            answered += 1
+            yield response
+
+
+class ServingWith(RunningNode):
+    def __init__(self, node: Node, exchange: ExchangeService) -> None:
+        super().__init__(node)
+        self._exchange = exchange
+
+    async def start(self) -> int:
+        self.node.start_writer()
+        self.server, self.port, _ = build_server(
+            tls=self.node.tls, listen=self.listen, resolver=self.node, exchange=self._exchange,
+            ledger=LedgerService(self.node),
+            max_message_bytes=self.node.config.limits.max_envelope_bytes)
+        await self.server.start()
+        return self.port
+
+
+def test_stream_broken_midway_keeps_the_receipts_before_the_break(tmp_path: Path) -> None:
+    # Regression: when a DeliverStream broke after k receipts had come back, the sender
+    # threw those k receipts away (no RECEIPT logged) and charged the failure to the first
+    # message of the batch, which the receiver had long logged; the retry started over
+    # from there instead of from the first message without a receipt.
+    bureau = node(tmp_path, BUREAU)
+    # A long backoff: the state after the break stays put while the test looks at it.
+    police = node(tmp_path, POLICE, delivery={"backoff_initial_seconds": 30.0,
+                                              "backoff_max_seconds": 60.0})
+    service = BreakingService(bureau, good=5)
+
+    async def scenario() -> None:
+        rb = ServingWith(bureau, service)
+        async with running(police):
+            await rb.start()
+            try:
+                sent = await police.run_work(lambda ctx: [ctx.send(BUREAU, BODY)
+                                                          for _ in range(20)])
+                await wait_for(lambda: any(r.attempts for r in outbox_rows(police)))
+                rows = outbox_rows(police)
+                assert [r.delivered_at is not None for r in rows] == [True] * 5 + [False] * 15
+                assert [r.attempts for r in rows] == [0] * 5 + [1] + [0] * 14
+                receipted = [e.message_id for e in police_entries(police, EntryKind.RECEIPT)]
+                assert receipted == sent[:5]
+                assert service.broken == 1
+            finally:
+                await rb.stop(grace=1)
+
+    asyncio.run(scenario())
+
+
+def outbox_rows(n: Node) -> list[Any]:
+    with n.reader.connect() as conn:
+        return list(conn.execute(select(outbox).order_by(outbox.c.seq)))
+
+
+def police_entries(n: Node, kind: EntryKind) -> list[Entry]:
+    return [e for _, leaf in n.store.leaves(0, n.store.size + 1)
+            if (e := Entry.decode(leaf)).kind is kind]
