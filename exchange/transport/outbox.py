@@ -77,13 +77,20 @@ class Outbox:
         for r in await asyncio.to_thread(pending_recipients):
             self.wake(r)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Start no new delivery; let those under way finish and log their receipts for up
+        to ``grace`` seconds, then cancel what is left (its rows stay queued)."""
         self._stopping = True
-        for t in self._tasks.values():
-            t.cancel()
-        for t in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        for event in self._events.values():
+            event.set()  # idle and backing-off workers see _stopping and return
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, unfinished = await asyncio.wait(tasks, timeout=grace)
+            for t in unfinished:
+                t.cancel()
+            for t in unfinished:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
 
     def depth(self) -> int:
         with self.node.reader.connect() as conn:
@@ -120,6 +127,8 @@ class Outbox:
             except Exception as e:  # noqa: BLE001 - database trouble: wait and retry, never die
                 log.warning("outbox for %s cannot read its queue: %s", recipient, e)
                 due, wait = [], 1.0
+            if self._stopping:
+                return
             if not due:
                 if wait is None:
                     await event.wait()

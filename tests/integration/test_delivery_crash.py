@@ -366,3 +366,24 @@ def test_sigterm_mid_stream_exits_zero_and_keeps_everything_it_acknowledged(
     bureau.start()
     drained(c, POLICE, BUREAU)
     check_delivered_once(c, POLICE, BUREAU, sent)
+
+
+def test_sigterm_to_a_sender_mid_stream_logs_the_receipts_under_way(cluster: Cluster) -> None:
+    c = cluster
+    c.node(BUREAU).start()
+    police = c.node(POLICE, sender=True).start()
+    sent = police.send(BUREAU, 1500)
+    wait_until(lambda: received_count(c, BUREAU, POLICE) >= 100, interval=0.01,
+               what="the bureau to log the first hundred messages")
+    assert police.terminate() == 0, police.log_tail()
+
+    # Police finished the delivery it had under way before it exited: it holds a receipt
+    # for every message the bureau logged, and nothing more.
+    p, b = c.db(POLICE), c.db(BUREAU)
+    assert p.count(EntryKind.RECEIPT, peer=BUREAU) == b.count(EntryKind.RECEIVED, peer=POLICE)
+    assert 0 < p.count(EntryKind.RECEIPT, peer=BUREAU) < len(sent)
+    p.verify()
+
+    police.start(sender=False)
+    drained(c, POLICE, BUREAU)
+    check_delivered_once(c, POLICE, BUREAU, sent)
