@@ -25,7 +25,7 @@ from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
 from exchange.ledger.receipts import log_origin, verify_receipt
 from exchange.schema import outbox, peer_checkpoints
-from exchange.transport.status import is_permanent
+from exchange.transport.status import RETRY_AFTER_METADATA, is_permanent
 from exchange.wire.bcx.v1 import service_pb2
 
 if TYPE_CHECKING:
@@ -198,7 +198,8 @@ class Outbox:
                     response = await stub.Deliver(
                         service_pb2.DeliverRequest(envelope=p.envelope), timeout=timeout)
                 except grpc.aio.AioRpcError as e:
-                    failure = (p, _Refused(e.code(), e.details() or ""))
+                    failure = (p, _Refused(e.code(), e.details() or "",
+                                           retry_after=_retry_hint(e)))
                     break
                 failure = accept(p, response)
                 if failure is not None:
@@ -235,6 +236,8 @@ class Outbox:
         attempts = p.attempts + 1
         delay = min(cfg.backoff_max_seconds, cfg.backoff_initial_seconds * 2 ** min(attempts, 20))
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        if isinstance(error, _Refused) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)  # the receiver knows its load best
         permanent = (isinstance(error, _Refused) and is_permanent(error.code)) \
             or isinstance(error, ReceiptError)
         age = time.time() - p.created_at / 1e6
@@ -263,9 +266,23 @@ class Outbox:
 
 
 class _Refused(ExchangeError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
+        self.retry_after = retry_after
+
+
+def _retry_hint(error: grpc.aio.AioRpcError) -> float | None:
+    """Seconds the receiver asked us to wait (RETRY_AFTER_METADATA), if it said; capped so
+    a peer cannot park our queue for longer than an hour."""
+    for key, value in error.trailing_metadata() or ():
+        if key == RETRY_AFTER_METADATA:
+            try:
+                return min(max(int(value), 0) / 1000, 3600.0)
+            except ValueError:
+                return None
+    return None
 
 
 _STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}

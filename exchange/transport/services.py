@@ -22,7 +22,7 @@ from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
 from exchange.transport.server import abort_with, current_peer
-from exchange.transport.status import status_for
+from exchange.transport.status import RETRY_AFTER_METADATA, status_for
 from exchange.wire.bcx.v1 import directory_pb2, service_pb2, service_pb2_grpc
 
 if TYPE_CHECKING:
@@ -130,7 +130,8 @@ def _refusal(error: BaseException) -> service_pb2.DeliverResponse:
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ExchangeError) -> None:
     if isinstance(error, OverloadedError):
-        context.set_trailing_metadata((("retry-after-ms", str(int(error.retry_after * 1000))),))
+        context.set_trailing_metadata(
+            ((RETRY_AFTER_METADATA, str(int(error.retry_after * 1000))),))
     await abort_with(context, error)
 
 

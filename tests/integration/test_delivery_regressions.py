@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -166,3 +167,29 @@ def outbox_rows(n: Node) -> list[Any]:
 def police_entries(n: Node, kind: EntryKind) -> list[Entry]:
     return [e for _, leaf in n.store.leaves(0, n.store.size + 1)
             if (e := Entry.decode(leaf)).kind is kind]
+
+
+def test_sender_waits_at_least_the_retry_hint_of_an_overloaded_receiver(tmp_path: Path) -> None:
+    # Regression: the receiver answered RESOURCE_EXHAUSTED with a retry-after-ms trailer,
+    # but the sender never read it and came back after its own (here much shorter) backoff.
+    bureau = node(tmp_path, BUREAU, limits={"max_pending": 1})
+    police = node(tmp_path, POLICE, delivery={"backoff_initial_seconds": 0.001,
+                                              "backoff_max_seconds": 0.002})
+
+    async def scenario() -> None:
+        async with running(bureau, police):
+            release = threading.Event()
+            bureau.committer.submit(lambda txn: release.wait(30))  # the writer is full
+            try:
+                before = time.time()
+                await police.send(BUREAU, BODY)
+                await wait_for(lambda: any(r.attempts for r in outbox_rows(police)))
+                row = outbox_rows(police)[0]
+                assert "RESOURCE_EXHAUSTED" in row.last_error
+                # The hint is 0.5 s; the sender's own backoff would be at most 2 ms.
+                assert row.next_attempt_at >= (before + 0.5) * 1e6
+            finally:
+                release.set()
+            await wait_for(lambda: all(r.delivered_at for r in outbox_rows(police)))
+
+    asyncio.run(scenario())
