@@ -100,7 +100,8 @@ class NodeProcess:
     def port(self) -> int:
         return int(self.config.listen.rsplit(":", 1)[1])
 
-    def start(self, *, sender: bool | None = None) -> NodeProcess:
+    def start(self, *, sender: bool | None = None, wait: bool = True) -> NodeProcess:
+        """Start the node; with ``wait``, return once it listens (see ``start_all``)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         if sender is not None:
             self.sender = sender
@@ -119,7 +120,8 @@ class NodeProcess:
             start_new_session=True,  # its own process group: signals reach only it
         )
         log.close()
-        self.wait_listening()
+        if wait:
+            self.wait_listening()
         return self
 
     def wait_listening(self, timeout: float = START_TIMEOUT) -> None:
@@ -211,6 +213,15 @@ class NodeProcess:
         """For clean-up: kill -9 whatever still runs."""
         if self.alive:
             self.kill()
+
+
+def start_all(*procs: NodeProcess) -> tuple[NodeProcess, ...]:
+    """Start several nodes at once (their start-up costs overlap), then wait for each."""
+    for p in procs:
+        p.start(wait=False)
+    for p in procs:
+        p.wait_listening()
+    return procs
 
 
 class NodeDB:
