@@ -110,6 +110,13 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
                 yield service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
         finally:
             reader.cancel()
+            # Nobody reads what is left. Empty the queue, so that the reader, if it is
+            # blocked putting into a full one, can end; and cancel the work the ledger
+            # writer has not started (no receipt would reach the sender; it retries).
+            while not window.empty():
+                left = window.get_nowait()
+                if isinstance(left, asyncio.Future):
+                    left.cancel()
 
     async def GetDirectory(self, request: service_pb2.GetDirectoryRequest,
                            context: grpc.aio.ServicerContext[Any, Any]

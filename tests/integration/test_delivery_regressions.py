@@ -193,3 +193,35 @@ def test_sender_waits_at_least_the_retry_hint_of_an_overloaded_receiver(tmp_path
             await wait_for(lambda: all(r.delivered_at for r in outbox_rows(police)))
 
     asyncio.run(scenario())
+
+
+def stream_readers() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks()
+            if "DeliverStream.<locals>.admit" in t.get_coro().__qualname__]  # type: ignore[union-attr]
+
+
+def test_cancelled_streams_leave_no_reader_task_behind(tmp_path: Path) -> None:
+    # Regression: when a sender cancelled a DeliverStream whose window was full, the task
+    # reading its requests stayed blocked for good on putting its end marker into the
+    # full queue, holding the queue and the envelopes in it: memory grew with every
+    # cancelled stream.
+    bureau = node(tmp_path, BUREAU, limits={"stream_window": 4})
+    police = node(tmp_path, POLICE)
+    raws = [signed_envelope(police, BUREAU, BODY) for _ in range(40)]
+
+    async def scenario() -> None:
+        async with running(bureau) as (rb,):
+            release = threading.Event()
+            bureau.committer.submit(lambda txn: release.wait(30))  # windows fill up
+            async with client_channel(police, bureau, rb.port) as ch:
+                for k in range(5):
+                    call = service_pb2_grpc.ExchangeStub(ch).DeliverStream(
+                        iter([service_pb2.DeliverRequest(envelope=r)
+                              for r in raws[k * 8:(k + 1) * 8]]), timeout=60)
+                    await wait_for(lambda: len(stream_readers()) == 1)
+                    call.cancel()
+                    await wait_for(lambda: not stream_readers())
+            release.set()
+
+    asyncio.run(scenario())
+    police.engine.dispose()
