@@ -10,13 +10,14 @@ or not at all; its caller learns the outcome only once the transaction is durabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -422,11 +423,9 @@ class GroupCommitter:
                 self._pending -= len(batch)
 
     def _commit(self, batch: list[_Work]) -> None:
-        # Claim every future before doing its work. A waiter that went away first (a gRPC
-        # call cancelled while its message waited here) has cancelled its future: that work
-        # is not done, since nobody could learn its outcome (a sender retries and the retry
-        # is applied then). A claimed future can no longer be cancelled, so resolving it
-        # below cannot raise InvalidStateError and kill this thread.
+        # Work whose caller gave up before it ran (a cancelled RPC) is not run. The rest
+        # can no longer be cancelled, so resolving it below cannot raise InvalidStateError
+        # and take the writer thread down with it.
         batch = [work for work in batch if work.future.set_running_or_notify_cancel()]
         if not batch:
             return
@@ -444,12 +443,18 @@ class GroupCommitter:
                     try:
                         result = work.fn(txn)
                         savepoint.commit()
-                    except (ExchangeError, SQLAlchemyError, ValueError, KeyError) as e:
+                    except Exception as e:
                         if savepoint.is_active:
                             savepoint.rollback()
                         store._rewind(mark)
                         if isinstance(e, DBAPIError) and storage.is_unavailable(e):
                             raise
+                        if not isinstance(e, ExchangeError | SQLAlchemyError | ValueError
+                                          | KeyError):
+                            # A defect in a handler: refuse this message (the sender retries
+                            # and escalates), keep the rest of the batch, and say where.
+                            log.exception("ledger work item failed")
+                            e = LedgerError(f"handler failed: {e!r}")
                         outcomes.append((work, None, e, ()))
                         continue
                     outcomes.append((work, result, None, tuple(txn.appended)))
@@ -464,16 +469,20 @@ class GroupCommitter:
                 err = LedgerError(f"ledger transaction failed: {e!r}")
             log.warning("ledger batch of %d rolled back: %s", len(batch), err)
             for work in batch:
-                work.future.set_exception(err)
+                with contextlib.suppress(InvalidStateError):
+                    work.future.set_exception(err)
             return
         store._commit_pending(checkpoint)
         self.batches += 1
         self.items += len(batch)
         for work, result, error, appended in outcomes:
-            if error is not None:
-                work.future.set_exception(error)
-            else:
-                work.future.set_result(Committed(result, checkpoint, appended))
+            # Futures were marked running above and cannot be cancelled now; the guard
+            # only keeps the writer thread alive should that ever change.
+            with contextlib.suppress(InvalidStateError):
+                if error is not None:
+                    work.future.set_exception(error)
+                else:
+                    work.future.set_result(Committed(result, checkpoint, appended))
 
 
 def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:

@@ -382,3 +382,28 @@ def test_wrong_log_key_is_refused_at_the_first_checkpoint(ledger: Ledger) -> Non
 def test_chunk_must_be_positive(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="chunk must be at least 1"):
         verify_ledger(ledger.engine, log_verifier=VERIFIER, chunk=0)
+
+
+def test_a_caller_that_cancels_its_wait_does_not_stop_the_ledger_writer(
+        tmp_path: Path) -> None:
+    """Regression: setting the result of a cancelled future raised in the writer thread,
+    which then died and every later append waited forever."""
+    import threading
+
+    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "n.db"))
+    migrate.upgrade(engine)
+    committer = GroupCommitter(LedgerStore(engine, origin=ORIGIN, signer=SIGNER))
+    committer.start()
+    release = threading.Event()
+    try:
+        # The first unit holds the writer until its caller has cancelled the second.
+        committer.submit(lambda txn: release.wait(5) and txn.append(entry(0)))
+        cancelled = committer.submit(lambda txn: txn.append(entry(1)))
+        assert cancelled.cancel()
+        release.set()
+        later = committer.run_sync(lambda txn: txn.append(entry(2)))
+        assert later.result == 1  # the cancelled unit was not run; its caller retries
+    finally:
+        committer.stop()
+    report = verify_ledger(engine, log_verifier=VERIFIER)
+    assert report.size == 2
