@@ -102,7 +102,7 @@ class RunningNode:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        await self.outbox.stop()
+        await self.outbox.stop(grace)
         await self.peers.close()
         await asyncio.to_thread(self.node.metrics.stop_serving)
         await asyncio.to_thread(self.node.stop_writer)

@@ -25,7 +25,7 @@ from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
 from exchange.ledger.receipts import log_origin, verify_receipt
 from exchange.schema import outbox, peer_checkpoints
-from exchange.transport.status import is_permanent
+from exchange.transport.status import RETRY_AFTER_METADATA, is_permanent
 from exchange.wire.bcx.v1 import service_pb2
 
 if TYPE_CHECKING:
@@ -78,13 +78,20 @@ class Outbox:
         for r in await asyncio.to_thread(pending_recipients):
             self.wake(r)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Start no new delivery; let those under way finish and log their receipts for up
+        to ``grace`` seconds, then cancel what is left (its rows stay queued)."""
         self._stopping = True
-        for t in self._tasks.values():
-            t.cancel()
-        for t in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        for event in self._events.values():
+            event.set()  # idle and backing-off workers see _stopping and return
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, unfinished = await asyncio.wait(tasks, timeout=grace)
+            for t in unfinished:
+                t.cancel()
+            for t in unfinished:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
 
     def depth(self) -> int:
         with self.node.reader.connect() as conn:
@@ -122,6 +129,8 @@ class Outbox:
             except Exception as e:  # noqa: BLE001 - database trouble: wait and retry, never die
                 log.warning("outbox for %s cannot read its queue: %s", recipient, e)
                 due, wait = [], 1.0
+            if self._stopping:
+                return
             if not due:
                 if wait is None:
                     await event.wait()
@@ -165,16 +174,23 @@ class Outbox:
                     yield service_pb2.DeliverRequest(envelope=p.envelope)
             call = stub.DeliverStream(requests(), timeout=timeout + len(due) * 0.05)
             i = 0
-            async for response in call:
-                p = due[i]
-                i += 1
-                if not response.HasField("receipt"):
-                    code = _STATUS_BY_NUMBER.get(response.error_code, grpc.StatusCode.UNKNOWN)
-                    failure = (p, _Refused(code, response.error_message))
-                    break
-                failure = accept(p, response)
-                if failure is not None:
-                    break
+            try:
+                async for response in call:
+                    p = due[i]
+                    i += 1
+                    if not response.HasField("receipt"):
+                        code = _STATUS_BY_NUMBER.get(response.error_code,
+                                                     grpc.StatusCode.UNKNOWN)
+                        failure = (p, _Refused(code, response.error_message))
+                        break
+                    failure = accept(p, response)
+                    if failure is not None:
+                        break
+            except grpc.aio.AioRpcError as e:
+                # The stream broke (the peer died, the network went): keep the receipts
+                # that came back before, and resume from the first message without one.
+                if i < len(due):
+                    failure = (due[i], _Refused(e.code(), e.details() or ""))
             if failure is None and i < len(due):
                 failure = (due[i], ExchangeError("stream ended before every receipt came back"))
             call.cancel()
@@ -184,7 +200,8 @@ class Outbox:
                     response = await stub.Deliver(
                         service_pb2.DeliverRequest(envelope=p.envelope), timeout=timeout)
                 except grpc.aio.AioRpcError as e:
-                    failure = (p, _Refused(e.code(), e.details() or ""))
+                    failure = (p, _Refused(e.code(), e.details() or "",
+                                           retry_after=_retry_hint(e)))
                     break
                 failure = accept(p, response)
                 if failure is not None:
@@ -233,6 +250,8 @@ class Outbox:
         attempts = p.attempts + 1
         delay = min(cfg.backoff_max_seconds, cfg.backoff_initial_seconds * 2 ** min(attempts, 20))
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        if isinstance(error, _Refused) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)  # the receiver knows its load best
         permanent = (isinstance(error, _Refused) and is_permanent(error.code)) \
             or isinstance(error, ReceiptError)
         age = time.time() - p.created_at / 1e6
@@ -268,9 +287,23 @@ class Outbox:
 
 
 class _Refused(ExchangeError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
+        self.retry_after = retry_after
+
+
+def _retry_hint(error: grpc.aio.AioRpcError) -> float | None:
+    """Seconds the receiver asked us to wait (RETRY_AFTER_METADATA), if it said; capped so
+    a peer cannot park our queue for longer than an hour."""
+    for key, value in error.trailing_metadata() or ():
+        if key == RETRY_AFTER_METADATA:
+            try:
+                return min(max(int(value), 0) / 1000, 3600.0)
+            except ValueError:
+                return None
+    return None
 
 
 _STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}

@@ -17,6 +17,7 @@ from exchange.errors import (
     OperationError,
     OperatorNotAllowedError,
     OverloadedError,
+    StorageUnavailableError,
     VerificationError,
 )
 from exchange.identity import Role
@@ -24,7 +25,7 @@ from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
 from exchange.transport.server import abort_with, current_peer
-from exchange.transport.status import status_for
+from exchange.transport.status import RETRY_AFTER_METADATA, status_for
 from exchange.wire.bcx.v1 import directory_pb2, service_pb2, service_pb2_grpc
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES_PER_PAGE = 1000
+
+# Refusals that say "not now": the same envelope will be accepted on a later try.
+RETRY_LATER = (OverloadedError, StorageUnavailableError)
 
 
 class ExchangeService(service_pb2_grpc.ExchangeServicer):
@@ -58,20 +62,32 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
 
         At most ``stream_window`` messages wait for the ledger at once; gRPC flow control
         then holds the sender back, so memory stays bounded.
+
+        An envelope refused for good (bad signature, invalid body, …) is refused alone:
+        it will never be applied, so applying those after it keeps the sender's order.
+        An envelope refused for now (overloaded, database unavailable) will be applied on
+        a later try, so nothing after it in this stream is applied: each later envelope
+        gets the same "retry later" refusal and the sender resumes from the first.
         """
         peer = current_peer.get().node_id
         window: asyncio.Queue[asyncio.Future[Any] | BaseException | None] = asyncio.Queue(
             maxsize=self.stream_window)
+        held: list[ExchangeError] = []  # the first "retry later" refusal, once there is one
 
         async def admit() -> None:
             try:
                 async for request in request_iterator:
-                    try:
-                        accepted = self.node.check(request.envelope, peer)
-                        item: asyncio.Future[Any] | BaseException = \
-                            self.node.submit_receive(accepted)
-                    except ExchangeError as e:
-                        item = e
+                    item: asyncio.Future[Any] | BaseException
+                    if held:
+                        item = held[0]
+                    else:
+                        try:
+                            accepted = self.node.check(request.envelope, peer)
+                            item = self.node.submit_receive(accepted)
+                        except ExchangeError as e:
+                            item = e
+                            if isinstance(e, RETRY_LATER):
+                                held.append(e)
                     await window.put(item)
             finally:
                 await window.put(None)
@@ -89,11 +105,20 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
                     committed = await item
                     outcome = self.node.outcome(committed)
                 except ExchangeError as e:
+                    if isinstance(e, RETRY_LATER) and not held:
+                        held.append(e)
                     yield _refusal(e)
                     continue
                 yield service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
         finally:
             reader.cancel()
+            # Nobody reads what is left. Empty the queue, so that the reader, if it is
+            # blocked putting into a full one, can end; and cancel the work the ledger
+            # writer has not started (no receipt would reach the sender; it retries).
+            while not window.empty():
+                left = window.get_nowait()
+                if isinstance(left, asyncio.Future):
+                    left.cancel()
 
     async def GetDirectory(self, request: service_pb2.GetDirectoryRequest,
                            context: grpc.aio.ServicerContext[Any, Any]
@@ -114,7 +139,8 @@ def _refusal(error: BaseException) -> service_pb2.DeliverResponse:
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ExchangeError) -> None:
     if isinstance(error, OverloadedError):
-        context.set_trailing_metadata((("retry-after-ms", str(int(error.retry_after * 1000))),))
+        context.set_trailing_metadata(
+            ((RETRY_AFTER_METADATA, str(int(error.retry_after * 1000))),))
     await abort_with(context, error)
 
 

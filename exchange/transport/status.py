@@ -59,6 +59,11 @@ _TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 )
 
 
+# Trailing metadata of a RESOURCE_EXHAUSTED "overloaded" refusal: milliseconds to wait
+# before trying again. Senders wait at least this long (and their own backoff if longer).
+RETRY_AFTER_METADATA = "retry-after-ms"
+
+
 def status_for(error: BaseException) -> grpc.StatusCode:
     for cls, code in _TABLE:
         if isinstance(error, cls):

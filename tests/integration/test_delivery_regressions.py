@@ -1,0 +1,227 @@
+"""Regressions found by the process-level delivery tests (test_delivery_crash.py), pinned
+here in-process where the moment of failure can be chosen exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from fedharness import client_channel, make_federation, running, signed_envelope, wait_for
+from sqlalchemy import select
+
+from exchange.config import NodeConfig
+from exchange.ledger.entries import Entry, EntryKind
+from exchange.messages import Category, NumberReport
+from exchange.node import Node
+from exchange.runtime import RunningNode
+from exchange.schema import inbox, outbox
+from exchange.transport.server import build_server
+from exchange.transport.services import ExchangeService, LedgerService
+from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
+
+POLICE, BUREAU = "police.fj", "bureau.fj"
+BODY = NumberReport(numbers=("+8615959000001",), category=Category.FRAUD)
+
+pytestmark = pytest.mark.network
+
+
+def node(tmp_path: Path, node_id: str, *, limits: dict[str, int] | None = None,
+         delivery: dict[str, float] | None = None) -> Node:
+    """The member's node (one federation per test), with some knobs changed."""
+    if not (tmp_path / "fed").exists():
+        make_federation(tmp_path / "fed")
+    cfg = NodeConfig.from_file(tmp_path / "fed" / node_id / "node.toml")
+    return Node(replace(cfg, limits=replace(cfg.limits, **(limits or {})),
+                        delivery=replace(cfg.delivery, **(delivery or {}))))
+
+
+def received_ids(n: Node) -> list[bytes]:
+    with n.reader.connect() as conn:
+        rows = conn.execute(select(inbox.c.leaf_idx).order_by(inbox.c.leaf_idx)).all()
+    return [Entry.decode(n.store.leaf(r.leaf_idx)).message_id for r in rows]
+
+
+def test_stream_refused_for_overload_mid_way_applies_nothing_after_it(tmp_path: Path) -> None:
+    # Regression: with a per-peer limit below the stream's window, envelope k was refused
+    # RESOURCE_EXHAUSTED but k+1, k+2… of the same stream were applied; the sender then
+    # retried k, and the receiver logged k after k+1: delivery out of order.
+    bureau = node(tmp_path, BUREAU, limits={"max_pending_per_peer": 2})
+    police = node(tmp_path, POLICE)
+    raws = [signed_envelope(police, BUREAU, BODY) for _ in range(5)]
+    admissions: list[int] = []
+    third_admission = asyncio.Event()
+    real_admit = bureau._admit
+
+    def counting_admit(peer: str) -> None:
+        admissions.append(1)
+        if len(admissions) == 3:
+            third_admission.set()
+        real_admit(peer)
+
+    bureau._admit = counting_admit  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        async with running(bureau) as (rb,):
+            release = threading.Event()
+            bureau.committer.submit(lambda txn: release.wait(30))  # the writer is busy
+
+            async def requests() -> AsyncIterator[service_pb2.DeliverRequest]:
+                for raw in raws[:3]:
+                    yield service_pb2.DeliverRequest(envelope=raw)
+                # The third was refused: the two before it wait for the busy writer.
+                await asyncio.wait_for(third_admission.wait(), 30)
+                release.set()
+                await wait_for(lambda: bureau._per_peer_pending.get(POLICE, 0) == 0)
+                # Room again: an envelope now would be admitted, unless the stream holds.
+                for raw in raws[3:]:
+                    yield service_pb2.DeliverRequest(envelope=raw)
+
+            async with client_channel(police, bureau, rb.port) as ch:
+                call = service_pb2_grpc.ExchangeStub(ch).DeliverStream(requests(), timeout=60)
+                responses = [r async for r in call]
+            assert [r.HasField("receipt") for r in responses] == [True, True, False, False, False]
+            assert {r.error_code for r in responses[2:]} == \
+                {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
+            assert len(received_ids(bureau)) == 2
+
+    asyncio.run(scenario())
+    police.engine.dispose()
+
+
+class BreakingService(ExchangeService):
+    """Answers the first ``good`` envelopes of a stream, then breaks it (peer gone)."""
+
+    def __init__(self, node: Node, good: int) -> None:
+        super().__init__(node, stream_window=node.config.limits.stream_window)
+        self.good = good
+        self.broken = 0
+
+    async def DeliverStream(self, request_iterator, context):  # type: ignore[no-untyped-def,override]
+        answered = 0
+        async for response in super().DeliverStream(request_iterator, context):
+            if answered == self.good and not self.broken:
+                self.broken += 1
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "peer went away")
+            answered += 1
+            yield response
+
+
+class ServingWith(RunningNode):
+    def __init__(self, node: Node, exchange: ExchangeService) -> None:
+        super().__init__(node)
+        self._exchange = exchange
+
+    async def start(self) -> int:
+        self.node.start_writer()
+        self.server, self.port, _ = build_server(
+            tls=self.node.tls, listen=self.listen, resolver=self.node, exchange=self._exchange,
+            ledger=LedgerService(self.node),
+            max_message_bytes=self.node.config.limits.max_envelope_bytes)
+        await self.server.start()
+        return self.port
+
+
+def test_stream_broken_midway_keeps_the_receipts_before_the_break(tmp_path: Path) -> None:
+    # Regression: when a DeliverStream broke after k receipts had come back, the sender
+    # threw those k receipts away (no RECEIPT logged) and charged the failure to the first
+    # message of the batch, which the receiver had long logged; the retry started over
+    # from there instead of from the first message without a receipt.
+    bureau = node(tmp_path, BUREAU)
+    # A long backoff: the state after the break stays put while the test looks at it.
+    police = node(tmp_path, POLICE, delivery={"backoff_initial_seconds": 30.0,
+                                              "backoff_max_seconds": 60.0})
+    service = BreakingService(bureau, good=5)
+
+    async def scenario() -> None:
+        rb = ServingWith(bureau, service)
+        async with running(police):
+            await rb.start()
+            try:
+                sent = await police.run_work(lambda ctx: [ctx.send(BUREAU, BODY)
+                                                          for _ in range(20)])
+                await wait_for(lambda: any(r.attempts for r in outbox_rows(police)))
+                rows = outbox_rows(police)
+                assert [r.delivered_at is not None for r in rows] == [True] * 5 + [False] * 15
+                assert [r.attempts for r in rows] == [0] * 5 + [1] + [0] * 14
+                receipted = [e.message_id for e in police_entries(police, EntryKind.RECEIPT)]
+                assert receipted == sent[:5]
+                assert service.broken == 1
+            finally:
+                await rb.stop(grace=1)
+
+    asyncio.run(scenario())
+
+
+def outbox_rows(n: Node) -> list[Any]:
+    with n.reader.connect() as conn:
+        return list(conn.execute(select(outbox).order_by(outbox.c.seq)))
+
+
+def police_entries(n: Node, kind: EntryKind) -> list[Entry]:
+    return [e for _, leaf in n.store.leaves(0, n.store.size + 1)
+            if (e := Entry.decode(leaf)).kind is kind]
+
+
+def test_sender_waits_at_least_the_retry_hint_of_an_overloaded_receiver(tmp_path: Path) -> None:
+    # Regression: the receiver answered RESOURCE_EXHAUSTED with a retry-after-ms trailer,
+    # but the sender never read it and came back after its own (here much shorter) backoff.
+    bureau = node(tmp_path, BUREAU, limits={"max_pending": 1})
+    police = node(tmp_path, POLICE, delivery={"backoff_initial_seconds": 0.001,
+                                              "backoff_max_seconds": 0.002})
+
+    async def scenario() -> None:
+        async with running(bureau, police):
+            release = threading.Event()
+            bureau.committer.submit(lambda txn: release.wait(30))  # the writer is full
+            try:
+                before = time.time()
+                await police.send(BUREAU, BODY)
+                await wait_for(lambda: any(r.attempts for r in outbox_rows(police)))
+                row = outbox_rows(police)[0]
+                assert "RESOURCE_EXHAUSTED" in row.last_error
+                # The hint is 0.5 s; the sender's own backoff would be at most 2 ms.
+                assert row.next_attempt_at >= (before + 0.5) * 1e6
+            finally:
+                release.set()
+            await wait_for(lambda: all(r.delivered_at for r in outbox_rows(police)))
+
+    asyncio.run(scenario())
+
+
+def stream_readers() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks()
+            if "DeliverStream.<locals>.admit" in t.get_coro().__qualname__]  # type: ignore[union-attr]
+
+
+def test_cancelled_streams_leave_no_reader_task_behind(tmp_path: Path) -> None:
+    # Regression: when a sender cancelled a DeliverStream whose window was full, the task
+    # reading its requests stayed blocked for good on putting its end marker into the
+    # full queue, holding the queue and the envelopes in it: memory grew with every
+    # cancelled stream.
+    bureau = node(tmp_path, BUREAU, limits={"stream_window": 4})
+    police = node(tmp_path, POLICE)
+    raws = [signed_envelope(police, BUREAU, BODY) for _ in range(40)]
+
+    async def scenario() -> None:
+        async with running(bureau) as (rb,):
+            release = threading.Event()
+            bureau.committer.submit(lambda txn: release.wait(30))  # windows fill up
+            async with client_channel(police, bureau, rb.port) as ch:
+                for k in range(5):
+                    call = service_pb2_grpc.ExchangeStub(ch).DeliverStream(
+                        iter([service_pb2.DeliverRequest(envelope=r)
+                              for r in raws[k * 8:(k + 1) * 8]]), timeout=60)
+                    await wait_for(lambda: len(stream_readers()) == 1)
+                    call.cancel()
+                    await wait_for(lambda: not stream_readers())
+            release.set()
+
+    asyncio.run(scenario())
+    police.engine.dispose()
