@@ -153,8 +153,14 @@ def check_numbers_processed_once(c: Cluster, sender: str, recipient: str,
     got = all_numbers(received_reports(c.db(recipient), sender))
     assert len(got) == len(set(got)), "a number was logged in two messages"
     assert sorted(got) == sorted(numbers)
-    # When the bureau's workflow lands (nodes/bureau.py), add its own count here, e.g.:
-    # assert reported_numbers(c.db(recipient)) == set(numbers)
+    # The bureau's workflow judged each number exactly once (one line per report and
+    # number, none lost, none twice), in the same transactions that logged the reports.
+    from sqlalchemy import select
+
+    from nodes.models import report_numbers
+    with c.db(recipient).reader.connect() as conn:
+        judged = list(conn.scalars(select(report_numbers.c.number)))
+    assert sorted(judged) == sorted(numbers)
 
 
 def received_count(c: Cluster, node_id: str, sender: str) -> int:
