@@ -567,3 +567,20 @@ def test_any_89_iccid_with_its_check_digit_validates(body: str) -> None:
     assume(18 <= len(payload) <= 19)
     iccid = payload + luhn_check_digit(payload)
     assert validate_iccid(iccid) == iccid
+
+
+@given(st.from_regex(r"\+861[3-9][0-9]{9}", fullmatch=True))
+def test_the_e164_fast_path_agrees_with_a_full_parse(number: str) -> None:
+    """normalise() answers E.164 input from a per-block cache; it must say what
+    phonenumbers says for the very number (valid or not, and the same form)."""
+    from exchange.numbers import _normalise
+
+    try:
+        slow: str | None = _normalise(number)
+    except NumberError:
+        slow = None
+    try:
+        fast: str | None = normalise(number)
+    except NumberError:
+        fast = None
+    assert fast == slow
