@@ -196,7 +196,9 @@ class Audited:
         return done
 
     def channel(self, outlet_code: str) -> SalesChannel | None:
-        return self.inner.channel(outlet_code)
+        found = self.inner.channel(outlet_code)
+        self._log("channel", outlet=outlet_code, found=found is not None)
+        return found
 
     def cards_under_ids(self, id_numbers: Iterable[str]) -> dict[str, list[str]]:
         found = self.inner.cards_under_ids(id_numbers)

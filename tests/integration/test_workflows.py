@@ -40,6 +40,7 @@ from nodes.models import (
     notices,
     numbers,
     penalties,
+    progress,
     report_numbers,
     subscribers,
 )
@@ -248,6 +249,16 @@ def test_a_reported_black_card_is_shut_down_traced_and_fed_back(fed: Federation)
             await w.settled()
             [penalty] = w.rows("cmcc.fj", select(penalties))
             assert penalty.outlet_code == "FZ-0457" and penalty.bureau == "bureau.fj"
+
+            # The office hears the province's progress, by carrier and category.
+            await w.op("bureau.fj", bureau.send_progress)
+            await wait_for(lambda: bool(w.rows("office.cn", select(progress))))
+            [sent_progress] = w.rows("office.cn", select(progress))
+            counts = {c["carrier"]: c for c in __import__("json").loads(
+                sent_progress.counts_json)}
+            assert counts["cmcc.fj"]["shut_down"] == 1
+            assert counts["cmcc.fj"]["refused"] == 1
+            assert counts["cucc.fj"]["shut_down"] == 1
             w.audit()
 
     asyncio.run(scenario())
