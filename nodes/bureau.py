@@ -7,7 +7,6 @@ is logged, applied, re-routed where the number was ported, and fed back in one c
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -48,6 +47,7 @@ from nodes.models import (
     report_numbers,
     reports,
 )
+from nodes.obligations import raise_overdue
 from nodes.workflow import (
     FINAL,
     STATUS_OF_OUTCOME,
@@ -561,13 +561,10 @@ def overdue_notices(ctx: Context) -> list[bytes]:
         detail = (f"shutdown notice {bytes(n.notice_id).hex()} to {n.carrier}: "
                   f"{n.numbers_total - n.answered} of {n.numbers_total} number(s) unanswered "
                   f"past the deadline {from_micros(n.deadline).isoformat()}")
-        eid = ctx.escalate(messages.EscalationKind.OVERDUE_NOTICE, subject_node=n.carrier,
-                           subject_message_id=bytes(n.notice_id), detail=detail)
-        ctx.log_action("deadline.overdue_notice", json.dumps(
-            {"notice": bytes(n.notice_id).hex(), "carrier": n.carrier}).encode(),
-            peer=n.carrier, message_id=bytes(n.notice_id))
+        raised.append(raise_overdue(
+            ctx, messages.EscalationKind.OVERDUE_NOTICE, subject_node=n.carrier,
+            subject_id=bytes(n.notice_id), detail=detail))
         ctx.conn.execute(update(notices).where(notices.c.notice_id == n.notice_id)
                          .values(escalated_at=to_micros(ctx.now)))
-        raised.append(eid or b"")
     return raised
 

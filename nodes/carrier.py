@@ -34,6 +34,7 @@ from exchange.messages import (
 from exchange.node import Context
 from exchange.receive import Accepted
 from nodes.models import appeals, case_requests, notice_numbers, notices, penalties
+from nodes.obligations import raise_overdue
 from nodes.subscribers import (
     ACTIVE,
     CONCENTRATION_THRESHOLD,
@@ -48,7 +49,7 @@ from nodes.subscribers import (
     id_hmac,
     id_hmac_key,
 )
-from nodes.workflow import chunks, to_micros
+from nodes.workflow import chunks, from_micros, to_micros
 
 CASE_CONTEXT = b"bcx case-response v1\x00"
 UNTRACED_STATES = frozenset({RealNameState.UNREGISTERED, RealNameState.FALSE_IDENTITY})
@@ -322,13 +323,11 @@ def overdue(ctx: Context) -> list[bytes]:
     for a in ctx.conn.execute(select(appeals).where(
             appeals.c.carrier == ctx.node.node_id, appeals.c.decided_at.is_(None),
             appeals.c.escalated_at.is_(None), appeals.c.decide_by < now)).all():
-        raised.append(ctx.escalate(
-            messages.EscalationKind.OVERDUE_APPEAL, subject_node=a.bureau,
-            subject_message_id=bytes(a.appeal_id),
+        raised.append(raise_overdue(
+            ctx, messages.EscalationKind.OVERDUE_APPEAL, subject_node=a.bureau,
+            subject_id=bytes(a.appeal_id),
             detail=f"appeal {bytes(a.appeal_id).hex()} for {a.number} undecided past its "
-                   "deadline") or b"")
-        ctx.log_action("deadline.overdue_appeal", bytes(a.appeal_id).hex().encode(),
-                       peer=a.bureau, message_id=bytes(a.appeal_id))
+                   f"deadline {from_micros(a.decide_by).isoformat()}"))
         ctx.conn.execute(update(appeals).where(appeals.c.appeal_id == a.appeal_id)
                          .values(escalated_at=now))
     return raised

@@ -8,7 +8,6 @@ a report whose feedback is overdue.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from nodes.models import (
     report_numbers,
     reports,
 )
+from nodes.obligations import raise_overdue
 from nodes.workflow import (
     FINAL,
     Status,
@@ -271,14 +271,11 @@ def overdue(ctx: Context) -> list[bytes]:
     for r in ctx.conn.execute(select(case_requests).where(
             case_requests.c.police == ctx.node.node_id, case_requests.c.answered_at.is_(None),
             case_requests.c.escalated_at.is_(None), case_requests.c.deadline < now)).all():
-        raised.append(ctx.escalate(
-            messages.EscalationKind.OVERDUE_CASE, subject_node=r.carrier,
-            subject_message_id=bytes(r.request_id),
+        raised.append(raise_overdue(
+            ctx, messages.EscalationKind.OVERDUE_CASE, subject_node=r.carrier,
+            subject_id=bytes(r.request_id),
             detail=f"case request {bytes(r.request_id).hex()} ({r.case_number}) unanswered "
-                   f"past its deadline {from_micros(r.deadline).isoformat()}") or b"")
-        ctx.log_action("deadline.overdue_case", json.dumps(
-            {"request": bytes(r.request_id).hex()}).encode(), peer=r.carrier,
-            message_id=bytes(r.request_id))
+                   f"past its deadline {from_micros(r.deadline).isoformat()}"))
         ctx.conn.execute(update(case_requests).where(
             case_requests.c.request_id == r.request_id).values(escalated_at=now))
     open_counts = (select(report_numbers.c.report_id, func.count().label("open"))
@@ -289,15 +286,12 @@ def overdue(ctx: Context) -> list[bytes]:
             .join(open_counts, open_counts.c.report_id == reports.c.report_id)
             .where(reports.c.origin == ctx.node.node_id, reports.c.escalated_at.is_(None),
                    reports.c.withdrawn_at.is_(None), reports.c.feedback_due_at < now)).all():
-        raised.append(ctx.escalate(
-            messages.EscalationKind.OVERDUE_FEEDBACK, subject_node=r.counterpart,
-            subject_message_id=bytes(r.report_id),
+        raised.append(raise_overdue(
+            ctx, messages.EscalationKind.OVERDUE_FEEDBACK, subject_node=r.counterpart,
+            subject_id=bytes(r.report_id),
             detail=f"report {bytes(r.report_id).hex()} ({r.case_number}): {r.open} of "
                    f"{r.numbers_total} number(s) without a final outcome past "
-                   f"{from_micros(r.feedback_due_at).isoformat()}") or b"")
-        ctx.log_action("deadline.overdue_feedback", json.dumps(
-            {"report": bytes(r.report_id).hex(), "open": r.open}).encode(),
-            peer=r.counterpart, message_id=bytes(r.report_id))
+                   f"{from_micros(r.feedback_due_at).isoformat()}"))
         ctx.conn.execute(update(reports).where(reports.c.report_id == r.report_id)
                          .values(escalated_at=now))
     return raised
