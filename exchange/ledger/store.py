@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CACHE_ENTRIES = 200_000
+# Leaves of the latest batches, kept so a receipt built right after its commit needs no
+# database read on the event loop. Bounded by count: a batch is at most max_batch items.
+_RECENT_LEAVES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class LedgerStore:
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._pending: dict[tuple[int, int], bytes] = {}
+        self._pending_leaves: dict[int, bytes] = {}
+        self._recent_leaves: OrderedDict[int, bytes] = OrderedDict()
         with self.reader.connect() as conn:
             self._size = int(conn.scalar(select(func.count()).select_from(ledger_leaves)) or 0)
             latest = conn.execute(
@@ -165,6 +170,7 @@ class LedgerStore:
         )
         for lv, ix, h in new:
             self._pending[(lv, ix)] = h
+        self._pending_leaves[index] = leaf
         self._size = index + 1
         return index
 
@@ -184,6 +190,8 @@ class LedgerStore:
     def _rewind(self, mark: tuple[int, int]) -> None:
         size, npending = mark
         self._size = size
+        for index in [i for i in self._pending_leaves if i >= size]:
+            del self._pending_leaves[index]
         if len(self._pending) > npending:
             # dicts keep insertion order: drop what this item added.
             for key in list(self._pending)[npending:]:
@@ -192,16 +200,26 @@ class LedgerStore:
     def _commit_pending(self, checkpoint: SignedCheckpoint | None) -> None:
         self._remember([(lv, ix, h) for (lv, ix), h in self._pending.items()])
         self._pending.clear()
+        with self._cache_lock:
+            self._recent_leaves.update(self._pending_leaves)
+            while len(self._recent_leaves) > _RECENT_LEAVES:
+                self._recent_leaves.popitem(last=False)
+        self._pending_leaves.clear()
         if checkpoint is not None:
             self._latest = checkpoint
 
     def _abort_pending(self, size_before: int) -> None:
         self._pending.clear()
+        self._pending_leaves.clear()
         self._size = size_before
 
     # --- reads --------------------------------------------------------------------
 
     def leaf(self, index: int) -> bytes:
+        with self._cache_lock:
+            recent = self._recent_leaves.get(index)
+        if recent is not None:
+            return recent
         with self.reader.connect() as conn:
             leaf = conn.scalar(select(ledger_leaves.c.leaf).where(ledger_leaves.c.idx == index))
         if leaf is None:
