@@ -59,6 +59,10 @@ _INSERT_CHECKPOINT = insert(ledger_checkpoints)
 _SUBTREE_HASH = select(ledger_subtrees.c.hash).where(
     ledger_subtrees.c.level == bindparam("level"), ledger_subtrees.c.idx == bindparam("idx"))
 _LEAF = select(ledger_leaves.c.leaf).where(ledger_leaves.c.idx == bindparam("idx"))
+# Each unit of work in a group commit runs in its own savepoint (SQLite and PostgreSQL).
+_SAVEPOINT = "SAVEPOINT bcx_work"
+_RELEASE = "RELEASE SAVEPOINT bcx_work"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT bcx_work"
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,16 +461,20 @@ class GroupCommitter:
                 for work in batch:
                     mark = store._mark()
                     txn = Transaction(conn, now, store)
-                    savepoint = conn.begin_nested()
+                    # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() bookkeeping
+                    # costs ~55 us an item against ~15 us for these, on every message.
+                    # Work that opens its own begin_nested() closes it before returning
+                    # or raising (its context manager does), so the nesting stays balanced.
+                    conn.exec_driver_sql(_SAVEPOINT)
                     try:
                         result = work.fn(txn)
-                        savepoint.commit()
+                        conn.exec_driver_sql(_RELEASE)
                     except (ExchangeError, SQLAlchemyError, ValueError, KeyError) as e:
-                        if savepoint.is_active:
-                            savepoint.rollback()
-                        store._rewind(mark)
                         if isinstance(e, DBAPIError) and storage.is_unavailable(e):
-                            raise
+                            raise  # the whole transaction is lost: nothing to undo here
+                        conn.exec_driver_sql(_ROLLBACK_TO)
+                        conn.exec_driver_sql(_RELEASE)
+                        store._rewind(mark)
                         outcomes.append((work, None, e, ()))
                         continue
                     outcomes.append((work, result, None, tuple(txn.appended)))
