@@ -189,15 +189,15 @@ def render_markdown(results: Results) -> str:
         "```",
         "",
     ]
-    section = None
+    sections: dict[str, list[Row]] = {}
     for row in results.rows:
-        if row.section != section:
-            section = row.section
-            out += ["", f"## {section}", "",
-                    "| measurement | median | spread (min – max) | unit | runs | notes |",
-                    "|---|---:|---:|---|---:|---|"]
-        out.append(f"| {row.name} | {fmt(row.stat.median, row.unit)} | {row.spread()} | "
-                   f"{row.unit} | {len(row.stat.runs)} | {row.note} |")
+        sections.setdefault(row.section, []).append(row)
+    for section, rows in sections.items():
+        out += ["", f"## {section}", "",
+                "| measurement | median | spread (min – max) | unit | runs | notes |",
+                "|---|---:|---:|---|---:|---|"]
+        out += [f"| {row.name} | {fmt(row.stat.median, row.unit)} | {row.spread()} | "
+                f"{row.unit} | {len(row.stat.runs)} | {row.note} |" for row in rows]
     if results.notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in results.notes]
     return "\n".join(out) + "\n"
