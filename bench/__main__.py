@@ -1,6 +1,286 @@
-"""`make bench`: not yet written; the benchmark issue fills this in."""
+"""`make bench`: bcx measured against baselines run in the same invocation.
 
+Absolute figures drift on shared machines; ratios to a baseline measured minutes apart
+on the same machine hold. Every measurement is repeated (5 runs, 3 with --quick) and
+reported as a median with its spread. The last lines are one verdict per target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-print("bench: the benchmark suite is not written yet (see the benchmarks issue)", file=sys.stderr)
-sys.exit(2)
+from nodes.federation import Federation, free_port
+
+from .fixture import RECEIVER, SENDER, Child, make_federation, port_of, start
+from .ledger import run_ledger
+from .raw import ed25519_verify_rate, sqlite_commit_rate
+from .report import Results, render_markdown, say
+
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+SECTIONS = ("baselines", "deliver", "bulk", "ledger")
+LEVELS = (1, 16, 64)
+ENVELOPE_BYTES_FOR_RAW = 700
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help="3 runs, shorter measurements, ledgers up to 10^5 (< 2 minutes)")
+    p.add_argument("--reps", type=int, default=None, help="runs per measurement")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated subset of {','.join(SECTIONS)} (no RESULTS.md then)")
+    p.add_argument("--write-results", action="store_true",
+                   help="write bench/RESULTS.md (the default for a full run)")
+    p.add_argument("--no-write-results", action="store_true")
+    p.add_argument("--workspace", type=Path, default=None,
+                   help="a new directory for keys, databases and logs is made in it "
+                   "(default: the system temp dir)")
+    return p.parse_args(argv)
+
+
+def command_line(quick: bool) -> str:
+    direct = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
+    if os.environ.get("MAKELEVEL"):
+        return f"make bench{' QUICK=1' if quick else ''}  ({direct})"
+    return direct
+
+
+def run_worker(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "bench.worker", *args], stdout=subprocess.PIPE,
+                         text=True, check=False, cwd=Path(__file__).resolve().parent.parent)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench worker {args[0]} failed with {out.returncode}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def start_receiver(fed: Federation, logs: Path, name: str) -> Child:
+    from exchange.config import NodeConfig
+    cfg = NodeConfig.from_file(fed.config(RECEIVER))
+    return start(name, ["-m", "nodes.cli", "node", "run", "--config", str(fed.config(RECEIVER))],
+                 logs / f"{name}.log", wait_port=port_of(cfg.listen))
+
+
+def baselines_raw(results: Results, reps: int, seconds: float, ws: Path) -> None:
+    say("baselines: Ed25519 verify/s, SQLite durable commits/s")
+    results.add("Baselines", "Ed25519 verify (cryptography, one thread)",
+                [ed25519_verify_rate(seconds, ENVELOPE_BYTES_FOR_RAW) for _ in range(reps)],
+                "verify/s", f"{ENVELOPE_BYTES_FOR_RAW}-byte message")
+    results.add("Baselines", "SQLite durable commits (WAL, synchronous=FULL)",
+                [sqlite_commit_rate(ws / "raw-sqlite.db", seconds, ENVELOPE_BYTES_FOR_RAW)
+                 for _ in range(reps)], "commits/s",
+                f"one {ENVELOPE_BYTES_FOR_RAW}-byte INSERT per transaction")
+
+
+def deliver(results: Results, fed: Federation, logs: Path, echo_port: int, reps: int,
+            seconds: float) -> float:
+    """Items 1 (echo) and 2 (deliver), interleaved level by level; returns the receiver's
+    peak RSS."""
+    say("deliver: starting the receiving node (bcx node run) in its own process")
+    receiver = start_receiver(fed, logs, "receiver-deliver")
+    try:
+        say(f"deliver: echo vs Deliver at {', '.join(map(str, LEVELS))} in flight, "
+            f"{reps} runs of {seconds:g} s each")
+        r = run_worker(["compare", "--config", str(fed.config(SENDER)), "--echo-port",
+                        str(echo_port), "--reps", str(reps), "--seconds", str(seconds),
+                        "--levels", ",".join(map(str, LEVELS))])
+        peak = receiver.peak_rss_mb()
+    finally:
+        if receiver.stop() != 0:
+            results.notes.append(f"the deliver receiver exited with {receiver.proc.returncode}")
+    size = r["envelope_bytes"]
+    for c in LEVELS:
+        lv = [rep["levels"][str(c)] for rep in r["reps"]]
+        results.add("Baselines", f"bare unary echo, {c} in flight",
+                    [x["echo"]["rate"] for x in lv], "calls/s", f"{size}-byte payload, mTLS")
+    for c in LEVELS:
+        lv = [rep["levels"][str(c)] for rep in r["reps"]]
+        results.add("Baselines", f"bare unary echo, {c} in flight, p99",
+                    [x["echo"]["p99_ms"] for x in lv], "ms")
+    results.add("Baselines", "bare bidi stream echo, one stream",
+                [rep["stream_echo_rate"] for rep in r["reps"]], "msgs/s",
+                f"{size}-byte payload, 256 unanswered at most")
+    for c in LEVELS:
+        lv = [rep["levels"][str(c)] for rep in r["reps"]]
+        section = "Deliver end to end (unary)"
+        results.add(section, f"{c} in flight", [x["deliver"]["rate"] for x in lv], "msgs/s",
+                    "sign, log SENT, mTLS, verify, log RECEIVED, receipt, verify, log RECEIPT")
+        results.add(section, f"{c} in flight, p50 latency", [x["deliver"]["p50_ms"] for x in lv],
+                    "ms")
+        results.add(section, f"{c} in flight, p99 latency", [x["deliver"]["p99_ms"] for x in lv],
+                    "ms")
+        results.add(section, f"{c} in flight, ratio to bare unary echo",
+                    [x["deliver"]["rate"] / x["echo"]["rate"] for x in lv], "x",
+                    "per run, echo measured just before")
+    results.add("Memory", "sender (police node + echo client) peak RSS during deliver",
+                [r["sender_peak_rss_mb"]], "MB", "VmHWM; one process")
+    results.add("Memory", "receiving node peak RSS during deliver", [peak], "MB",
+                "VmHWM of `bcx node run`; one process")
+    return peak
+
+
+def bulk(results: Results, fed: Federation, logs: Path, echo_port: int, reps: int,
+         seconds: float, count: int) -> float:
+    say(f"bulk report delivery: {count:,} numbers police → bureau, {reps} runs "
+        "(fresh receiving node process)")
+    receiver = start_receiver(fed, logs, "receiver-bulk")
+    try:
+        r = run_worker(["bulk", "--config", str(fed.config(SENDER)), "--echo-port",
+                        str(echo_port), "--reps", str(reps), "--seconds", str(seconds),
+                        "--numbers", str(count)])
+        peak = receiver.peak_rss_mb()
+    finally:
+        if receiver.stop() != 0:
+            results.notes.append(f"the bulk receiver exited with {receiver.proc.returncode}")
+    section = "Bulk report delivery (police → bureau, until every report is receipted)"
+    runs = r["reps"]
+    messages = runs[0]["messages"]
+    results.add(section, "numbers/s", [x["numbers"] / x["seconds"] for x in runs], "numbers/s",
+                f"{count:,} numbers in {messages} NumberReports of 500, outbox → DeliverStream")
+    results.add(section, "reports/s", [x["messages"] / x["seconds"] for x in runs], "msgs/s",
+                f"{r['envelope_bytes']:,}-byte envelopes")
+    results.add(section, "bare bidi stream echo of the same envelope size",
+                [x["stream_echo_rate"] for x in runs], "msgs/s", "measured just before each run")
+    results.add(section, "ratio to the stream echo",
+                [x["messages"] / x["seconds"] / x["stream_echo_rate"] for x in runs], "x")
+    results.add("Memory", "sender (running police node) peak RSS during bulk",
+                [r["sender_peak_rss_mb"]], "MB", "VmHWM; one process")
+    results.add("Memory", "receiving node peak RSS during bulk", [peak], "MB",
+                "VmHWM of `bcx node run`; one process")
+    return peak
+
+
+def median_of(results: Results, section_prefix: str, name: str) -> float:
+    for row in results.rows:
+        if row.section.startswith(section_prefix) and row.name == name:
+            return row.stat.median
+    return float("nan")
+
+
+def targets(results: Results, sizes: list[int], quick: bool, peaks: list[float],
+            ran: set[str]) -> None:
+    if "deliver" in ran:
+        ratio = median_of(results, "Deliver", "64 in flight, ratio to bare unary echo")
+        results.target("deliver-64-vs-echo", ratio, ">= 60 % of the bare mTLS unary echo",
+                       ratio >= 0.60, "%")
+        p99 = median_of(results, "Deliver", "64 in flight, p99 latency")
+        results.target("deliver-64-p99", p99, "< 50 ms", p99 < 50, "ms")
+    if "bulk" in ran:
+        rate = median_of(results, "Bulk", "numbers/s")
+        results.target("bulk-report-delivery", rate, ">= 10,000 numbers/s end to end",
+                       rate >= 10_000, "numbers/s",
+                       "report delivery only (police → bureau, receipted); the full path "
+                       "through notices, action reports and feedback awaits the workflows")
+    if "ledger" in ran:
+        from .ledger import say_size
+        big = say_size(sizes[-1])
+        label = "" if not quick else "quick run: 10^6 only in the full run"
+        worst = max(median_of(results, "Ledger", f"inclusion proof at {big}, median"),
+                    median_of(results, "Ledger", f"consistency proof at {big}, median"))
+        results.target(f"proofs-at-{big}", worst, "< 5 ms at 10^6", worst < 5, "ms", label)
+        rate = median_of(results, "Ledger", f"`bcx ledger verify` at {big}")
+        results.target("ledger-verify", rate, ">= 100,000 entries/s", rate >= 100_000,
+                       "entries/s", label)
+    if peaks:
+        peak = max(peaks)
+        results.target("node-rss", peak, "< 250 MB under load", peak < 250, "MB",
+                       "receiving node, peak of deliver and bulk")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quick = args.quick
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        print(f"bench: unknown section(s) {sorted(unknown)}", file=sys.stderr)
+        return 2
+    reps = args.reps or (3 if quick else 5)
+    seconds = 1.0 if quick else 3.0
+    raw_seconds = 0.5 if quick else 1.0
+    bulk_count = 100_000
+    sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+    write = (args.write_results or not quick) and not args.no_write_results
+    if write and only != set(SECTIONS):
+        print("bench: --only runs a subset; bench/RESULTS.md is not written", file=sys.stderr)
+        write = False
+
+    if args.workspace is not None:
+        args.workspace.mkdir(parents=True, exist_ok=True)
+    ws = Path(tempfile.mkdtemp(prefix="bcx-bench-", dir=args.workspace))
+    logs = ws / "logs"
+    logs.mkdir(exist_ok=True)
+    started = time.monotonic()
+    results = Results(quick=quick, command=command_line(quick))
+    say(f"bcx bench ({'quick' if quick else 'full'}): {reps} runs per measurement; "
+        f"workspace {ws}")
+    if quick:
+        results.notes.append(
+            f"quick mode: {reps} runs of {seconds:g} s per level; ledgers of 10^4 and 10^5 "
+            "only (10^6 is in the full run)")
+    results.notes += [
+        "Each node and the echo server run in their own process: the receiving node is "
+        "`bcx node run`; the sender is a police Node in a bench worker process, which "
+        "also runs the echo client. Echo and Deliver are measured alternately, level by "
+        "level, and each ratio is taken within one run.",
+        "Deliver with N in flight: N concurrent copies of the sender's path for one "
+        "message (sign + log SENT and the outbox row; Deliver; the outbox's receipt check "
+        "and RECEIPT entry). Latency is from signing to the receipt being durable.",
+        "The office is in the directory but not running, and witnessing is set to once an "
+        "hour in the bench's node.toml files, so witness rounds do not add failed "
+        "connections to the figures.",
+        "Proof times use a fresh LedgerStore (cold cache): every subtree hash a proof needs "
+        "is read from SQLite.",
+    ]
+    peaks: list[float] = []
+    ran: set[str] = set()
+    fed = make_federation(ws / "federation")
+    say(f"federation of office.cn, {SENDER}, {RECEIVER} under {ws / 'federation'}")
+    echo: Child | None = None
+    try:
+        if "baselines" in only:
+            baselines_raw(results, reps, raw_seconds, ws)
+            ran.add("baselines")
+        if only & {"deliver", "bulk", "baselines"}:
+            echo_port = free_port()
+            echo = start("echo-server", ["-m", "bench.worker", "echo-server", "--config",
+                                         str(fed.config(RECEIVER)), "--listen",
+                                         f"127.0.0.1:{echo_port}"],
+                         logs / "echo-server.log", wait_port=echo_port)
+            if "deliver" in only or "baselines" in only:
+                peaks.append(deliver(results, fed, logs, echo_port, reps, seconds))
+                ran.add("deliver")
+            if "bulk" in only:
+                peaks.append(bulk(results, fed, logs, echo_port, reps, seconds, bulk_count))
+                ran.add("bulk")
+            echo.stop()
+            echo = None
+        if "ledger" in only:
+            say(f"ledger: appends, proofs and verify at {', '.join(f'{s:,}' for s in sizes)}")
+            run_ledger(fed, sizes, reps, quick, results)
+            ran.add("ledger")
+    finally:
+        if echo is not None:
+            echo.stop()
+    targets(results, sizes, quick, peaks, ran)
+    results.seconds = time.monotonic() - started
+    if write:
+        RESULTS_MD.write_text(render_markdown(results))
+        say(f"wrote {RESULTS_MD}")
+    say(f"done in {results.seconds:.0f} s; logs under {logs}")
+    for t in results.targets:
+        print(t.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 
 from exchange import envelope, identity, messages, migrate, pki, storage
 from exchange import receive as checks
@@ -32,6 +32,12 @@ from exchange.schema import directories, inbox, outbox
 from exchange.transport.server import TLSMaterial
 
 log = logging.getLogger(__name__)
+
+# Built once (see exchange/ledger/store.py): these run for every message.
+_SEEN = select(inbox.c.leaf_idx, inbox.c.message_digest).where(
+    inbox.c.sender == bindparam("sender"), inbox.c.message_id == bindparam("message_id"))
+_INSERT_INBOX = insert(inbox)
+_INSERT_OUTBOX = insert(outbox)
 
 
 @dataclass(slots=True)
@@ -336,10 +342,7 @@ class Node:
                ) -> tuple[int, bool, list[str]]:
         header = accepted.message.header
         seen = txn.conn.execute(
-            select(inbox.c.leaf_idx, inbox.c.message_digest).where(
-                inbox.c.sender == header.sender, inbox.c.message_id == header.message_id
-            )
-        ).first()
+            _SEEN, {"sender": header.sender, "message_id": header.message_id}).first()
         if seen is not None:
             if bytes(seen.message_digest) != accepted.digest:
                 raise InvalidBodyError(
@@ -351,7 +354,7 @@ class Node:
             message_digest=accepted.digest, envelope=accepted.envelope.raw,
             subject=accepted.message.kind,
         ))
-        txn.conn.execute(insert(inbox), {
+        txn.conn.execute(_INSERT_INBOX, {
             "sender": header.sender, "message_id": header.message_id, "leaf_idx": idx,
             "message_digest": accepted.digest,
             "kind": accepted.message.kind, "received_at": to_micros(txn.now),
@@ -379,7 +382,7 @@ class Node:
         env = envelope.sign(payload, envelope.PAYLOAD_TYPE_MESSAGE, self.signer)
         idx = txn.append(Entry(EntryKind.SENT, recipient, txn.now, message_id=header.message_id,
                                message_digest=env.digest, envelope=env.raw, subject=body.kind))
-        txn.conn.execute(insert(outbox), {
+        txn.conn.execute(_INSERT_OUTBOX, {
             "recipient": recipient, "message_id": header.message_id,
             "message_digest": env.digest, "kind": body.kind, "envelope": env.raw,
             "sent_leaf_idx": idx, "created_at": to_micros(txn.now), "attempts": 0,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from exchange import messages
 from exchange.errors import ExchangeError, ReceiptError
@@ -33,6 +33,15 @@ if TYPE_CHECKING:
     from exchange.transport.client import Peers
 
 log = logging.getLogger(__name__)
+
+# Built once (see exchange/ledger/store.py): these run for every receipt.
+_MARK_DELIVERED = update(outbox).where(outbox.c.seq == bindparam("b_seq")).values(
+    delivered_at=bindparam("b_delivered_at"), receipt_leaf_idx=bindparam("b_receipt_leaf_idx"),
+    last_error=None)
+_PEER_CHECKPOINT_ID = select(peer_checkpoints.c.id).where(
+    peer_checkpoints.c.origin == bindparam("origin"), peer_checkpoints.c.size == bindparam("size"),
+    peer_checkpoints.c.root == bindparam("root"))
+_INSERT_PEER_CHECKPOINT = insert(peer_checkpoints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +236,8 @@ class Outbox:
             idx = txn.append(Entry(EntryKind.RECEIPT, recipient, txn.now, message_id=p.message_id,
                                    message_digest=digest, detail=receipt.encode(),
                                    subject=p.kind))
-            txn.conn.execute(update(outbox).where(outbox.c.seq == p.seq).values(
-                delivered_at=to_micros(txn.now), receipt_leaf_idx=idx, last_error=None))
+            txn.conn.execute(_MARK_DELIVERED, {"b_seq": p.seq, "b_delivered_at": to_micros(txn.now),
+                                               "b_receipt_leaf_idx": idx})
             if (cp.size, cp.root) not in seen:
                 seen.add((cp.size, cp.root))
                 record_peer_checkpoint(txn.conn, cp, receipt.checkpoint, txn.now)
@@ -310,10 +319,9 @@ _STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 
 def record_peer_checkpoint(conn: Any, cp: note.Checkpoint, text: str, now: Any) -> None:
-    exists = conn.scalar(select(peer_checkpoints.c.id).where(
-        peer_checkpoints.c.origin == cp.origin, peer_checkpoints.c.size == cp.size,
-        peer_checkpoints.c.root == cp.root))
+    exists = conn.scalar(_PEER_CHECKPOINT_ID,
+                         {"origin": cp.origin, "size": cp.size, "root": cp.root})
     if exists is None:
-        conn.execute(insert(peer_checkpoints), {
+        conn.execute(_INSERT_PEER_CHECKPOINT, {
             "origin": cp.origin, "size": cp.size, "root": cp.root, "note": text,
             "seen_at": to_micros(now), "witnessed": False})

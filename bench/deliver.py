@@ -1,0 +1,122 @@
+"""The sending side of the end-to-end benchmarks, run inside a police node's process.
+
+Deliver (item 2): ``inflight`` concurrent senders each repeat the whole path of one
+message: sign and log SENT with its outbox row (one group-committed transaction), the
+unary Deliver call over mTLS, and the outbox's own receipt handling (verify checkpoint
+and inclusion proof, log RECEIPT, mark the row delivered). The latency of a message is
+from before signing until its receipt is durably logged. The outbox worker itself
+delivers in order, one call at a time or one stream; N in flight stands for N rows
+being delivered at once, by the same code (``Outbox._deliver``) the worker calls.
+
+Bulk report delivery (item 3, as far as the code goes today): the police node signs a
+NumberReport stream (500 numbers a message, all queued in one transaction, as an
+agency's bulk upload would be) and its real outbox delivers it, switching to
+DeliverStream; timed until every message is receipted. The full path — shutdown
+notices to carriers, action reports back, feedback to the police — needs the agency
+workflows in ``nodes/``; it is to be one more function here (see ``bulk_full_path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select
+
+from exchange.node import Context, Node
+from exchange.runtime import RunningNode
+from exchange.schema import outbox
+from exchange.transport.client import Peers
+from exchange.transport.outbox import Outbox, Pending
+
+from .echo import closed_loop
+from .fixture import BULK_NUMBERS_PER_REPORT, RECEIVER, bulk_numbers, report_body, typical_numbers
+from .report import percentile
+
+# The driver's own read of the row it queued (the outbox worker would read it from the
+# queue instead); built once, as the node's hot-path statements are.
+_QUEUED = select(outbox.c.seq, outbox.c.envelope, outbox.c.created_at).where(
+    outbox.c.message_id == bindparam("message_id"))
+
+
+class DeliverDriver:
+    """A started police node's writer, channels and outbox, driven N messages at a time."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        node.start_writer()
+        self.peers = Peers(node.tls, node.current_directory,
+                           max_message_bytes=node.config.limits.max_envelope_bytes)
+        # Never started and never woken (rows are queued with send_in, not send), so its
+        # per-peer worker does not compete with the driver for the same rows.
+        self.outbox = Outbox(node, self.peers)
+        self.numbers = typical_numbers()
+        self.case = 0
+
+    async def close(self) -> None:
+        await self.peers.close()
+        await asyncio.to_thread(self.node.stop_writer)
+        self.node.engine.dispose()
+
+    def _queue(self, txn: Any) -> Pending:
+        node = self.node
+        self.case += 1
+        mid = node.send_in(txn, RECEIVER, report_body(self.numbers, self.case))
+        row = txn.conn.execute(_QUEUED, {"message_id": mid}).one()
+        return Pending(row.seq, mid, bytes(row.envelope), 0, row.created_at, False,
+                       "number_report")
+
+    async def one(self) -> None:
+        committed = await self.node.committer.run(self._queue)
+        before = self.outbox.failures
+        await self.outbox._deliver(RECEIVER, [committed.result])
+        if self.outbox.failures != before:
+            raise RuntimeError("a delivery failed; see the sender's log")
+
+    async def level(self, inflight: int, seconds: float) -> dict[str, float]:
+        rate, lat = await closed_loop(self.one, inflight, seconds)
+        return {"rate": rate, "p50_ms": percentile(lat, 50) * 1e3,
+                "p99_ms": percentile(lat, 99) * 1e3, "n": len(lat)}
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRun:
+    numbers: int
+    messages: int
+    seconds: float
+
+
+async def bulk_report_delivery(running: RunningNode, count: int) -> BulkRun:
+    """Police report ``count`` numbers to the bureau; time until every report is receipted."""
+    node = running.node
+    numbers = bulk_numbers(count)
+    chunks = [tuple(numbers[k:k + BULK_NUMBERS_PER_REPORT])
+              for k in range(0, count, BULK_NUMBERS_PER_REPORT)]
+    target = running.outbox.delivered + len(chunks)
+    failures = running.outbox.failures
+    start = time.perf_counter()
+
+    def queue_all(ctx: Context) -> None:
+        for i, chunk in enumerate(chunks):
+            ctx.send(RECEIVER, report_body(chunk, i + 1))
+
+    await node.run_work(queue_all)
+    while running.outbox.delivered < target:
+        if running.outbox.failures != failures:
+            raise RuntimeError("a bulk delivery failed; see the sender's log")
+        await asyncio.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    return BulkRun(count, len(chunks), elapsed)
+
+
+async def bulk_full_path(running: RunningNode, count: int) -> BulkRun:
+    """Report → shutdown notices → carrier action reports → feedback to the police.
+
+    Not measurable yet: the bureau, carrier and police workflows are not in this
+    branch. When they land, start a carrier node too, send the report as
+    ``bulk_report_delivery`` does, and wait until the police ledger holds feedback for
+    every number; then call this from ``bench.worker``'s bulk command.
+    """
+    raise NotImplementedError("agency workflows (nodes/) are not there yet")

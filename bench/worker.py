@@ -1,0 +1,133 @@
+"""Processes the bench starts: ``python -m bench.worker COMMAND …``.
+
+echo-server  the bare grpc.aio echo, with a node's certificate (the baseline's server)
+compare      in one police-node process, for each repetition and each in-flight level:
+             the bare unary echo, then bcx Deliver end to end; then the bidi stream echo
+bulk         a running police node: stream echo of bulk-sized envelopes, then the bulk
+             report delivery, each repetition
+
+Results go to stdout as one JSON object; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from exchange.config import NodeConfig
+from exchange.node import Node
+from exchange.runtime import RunningNode
+
+from .deliver import DeliverDriver, bulk_report_delivery
+from .echo import EchoClient, closed_loop, serve, tls_for
+from .fixture import (
+    BULK_NUMBERS_PER_REPORT,
+    RECEIVER,
+    SENDER,
+    bulk_numbers,
+    endpoint_member,
+    peak_rss_mb,
+    report_body,
+    sign_envelope,
+    typical_numbers,
+)
+from .report import percentile, say
+
+
+def _echo_client(node: Node, port: int) -> EchoClient:
+    member = endpoint_member(node.directory.member(RECEIVER), port)
+    return EchoClient(member, tls_for(node.config), node.config.limits.max_envelope_bytes)
+
+
+async def compare(args: argparse.Namespace) -> dict[str, Any]:
+    node = Node(NodeConfig.from_file(args.config))
+    payload = sign_envelope(node.signer, SENDER, RECEIVER, report_body(typical_numbers()))
+    echo = _echo_client(node, args.echo_port)
+    driver = DeliverDriver(node)
+    levels = [int(x) for x in args.levels.split(",")]
+    reps: list[dict[str, Any]] = []
+
+    async def echo_one() -> None:
+        await echo.call(payload)
+
+    # Warm up: connections, TLS sessions, caches, both servers' first calls.
+    await closed_loop(echo_one, 4, 0.3)
+    await driver.level(4, 0.5)
+    for rep in range(args.reps):
+        result: dict[str, Any] = {"levels": {}}
+        for c in levels:
+            rate, lat = await closed_loop(echo_one, c, args.seconds)
+            e = {"rate": rate, "p50_ms": percentile(lat, 50) * 1e3,
+                 "p99_ms": percentile(lat, 99) * 1e3}
+            d = await driver.level(c, args.seconds)
+            result["levels"][str(c)] = {"echo": e, "deliver": d}
+            say(f"  run {rep + 1}/{args.reps}, {c:>2} in flight: echo {e['rate']:,.0f}/s, "
+                f"deliver {d['rate']:,.0f}/s (p50 {d['p50_ms']:.1f} ms, "
+                f"p99 {d['p99_ms']:.1f} ms), ratio {d['rate'] / e['rate']:.2f}")
+        n, elapsed = await echo.stream_for(payload, args.seconds, window=256)
+        result["stream_echo_rate"] = n / elapsed
+        say(f"  run {rep + 1}/{args.reps}: bidi stream echo {n / elapsed:,.0f}/s")
+        reps.append(result)
+    await echo.close()
+    await driver.close()
+    return {"envelope_bytes": len(payload), "reps": reps, "sender_peak_rss_mb": peak_rss_mb()}
+
+
+async def bulk(args: argparse.Namespace) -> dict[str, Any]:
+    node = Node(NodeConfig.from_file(args.config))
+    chunk = tuple(bulk_numbers(BULK_NUMBERS_PER_REPORT))
+    payload = sign_envelope(node.signer, SENDER, RECEIVER, report_body(chunk))
+    running = RunningNode(node)
+    await running.start()
+    echo = _echo_client(node, args.echo_port)
+    reps: list[dict[str, Any]] = []
+    try:
+        await echo.stream_for(payload, 0.3, window=256)  # warm up
+        for rep in range(args.reps):
+            n, elapsed = await echo.stream_for(payload, args.seconds, window=256)
+            run = await bulk_report_delivery(running, args.numbers)
+            reps.append({"stream_echo_rate": n / elapsed, "numbers": run.numbers,
+                         "messages": run.messages, "seconds": run.seconds})
+            say(f"  run {rep + 1}/{args.reps}: {run.numbers:,} numbers in {run.messages} "
+                f"reports receipted in {run.seconds:.2f} s = {run.numbers / run.seconds:,.0f} "
+                f"numbers/s ({run.messages / run.seconds:,.0f} msgs/s; stream echo of the "
+                f"same size {n / elapsed:,.0f}/s)")
+    finally:
+        await echo.close()
+        await running.stop(grace=2)
+    return {"envelope_bytes": len(payload), "reps": reps, "sender_peak_rss_mb": peak_rss_mb()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.worker")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("echo-server")
+    a.add_argument("--config", type=Path, required=True)
+    a.add_argument("--listen", required=True)
+    for name in ("compare", "bulk"):
+        a = sub.add_parser(name)
+        a.add_argument("--config", type=Path, required=True)
+        a.add_argument("--echo-port", type=int, required=True)
+        a.add_argument("--reps", type=int, default=3)
+        a.add_argument("--seconds", type=float, default=2.0)
+        a.add_argument("--levels", default="1,16,64")
+        a.add_argument("--numbers", type=int, default=100_000)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "echo-server":
+        asyncio.run(serve(NodeConfig.from_file(args.config), args.listen))
+        return 0
+    fn = compare if args.command == "compare" else bulk
+    result = asyncio.run(fn(args))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
