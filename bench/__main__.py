@@ -20,7 +20,16 @@ from typing import Any
 
 from nodes.federation import Federation, free_port
 
-from .fixture import RECEIVER, SENDER, Child, make_federation, port_of, start
+from .fixture import (
+    CARRIER,
+    RECEIVER,
+    SENDER,
+    Child,
+    bulk_numbers,
+    make_federation,
+    port_of,
+    start,
+)
 from .ledger import run_ledger
 from .raw import ed25519_verify_rate, sqlite_commit_rate
 from .report import Results, render_markdown, say
@@ -29,6 +38,11 @@ RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 SECTIONS = ("baselines", "deliver", "bulk", "ledger")
 LEVELS = (1, 16, 64)
 ENVELOPE_BYTES_FOR_RAW = 700
+
+
+def bulk_full_count(quick: bool) -> int:
+    """Numbers a run of the full path: the issue's 100,000; 10,000 for a quick look."""
+    return 10_000 if quick else 100_000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,9 +78,13 @@ def run_worker(args: list[str]) -> dict[str, Any]:
 
 
 def start_receiver(fed: Federation, logs: Path, name: str) -> Child:
+    return start_node(fed, logs, RECEIVER, name)
+
+
+def start_node(fed: Federation, logs: Path, node_id: str, name: str) -> Child:
     from exchange.config import NodeConfig
-    cfg = NodeConfig.from_file(fed.config(RECEIVER))
-    return start(name, ["-m", "nodes.cli", "node", "run", "--config", str(fed.config(RECEIVER))],
+    cfg = NodeConfig.from_file(fed.config(node_id))
+    return start(name, ["-m", "nodes.cli", "node", "run", "--config", str(fed.config(node_id))],
                  logs / f"{name}.log", wait_port=port_of(cfg.listen))
 
 
@@ -159,6 +177,51 @@ def bulk(results: Results, fed: Federation, logs: Path, echo_port: int, reps: in
     return peak
 
 
+def bulk_full(results: Results, ws: Path, logs: Path, reps: int, count: int) -> float:
+    """Item 3: police report → bureau notices → carrier action reports → police feedback.
+
+    Its own federation with a carrier whose subscriber system holds every number; each
+    run reports numbers the bureau has not seen (a number already known is linked, not
+    noticed again). Returns the higher peak RSS of the bureau and carrier processes.
+    """
+    from exchange import migrate, storage
+    from exchange.config import NodeConfig
+    from nodes.subscribers import import_rows
+
+    fed = make_federation(ws / "full-path", with_carrier=True)
+    say(f"bulk full path: loading {reps * count:,} subscribers into {CARRIER}'s subscriber "
+        "system")
+    engine = storage.create_engine_for(NodeConfig.from_file(fed.config(CARRIER)).database_url)
+    migrate.upgrade(engine)
+    import_rows(engine, ({"number": n, "status": "active", "province": "fj",
+                          "real_name_state": "unregistered", "outlet_code": "FZ-0457"}
+                         for n in bulk_numbers(reps * count)))
+    engine.dispose()
+    say(f"bulk full path: {count:,} numbers a run, {reps} runs; {RECEIVER} and {CARRIER} "
+        "in their own processes")
+    nodes = [start_node(fed, logs, node_id, f"full-{node_id}") for node_id in
+             (RECEIVER, CARRIER)]
+    try:
+        r = run_worker(["bulk-full", "--config", str(fed.config(SENDER)), "--reps", str(reps),
+                        "--numbers", str(count)])
+        peak = max(n.peak_rss_mb() for n in nodes)
+    finally:
+        for n in nodes:
+            if n.stop() != 0:
+                results.notes.append(f"{n.name} exited with {n.proc.returncode}")
+    section = "Bulk end to end (report → notices → action reports → feedback)"
+    runs = r["reps"]
+    results.add(section, "numbers/s", [x["numbers"] / x["seconds"] for x in runs],
+                "numbers/s", f"{count:,} numbers a run; police reports in calls of 10,000 "
+                "(messages of 1,000); clock stops at the last number's feedback")
+    results.add(section, "seconds", [x["seconds"] for x in runs], "s")
+    results.add("Memory", "police node peak RSS during the full path",
+                [r["sender_peak_rss_mb"]], "MB", "VmHWM; one process")
+    results.add("Memory", "bureau and carrier peak RSS during the full path", [peak], "MB",
+                "VmHWM of `bcx node run`, the higher of the two")
+    return peak
+
+
 def median_of(results: Results, section_prefix: str, name: str) -> float:
     for row in results.rows:
         if row.section.startswith(section_prefix) and row.name == name:
@@ -175,11 +238,12 @@ def targets(results: Results, sizes: list[int], quick: bool, peaks: list[float],
         p99 = median_of(results, "Deliver", "64 in flight, p99 latency")
         results.target("deliver-64-p99", p99, "< 50 ms", p99 < 50, "ms")
     if "bulk" in ran:
-        rate = median_of(results, "Bulk", "numbers/s")
-        results.target("bulk-report-delivery", rate, ">= 10,000 numbers/s end to end",
+        rate = median_of(results, "Bulk end to end", "numbers/s")
+        results.target("bulk-end-to-end", rate, ">= 10,000 numbers/s end to end",
                        rate >= 10_000, "numbers/s",
-                       "report delivery only (police → bureau, receipted); the full path "
-                       "through notices, action reports and feedback awaits the workflows")
+                       "report → notices → action reports → feedback, three node processes"
+                       + (f" ({bulk_full_count(quick):,} numbers a run in quick mode)"
+                          if quick else ""))
     if "ledger" in ran:
         from .ledger import say_size
         big = say_size(sizes[-1])
@@ -261,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                 ran.add("deliver")
             if "bulk" in only:
                 peaks.append(bulk(results, fed, logs, echo_port, reps, seconds, bulk_count))
+                peaks.append(bulk_full(results, ws, logs, min(reps, 3),
+                                       bulk_full_count(quick)))
                 ran.add("bulk")
             echo.stop()
             echo = None

@@ -111,12 +111,33 @@ async def bulk_report_delivery(running: RunningNode, count: int) -> BulkRun:
     return BulkRun(count, len(chunks), elapsed)
 
 
-async def bulk_full_path(running: RunningNode, count: int) -> BulkRun:
+async def bulk_full_path(running: RunningNode, numbers: list[str]) -> BulkRun:
     """Report → shutdown notices → carrier action reports → feedback to the police.
 
-    Not measurable yet: the bureau, carrier and police workflows are not in this
-    branch. When they land, start a carrier node too, send the report as
-    ``bulk_report_delivery`` does, and wait until the police ledger holds feedback for
-    every number; then call this from ``bench.worker``'s bulk command.
+    ``running`` is the police node (with its workflow handlers); the bureau and the
+    carrier run in their own processes. The clock stops when the police node holds a
+    final outcome for every number it reported.
     """
-    raise NotImplementedError("agency workflows (nodes/) are not there yet")
+    from sqlalchemy import func, select
+
+    from nodes import police
+    from nodes.models import report_numbers
+
+    node = running.node
+    per_call = 10_000  # numbers per operator call, as `bcx report` sends them
+    start = time.perf_counter()
+    messages = 0
+    for k in range(0, len(numbers), per_call):
+        def report(ctx: Context, part: list[str] = numbers[k:k + per_call]) -> Any:
+            return police.report(ctx, numbers_found=part, category="fraud",
+                                 case_number="FZ-BENCH", evidence="bench")
+        result = await node.run_work(report)
+        messages += len(result["reports"])
+
+    def still_open() -> int:
+        with node.reader.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(report_numbers)
+                                    .where(report_numbers.c.final.is_(False))).scalar_one())
+    while await asyncio.to_thread(still_open):
+        await asyncio.sleep(0.05)
+    return BulkRun(len(numbers), messages, time.perf_counter() - start)

@@ -25,11 +25,14 @@ from nodes.federation import Federation, MemberSpec, create_federation, free_por
 
 SENDER = "police.fj"
 RECEIVER = "bureau.fj"
+CARRIER = "cmcc.fj"
 TYPICAL_NUMBERS = 5  # a number report from one investigation: a handful of numbers
 BULK_NUMBERS_PER_REPORT = 500  # what `bcx demo` sends per message
 
 
-def make_federation(workspace: Path) -> Federation:
+def make_federation(workspace: Path, *, with_carrier: bool = False) -> Federation:
+    """office, police and bureau; with ``with_carrier`` also the carrier the bulk numbers
+    belong to, for the full path from report to feedback."""
     specs = [
         MemberSpec(node_id="office.cn", role=Role.OFFICE, province="cn", organisation="office",
                    endpoint=f"127.0.0.1:{free_port()}"),
@@ -38,6 +41,9 @@ def make_federation(workspace: Path) -> Federation:
         MemberSpec(node_id=RECEIVER, role=Role.BUREAU, province="fj", organisation="bureau",
                    endpoint=f"127.0.0.1:{free_port()}"),
     ]
+    if with_carrier:
+        specs.append(MemberSpec(node_id=CARRIER, role=Role.CARRIER, province="fj",
+                                organisation="carrier", endpoint=f"127.0.0.1:{free_port()}"))
     fed = create_federation(workspace, specs)
     for path in fed.configs.values():
         # The office is not running during the bench: a witness round every 10 s would
@@ -59,11 +65,13 @@ def typical_numbers() -> tuple[str, ...]:
     return tuple(f"+861595900{i:04d}" for i in range(TYPICAL_NUMBERS))
 
 
-def bulk_numbers(count: int) -> list[str]:
+def bulk_numbers(count: int, first: int = 0) -> list[str]:
     """``count`` distinct valid Fujian China Mobile numbers, in order (deterministic)."""
     # nodes.demo.sample_numbers draws at random and normalises each (~25 µs a number);
-    # consecutive numbers in one valid block are as real and cost nothing to make.
-    return [f"+86159{59000000 + i:08d}" for i in range(count)]
+    # consecutive numbers in valid blocks are as real and cost nothing to make.
+    if first + count > 1_000_000:
+        raise ValueError("the bench's number range holds 1,000,000 numbers")
+    return [f"+86159{59000000 + i:08d}" for i in range(first, first + count)]
 
 
 def sign_envelope(signer: object, sender: str, recipient: str, body: messages.Body) -> bytes:

@@ -5,6 +5,8 @@ compare      in one police-node process, for each repetition and each in-flight 
              the bare unary echo, then bcx Deliver end to end; then the bidi stream echo
 bulk         a running police node: stream echo of bulk-sized envelopes, then the bulk
              report delivery, each repetition
+bulk-full    a running police node with its workflow: the full path from report to
+             feedback through a bureau and a carrier process, each repetition on new numbers
 
 Results go to stdout as one JSON object; progress goes to stderr.
 """
@@ -23,7 +25,7 @@ from exchange.config import NodeConfig
 from exchange.node import Node
 from exchange.runtime import RunningNode
 
-from .deliver import DeliverDriver, bulk_report_delivery
+from .deliver import DeliverDriver, bulk_full_path, bulk_report_delivery
 from .echo import EchoClient, closed_loop, serve, tls_for
 from .fixture import (
     BULK_NUMBERS_PER_REPORT,
@@ -103,16 +105,36 @@ async def bulk(args: argparse.Namespace) -> dict[str, Any]:
     return {"envelope_bytes": len(payload), "reps": reps, "sender_peak_rss_mb": peak_rss_mb()}
 
 
+async def bulk_full(args: argparse.Namespace) -> dict[str, Any]:
+    from nodes.agency import make_running
+
+    running = make_running(NodeConfig.from_file(args.config))
+    await running.start()
+    reps: list[dict[str, Any]] = []
+    try:
+        for rep in range(args.reps):
+            run = await bulk_full_path(running, bulk_numbers(args.numbers,
+                                                             first=rep * args.numbers))
+            reps.append({"numbers": run.numbers, "messages": run.messages,
+                         "seconds": run.seconds})
+            say(f"  run {rep + 1}/{args.reps}: {run.numbers:,} numbers reported, noticed, "
+                f"shut down and fed back in {run.seconds:.2f} s = "
+                f"{run.numbers / run.seconds:,.0f} numbers/s")
+    finally:
+        await running.stop(grace=2)
+    return {"reps": reps, "sender_peak_rss_mb": peak_rss_mb()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.worker")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("echo-server")
     a.add_argument("--config", type=Path, required=True)
     a.add_argument("--listen", required=True)
-    for name in ("compare", "bulk"):
+    for name in ("compare", "bulk", "bulk-full"):
         a = sub.add_parser(name)
         a.add_argument("--config", type=Path, required=True)
-        a.add_argument("--echo-port", type=int, required=True)
+        a.add_argument("--echo-port", type=int, required=name != "bulk-full")
         a.add_argument("--reps", type=int, default=3)
         a.add_argument("--seconds", type=float, default=2.0)
         a.add_argument("--levels", default="1,16,64")
@@ -123,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "echo-server":
         asyncio.run(serve(NodeConfig.from_file(args.config), args.listen))
         return 0
-    fn = compare if args.command == "compare" else bulk
+    fn = {"compare": compare, "bulk": bulk, "bulk-full": bulk_full}[args.command]
     result = asyncio.run(fn(args))
     print(json.dumps(result), flush=True)
     return 0
