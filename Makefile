@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 QUICK ?=
 
-.PHONY: all venv proto proto-check lint test demo bench postgres clean
+.PHONY: all venv proto proto-check numbering numbering-check lint test demo bench postgres clean
 
 all: test
 
@@ -27,7 +27,14 @@ proto: venv
 proto-check: venv
 	$(PY) scripts/gen_proto.py --check
 
-lint: venv proto-check
+# Regenerate exchange/data/cn_mobile_provinces.txt from the pinned phonenumbers' data.
+numbering: venv
+	$(PY) scripts/gen_numbering.py
+
+numbering-check: venv
+	$(PY) scripts/gen_numbering.py --check
+
+lint: venv proto-check numbering-check
 	$(VENV)/bin/ruff check exchange nodes tests bench scripts migrations
 	$(VENV)/bin/mypy
 	@rm -f .schema-check.db
@@ -39,7 +46,7 @@ lint: venv proto-check
 postgres:
 	@bash scripts/ensure_postgres.sh
 
-test: venv proto-check postgres
+test: venv proto-check numbering-check postgres
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: venv

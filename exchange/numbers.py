@@ -17,11 +17,11 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from types import MappingProxyType
 
 import phonenumbers
 from phonenumbers import carrier as pn_carrier
-from phonenumbers import geocoder as pn_geocoder
 
 from exchange.errors import NumberError
 
@@ -437,10 +437,34 @@ class NumberingPlan:
         return f"NumberingPlan(<{len(self._by_prefix)} blocks>)"
 
 
-def _province_name(parsed: phonenumbers.PhoneNumber) -> str:
-    # "Fuzhou, Fujian" or "Beijing"; just "China" where the data knows no province.
-    description: str = pn_geocoder.description_for_number(parsed, "en")
-    return description.rsplit(", ", 1)[-1]
+PROVINCE_TABLE = "cn_mobile_provinces.txt"
+
+
+@functools.cache
+def _province_table() -> tuple[dict[str, str], tuple[int, ...]]:
+    """Prefix -> province name for mainland mobiles, extracted from phonenumbers' geocoder.
+
+    The geocoder itself loads every country's place names (about 100 MB a process);
+    scripts/gen_numbering.py keeps only this, and `make numbering-check` keeps it current.
+    """
+    text = resources.files("exchange.data").joinpath(PROVINCE_TABLE).read_text()
+    table: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            prefix, _, name = line.partition(" ")
+            table[prefix] = name
+    return table, tuple(sorted({len(p) for p in table}, reverse=True))
+
+
+def _province_name(e164: str) -> str | None:
+    """"Fujian" for a normalised mainland mobile number, as the geocoder names its block."""
+    table, lengths = _province_table()
+    digits = e164.removeprefix("+")
+    for length in lengths:
+        name = table.get(digits[:length])
+        if name is not None:
+            return name
+    return None
 
 
 def province_of(number: str) -> str | None:
@@ -448,8 +472,8 @@ def province_of(number: str) -> str | None:
 
     None where the data has no province for the number's block (many reseller blocks).
     """
-    parsed = phonenumbers.parse(normalise(number))
-    return PROVINCE_CODES.get(_province_name(parsed))
+    name = _province_name(normalise(number))
+    return None if name is None else PROVINCE_CODES.get(name)
 
 
 def default_block(
@@ -477,12 +501,11 @@ def default_block(
     carrier_id = carriers.get(carrier_name)
     if carrier_id is None:
         raise _error(number, f"carrier {carrier_name!r} of block {prefix} has no carrier id")
-    province_name = _province_name(parsed)
-    province = codes.get(province_name)
+    province_name = _province_name(e164)
+    province = codes.get(province_name) if province_name is not None else None
     if province is None:
-        raise _error(
-            number, f"phonenumbers knows no province for block {prefix} ({province_name!r})"
-        )
+        raise _error(number, f"phonenumbers knows no province for block {prefix}"
+                     + (f" ({province_name!r} has no province code)" if province_name else ""))
     return NumberBlock(
         prefix=prefix,
         carrier_node=f"{carrier_id}.{province}",

@@ -1,0 +1,1 @@
+"""Data files bcx ships: generated, never edited by hand (see each file's header)."""
