@@ -336,6 +336,8 @@ def test_a_missed_shutdown_deadline_is_escalated_to_the_office(fed: Federation) 
             assert w.entries("bureau.fj", EntryKind.ACTION, "deadline.overdue_notice")
         # The carrier comes back: the notice is delivered and answered, late but answered.
         async with world(fed, ["office.cn", "police.fj", "bureau.fj", "cmcc.fj"]) as w:
+            # The restarted bureau's deadline check resumes where it was: no second alarm.
+            assert await w.op("bureau.fj", bureau.overdue_notices) == []
             await wait_for(all_final(w), timeout=30)
             [notice] = w.rows("bureau.fj", select(notices))
             assert notice.closed_at is not None and notice.escalated_at is not None
