@@ -139,7 +139,7 @@ def report_channels(ctx: Context, bureau: str, found: dict[str, Subscriber],
         if d.outcome is ActionOutcome.SHUT_DOWN and sub is not None and sub.outlet_code \
                 and sub.real_name_state in UNTRACED_STATES:
             by_outlet.setdefault(sub.outlet_code, []).append(n)
-    subs = SqlSubscriberSystem(ctx.conn, carrier_node=ctx.node.node_id)
+    subs = subscriber_system(ctx)
     for outlet, nums in sorted(by_outlet.items()):
         for part in chunks(nums):
             ctx.send(bureau, ChannelReport(
@@ -270,7 +270,7 @@ def appeal(ctx: Context, *, number: str, grounds: str) -> dict[str, Any]:
     if not grounds.strip():
         raise OperationError("an appeal needs its grounds (--grounds)")
     e164 = numbering.normalise(number)
-    sub = SqlSubscriberSystem(ctx.conn, carrier_node=ctx.node.node_id).lookup([e164]).get(e164)
+    sub = subscriber_system(ctx).lookup([e164]).get(e164)
     if sub is None or sub.status != SUSPENDED or sub.suspended_by is None:
         raise OperationError(f"{e164} is not a line this carrier suspended on a notice")
     notice = ctx.conn.execute(select(notices).where(
