@@ -1,6 +1,9 @@
 """Processes the bench starts: ``python -m bench.worker COMMAND …``.
 
 echo-server  the bare grpc.aio echo, with a node's certificate (the baseline's server)
+exchange-node  a node running the exchange alone (no agency workflow): the receiver of
+             the Deliver and report-delivery measurements, so they time the protocol
+             (verify, log, receipt) and not what a bureau then does with a report
 compare      in one police-node process, for each repetition and each in-flight level:
              the bare unary echo, then bcx Deliver end to end; then the bidi stream echo
 bulk         a running police node: stream echo of bulk-sized envelopes, then the bulk
@@ -125,9 +128,17 @@ async def bulk_full(args: argparse.Namespace) -> dict[str, Any]:
     return {"reps": reps, "sender_peak_rss_mb": peak_rss_mb()}
 
 
+async def exchange_node(config: Path) -> None:
+    running = RunningNode(Node(NodeConfig.from_file(config)))
+    await running.start()
+    await running.serve_until_signalled()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.worker")
     sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("exchange-node")
+    a.add_argument("--config", type=Path, required=True)
     a = sub.add_parser("echo-server")
     a.add_argument("--config", type=Path, required=True)
     a.add_argument("--listen", required=True)
@@ -142,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "exchange-node":
+        asyncio.run(exchange_node(args.config))
+        return 0
     if args.command == "echo-server":
         asyncio.run(serve(NodeConfig.from_file(args.config), args.listen))
         return 0
