@@ -26,6 +26,9 @@ class Limits:
     max_pending_per_peer: int = 5_000
     # Envelopes a sender keeps in flight on one DeliverStream.
     stream_window: int = 256
+    # Bytes of envelopes one DeliverStream may hold waiting for the ledger on the receiver:
+    # a window of large bulk messages (thousands of numbers each) is bounded by this.
+    stream_window_bytes: int = 8 * 1024 * 1024
     group_commit_window_ms: float = 2.0
     max_batch: int = 512
 

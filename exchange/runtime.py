@@ -77,7 +77,8 @@ class RunningNode:
                                                         node.config.metrics_listen)
         self.server, self.port, self.health = build_server(
             tls=node.tls, listen=self.listen, resolver=node,
-            exchange=ExchangeService(node, stream_window=node.config.limits.stream_window),
+            exchange=ExchangeService(node, stream_window=node.config.limits.stream_window,
+                                     stream_window_bytes=node.config.limits.stream_window_bytes),
             ledger=LedgerService(node),
             admin=AdminService(node, self.operations) if self.operations else None,
             max_message_bytes=node.config.limits.max_envelope_bytes,

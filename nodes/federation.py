@@ -63,6 +63,8 @@ file = "{directory}"
 # max_pending_per_peer = 5000
 # Envelopes a sender keeps in flight on one DeliverStream.
 # stream_window = 256
+# Bytes of envelopes one incoming DeliverStream may hold waiting for the ledger.
+# stream_window_bytes = 8388608
 # How long the ledger writer collects work into one transaction and checkpoint.
 # group_commit_window_ms = 2
 # Most units of work in one transaction.

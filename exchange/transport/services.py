@@ -40,9 +40,11 @@ RETRY_LATER = (OverloadedError, StorageUnavailableError)
 
 
 class ExchangeService(service_pb2_grpc.ExchangeServicer):
-    def __init__(self, node: Node, *, stream_window: int) -> None:
+    def __init__(self, node: Node, *, stream_window: int,
+                 stream_window_bytes: int = 8 * 1024 * 1024) -> None:
         self.node = node
         self.stream_window = stream_window
+        self.stream_window_bytes = stream_window_bytes
 
     async def Deliver(self, request: service_pb2.DeliverRequest,
                       context: grpc.aio.ServicerContext[Any, Any]) -> service_pb2.DeliverResponse:
@@ -60,8 +62,9 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
     ) -> AsyncIterator[service_pb2.DeliverResponse]:
         """Answers in request order; checks run as requests arrive, logging is pipelined.
 
-        At most ``stream_window`` messages wait for the ledger at once; gRPC flow control
-        then holds the sender back, so memory stays bounded.
+        At most ``stream_window`` messages, and at most ``stream_window_bytes`` of them,
+        wait for the ledger at once (a decoded bulk message is many times its size);
+        gRPC flow control then holds the sender back, so memory stays bounded.
 
         An envelope refused for good (bad signature, invalid body, …) is refused alone:
         it will never be applied, so applying those after it keeps the sender's order.
@@ -70,13 +73,24 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
         gets the same "retry later" refusal and the sender resumes from the first.
         """
         peer = current_peer.get().node_id
-        window: asyncio.Queue[asyncio.Future[Any] | BaseException | None] = asyncio.Queue(
-            maxsize=self.stream_window)
+        window: asyncio.Queue[tuple[asyncio.Future[Any] | BaseException, int] | None] = \
+            asyncio.Queue(maxsize=self.stream_window)
         held: list[ExchangeError] = []  # the first "retry later" refusal, once there is one
+        waiting_bytes = 0
+        room = asyncio.Condition()
 
         async def admit() -> None:
+            nonlocal waiting_bytes
             try:
                 async for request in request_iterator:
+                    size = len(request.envelope)
+                    async with room:
+                        # One envelope is always let in, however large (the size limit
+                        # has its own check), so a stream cannot stall on its own window.
+                        while waiting_bytes and \
+                                waiting_bytes + size > self.stream_window_bytes:
+                            await room.wait()
+                        waiting_bytes += size
                     item: asyncio.Future[Any] | BaseException
                     if held:
                         item = held[0]
@@ -88,27 +102,40 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
                             item = e
                             if isinstance(e, RETRY_LATER):
                                 held.append(e)
-                    await window.put(item)
+                    await window.put((item, size))
+            except Exception:
+                log.exception("reading the stream from %s failed", peer)
+                raise
             finally:
                 await window.put(None)
+
+        async def release(size: int) -> None:
+            nonlocal waiting_bytes
+            async with room:
+                waiting_bytes -= size
+                room.notify_all()
 
         reader = asyncio.ensure_future(admit())
         try:
             while True:
-                item = await window.get()
-                if item is None:
+                entry = await window.get()
+                if entry is None:
                     break
+                item, size = entry
                 if isinstance(item, BaseException):
+                    await release(size)
                     yield _refusal(item)
                     continue
                 try:
                     committed = await item
                     outcome = self.node.outcome(committed)
                 except ExchangeError as e:
+                    await release(size)
                     if isinstance(e, RETRY_LATER) and not held:
                         held.append(e)
                     yield _refusal(e)
                     continue
+                await release(size)
                 yield service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
         finally:
             reader.cancel()
@@ -117,8 +144,8 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
             # writer has not started (no receipt would reach the sender; it retries).
             while not window.empty():
                 left = window.get_nowait()
-                if isinstance(left, asyncio.Future):
-                    left.cancel()
+                if left is not None and isinstance(left[0], asyncio.Future):
+                    left[0].cancel()
 
     async def GetDirectory(self, request: service_pb2.GetDirectoryRequest,
                            context: grpc.aio.ServicerContext[Any, Any]

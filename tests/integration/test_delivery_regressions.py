@@ -225,3 +225,40 @@ def test_cancelled_streams_leave_no_reader_task_behind(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     police.engine.dispose()
+
+
+def test_a_stream_of_large_envelopes_holds_at_most_its_byte_window_on_the_receiver(
+        tmp_path: Path) -> None:
+    # Regression: the receiver bounded a stream by envelope count only; 256 bulk messages
+    # of a thousand numbers each, decoded and waiting for the ledger, took a bureau past
+    # 250 MB. With a byte window, what waits is bounded by bytes, and a window smaller
+    # than one envelope still lets one through at a time.
+    big = NumberReport(numbers=tuple(f"+86159590{i:05d}" for i in range(1000)),
+                       category=Category.FRAUD)
+    police = node(tmp_path, POLICE)
+    raws = [signed_envelope(police, BUREAU, big) for _ in range(12)]
+    window = 3 * len(raws[0])
+    bureau = node(tmp_path, BUREAU, limits={"stream_window_bytes": window})
+    waiting: list[int] = []
+    real_submit = bureau.submit_receive
+
+    def watching_submit(accepted: Any) -> Any:
+        waiting.append(bureau.committer.pending)
+        return real_submit(accepted)
+
+    bureau.submit_receive = watching_submit  # type: ignore[method-assign]
+
+    async def scenario() -> list[Any]:
+        async with running(bureau) as (rb,):
+            async def requests() -> AsyncIterator[service_pb2.DeliverRequest]:
+                for raw in raws:
+                    yield service_pb2.DeliverRequest(envelope=raw)
+            async with client_channel(police, bureau, rb.port) as channel:
+                stub = service_pb2_grpc.ExchangeStub(channel)
+                return [r async for r in stub.DeliverStream(requests(), timeout=60)]
+
+    answers = asyncio.run(scenario())
+    assert [a.error_code for a in answers] == [0] * len(raws)
+    assert len(received_ids(bureau)) == len(raws)
+    # Never more than the window's three envelopes queued for the ledger at once.
+    assert max(waiting) <= 2
