@@ -79,3 +79,23 @@ def test_leaves_served_from_memory_equal_the_database(store: LedgerStore) -> Non
         assert store.leaf(index) == stored_leaf(store, index)
     with pytest.raises(LedgerError, match="no ledger entry at index"):
         store.leaf(store.size)
+
+
+def test_leaves_held_in_memory_are_bounded_by_bytes(store: LedgerStore) -> None:
+    # Regression: bounded by count alone, 1,024 bulk-message leaves of ~100 kB each held a
+    # bureau 60 MB over its size at rest (make bench, full bulk path).
+    from exchange.ledger import store as store_module
+
+    big = "x" * 300_000
+    committer = GroupCommitter(store)
+    committer.start()
+    try:
+        for i in range(40):
+            committer.run_sync(lambda txn, i=i: txn.append(entry(f"{i} {big}")))
+    finally:
+        committer.stop()
+    held = sum(len(leaf) for leaf in store._recent_leaves.values())
+    assert held == store._recent_bytes <= store_module._RECENT_LEAF_BYTES
+    assert 0 < len(store._recent_leaves) < 40
+    # What fell out of memory is still served, from the database.
+    assert store.leaf(0) == stored_leaf(store, 0) == entry(f"0 {big}").encode()
