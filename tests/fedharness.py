@@ -17,7 +17,9 @@ from exchange.identity import Role
 from exchange.node import Node
 from exchange.runtime import RunningNode
 from exchange.transport.client import channel_to
-from exchange.transport.server import TLSMaterial
+from exchange.transport.server import TLSMaterial, build_server
+from exchange.transport.services import LedgerService
+from exchange.wire.bcx.v1 import service_pb2_grpc
 from nodes.federation import Federation, MemberSpec, create_federation, free_port
 
 DEFAULT_SPECS = (
@@ -40,15 +42,36 @@ def load_node(fed: Federation, node_id: str, **kw: object) -> Node:
 
 
 @contextlib.asynccontextmanager
-async def running(*nodes: Node) -> AsyncIterator[list[RunningNode]]:
-    rs = [RunningNode(n) for n in nodes]
+async def running(*nodes: Node | RunningNode) -> AsyncIterator[list[RunningNode]]:
+    """Start each node (a Node gets a plain RunningNode); stop those started, last first."""
+    rs = [n if isinstance(n, RunningNode) else RunningNode(n) for n in nodes]
+    started: list[RunningNode] = []
     try:
         for r in rs:
             await r.start()
+            started.append(r)
         yield rs
     finally:
-        for r in rs:
+        for r in reversed(started):
             await r.stop(grace=1)
+
+
+class ServingWith(RunningNode):
+    """A running node whose Exchange service is the one given (to misbehave on purpose)."""
+
+    def __init__(self, node: Node, exchange: service_pb2_grpc.ExchangeServicer) -> None:
+        super().__init__(node)
+        self._exchange = exchange
+
+    async def start(self) -> int:
+        node = self.node
+        node.start_writer()
+        self.server, self.port, _ = build_server(
+            tls=node.tls, listen=self.listen, resolver=node, exchange=self._exchange,
+            ledger=LedgerService(node), max_message_bytes=node.config.limits.max_envelope_bytes)
+        await self.server.start()
+        await self.outbox.start()
+        return self.port
 
 
 def tls_of(node: Node) -> TLSMaterial:

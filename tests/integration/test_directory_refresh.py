@@ -5,15 +5,14 @@ or older directory. Real gRPC over mTLS on loopback; SQLite files."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fedharness import make_federation, wait_for
+from fedharness import ServingWith, make_federation, wait_for
+from fedharness import running as serving
 from sqlalchemy import select
 
 from exchange import identity, pki
@@ -23,8 +22,7 @@ from exchange.ledger.entries import Entry, EntryKind
 from exchange.node import Node
 from exchange.runtime import MIN_REFRESH_SECONDS, RunningNode, refresh_delay
 from exchange.schema import directories
-from exchange.transport.server import build_server
-from exchange.transport.services import ExchangeService, LedgerService
+from exchange.transport.services import ExchangeService
 from exchange.wire.bcx.v1 import directory_pb2
 from nodes.federation import (
     Federation,
@@ -44,20 +42,6 @@ def node_of(fed: Federation, node_id: str, **config: Any) -> Node:
     cfg = NodeConfig.from_file(fed.config(node_id))
     return Node(replace(cfg, deadlines=replace(cfg.deadlines, witness_interval_seconds=3600.0),
                         **config))
-
-
-@contextlib.asynccontextmanager
-async def serving(*nodes: Node | RunningNode) -> AsyncIterator[list[RunningNode]]:
-    rs = [n if isinstance(n, RunningNode) else RunningNode(n) for n in nodes]
-    started: list[RunningNode] = []
-    try:
-        for r in rs:
-            await r.start()
-            started.append(r)
-        yield rs
-    finally:
-        for r in reversed(started):
-            await r.stop(grace=1)
 
 
 def refreshes(node: Node, outcome: str) -> float:
@@ -175,22 +159,6 @@ class OfficeAnswering(ExchangeService):
         return directory_pb2.SignedDirectory(
             envelope=self.signed.envelope,
             signer_certificate_pem=self.signed.signer_certificate_pem)
-
-
-class ServingWith(RunningNode):
-    def __init__(self, node: Node, exchange: ExchangeService) -> None:
-        super().__init__(node)
-        self._exchange = exchange
-
-    async def start(self) -> int:
-        node = self.node
-        node.start_writer()
-        self.server, self.port, _ = build_server(
-            tls=node.tls, listen=self.listen, resolver=node, exchange=self._exchange,
-            ledger=LedgerService(node), max_message_bytes=node.config.limits.max_envelope_bytes)
-        await self.server.start()
-        await self.outbox.start()
-        return self.port
 
 
 @pytest.mark.parametrize(("served", "error", "message"), [

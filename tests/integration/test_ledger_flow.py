@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import pytest
 from fedharness import (
+    ServingWith,
     client_channel,
     federation_on,
     make_federation,
@@ -51,8 +52,7 @@ from exchange.schema import (
     outbox,
     peer_checkpoints,
 )
-from exchange.transport.server import build_server
-from exchange.transport.services import ExchangeService, LedgerService
+from exchange.transport.services import ExchangeService
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 from nodes.federation import Federation
 
@@ -77,24 +77,6 @@ def node_of(fed: Federation, node_id: str, *, backoff_initial_seconds: float | N
     # Some tests drive the node without a server: its ledger writer must run all the same.
     node.start_writer()
     return node
-
-
-class ServingWith(RunningNode):
-    """A running node whose Exchange service is the one given (to misbehave on purpose)."""
-
-    def __init__(self, node: Node, exchange: service_pb2_grpc.ExchangeServicer) -> None:
-        super().__init__(node)
-        self._exchange = exchange
-
-    async def start(self) -> int:
-        node = self.node
-        node.start_writer()
-        self.server, self.port, _ = build_server(
-            tls=node.tls, listen=self.listen, resolver=node, exchange=self._exchange,
-            ledger=LedgerService(node), max_message_bytes=node.config.limits.max_envelope_bytes)
-        await self.server.start()
-        await self.outbox.start()
-        return self.port
 
 
 @contextlib.asynccontextmanager

@@ -8,12 +8,11 @@ serves it on a port of its own (port 0: the kernel picks a free one).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import socket
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 from fedharness import client_channel, federation_on, make_federation, signed_envelope, wait_for
+from fedharness import running as serving
 from prometheus_client.parser import text_string_to_metric_families
 
 from exchange.config import NodeConfig
@@ -50,20 +50,6 @@ def node_of(fed: Federation, node_id: str, **config: Any) -> Node:
     config = {"metrics_listen": "127.0.0.1:0", **config}
     return Node(replace(cfg, deadlines=replace(cfg.deadlines, witness_interval_seconds=3600.0),
                         **config))
-
-
-@contextlib.asynccontextmanager
-async def serving(*nodes: Node | RunningNode) -> AsyncIterator[list[RunningNode]]:
-    rs = [n if isinstance(n, RunningNode) else RunningNode(n) for n in nodes]
-    started: list[RunningNode] = []
-    try:
-        for r in rs:
-            await r.start()
-            started.append(r)
-        yield rs
-    finally:
-        for r in reversed(started):
-            await r.stop(grace=1)
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
