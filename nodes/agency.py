@@ -105,15 +105,38 @@ def operations(node: Node, scheduler: Scheduler) -> dict[str, Callable[[dict[str
     return {name: _operation(node, name, fn) for name, fn in table.items()}
 
 
+# JSON types an operation's annotated parameters accept (annotations are strings here).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "bool": (bool,), "Sequence[str]": (list,),
+}
+
+
+def check_arguments(name: str, signature: inspect.Signature, arguments: dict[str, Any]
+                    ) -> None:
+    """Refuse arguments an operation does not take, lacks, or gets with the wrong JSON type."""
+    try:
+        signature.bind(None, **arguments)
+    except TypeError as e:
+        params = [p for p in signature.parameters if p != "ctx"]
+        raise OperationError(f"{name}: {e} (arguments: {', '.join(params)})") from None
+    for key, value in arguments.items():
+        annotation = signature.parameters[key].annotation
+        accepted = _JSON_TYPES.get(annotation if isinstance(annotation, str) else "")
+        if accepted is None:
+            continue
+        wrong = not isinstance(value, accepted) or (int in accepted and isinstance(value, bool))
+        if not wrong and annotation == "Sequence[str]":
+            wrong = not all(isinstance(v, str) for v in value)
+        if wrong:
+            raise OperationError(f"{name}: argument {key} must be {annotation}, "
+                                 f"got {type(value).__name__}")
+
+
 def _operation(node: Node, name: str, fn: Work) -> Callable[[dict[str, Any]], Awaitable[Any]]:
     signature = inspect.signature(fn)
 
     async def run(arguments: dict[str, Any]) -> Any:
-        try:
-            signature.bind(None, **arguments)
-        except TypeError as e:
-            params = [p for p in signature.parameters if p != "ctx"]
-            raise OperationError(f"{name}: {e} (arguments: {', '.join(params)})") from None
+        check_arguments(name, signature, arguments)
         return await node.run_work(lambda ctx: fn(ctx, **arguments))
     return run
 
