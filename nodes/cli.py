@@ -284,15 +284,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _offline_store(config: NodeConfig) -> Any:
-    """The node's ledger opened read-only from its database, without starting the node."""
-    from exchange.ledger.receipts import log_origin
-    from exchange.ledger.store import LedgerStore
+    from nodes.operator import offline_store
 
-    ca = pki.load_certificate(config.ca_cert)
-    creds = pki.load_node_credentials(config.credentials_dir, ca=ca, now=datetime.now(UTC))
-    engine = storage.create_engine_for(config.database_url)
-    origin = log_origin(creds.trust_domain, creds.node_id)
-    return LedgerStore(engine, origin=origin, signer=creds.signer), creds
+    return offline_store(config)
 
 
 def cmd_ledger_verify(args: argparse.Namespace) -> int:

@@ -30,15 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
-from exchange import migrate, numbers, pki, storage
+from exchange import migrate, numbers, storage
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError, PeerError
 from exchange.identity import Role
 from exchange.ledger.audit import verify_ledger
 from exchange.ledger.entries import EntryKind
-from exchange.ledger.receipts import log_origin
 from exchange.ledger.store import LedgerStore
 from exchange.numbers import NumberBlock
 from exchange.schema import ledger_leaves, outbox
@@ -46,6 +45,7 @@ from nodes import operator
 from nodes.federation import Federation, MemberSpec, create_federation, free_port
 from nodes.models import (
     appeals,
+    case_requests,
     escalations,
     id_holders,
     notices,
@@ -55,6 +55,7 @@ from nodes.models import (
     subscribers,
 )
 from nodes.subscribers import import_rows
+from nodes.workflow import to_micros
 
 MEMBERS = (
     ("office.cn", Role.OFFICE, "cn", "National special-action office"),
@@ -129,6 +130,7 @@ class Demo:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.fed: Federation | None = None
         self.configs: dict[str, NodeConfig] = {}
+        self.engines: dict[str, Engine] = {}
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -213,7 +215,7 @@ class Demo:
                 with operator.AdminClient(self.configs[node_id], timeout=5) as c:
                     c.call("tick")
                 return
-            except (PeerError, ExchangeError):
+            except ExchangeError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
@@ -232,6 +234,9 @@ class Demo:
     def stop_all(self) -> None:
         for node_id in list(self.procs):
             self.stop(node_id)
+        for engine in self.engines.values():
+            engine.dispose()
+        self.engines.clear()
 
     # --- driving it ---------------------------------------------------------------------
 
@@ -240,12 +245,13 @@ class Demo:
             return c.call(operation, **arguments)
 
     def query(self, node_id: str, fn: Callable[[Any], Any]) -> Any:
-        engine = storage.create_engine_for(self.configs[node_id].database_url)
-        try:
-            with storage.reader(engine).connect() as conn:
-                return fn(conn)
-        finally:
-            engine.dispose()
+        # One read-only engine per node for the whole run: the waits poll every 250 ms.
+        engine = self.engines.get(node_id)
+        if engine is None:
+            engine = self.engines[node_id] = storage.create_engine_for(
+                self.configs[node_id].database_url)
+        with storage.reader(engine).connect() as conn:
+            return fn(conn)
 
     def count_rows(self, node_id: str, q: Any) -> int:
         return int(self.query(node_id, lambda conn: conn.execute(q).scalar_one()))
@@ -344,7 +350,7 @@ class Demo:
         rid = bytes.fromhex(asked["request_id"])
         self.wait("the sealed case answer arrives", lambda: bool(self.query(
             "police.fj", lambda conn: conn.execute(select(func.count()).select_from(
-                operator.case_requests).where(operator.case_requests.c.answered_at.is_not(
+                case_requests).where(case_requests.c.answered_at.is_not(
                     None))).scalar_one())), timeout=60)
         from nodes.agency import make_node
         from nodes.police import open_case_answer
@@ -394,12 +400,7 @@ class Demo:
         self.wait("every latest checkpoint cosigned", self.all_cosigned, timeout=60)
 
     def _store(self, node_id: str) -> LedgerStore:
-        cfg = self.configs[node_id]
-        ca = pki.load_certificate(cfg.ca_cert)
-        creds = pki.load_node_credentials(cfg.credentials_dir, ca=ca, now=datetime.now(UTC))
-        engine = storage.create_engine_for(cfg.database_url)
-        return LedgerStore(engine, origin=log_origin(creds.trust_domain, node_id),
-                           signer=creds.signer)
+        return operator.offline_store(self.configs[node_id])[0]
 
     def all_cosigned(self) -> bool:
         for node_id, *_ in MEMBERS:
@@ -426,8 +427,7 @@ class Demo:
                 received = self.count_rows(node_id, kind(EntryKind.RECEIVED))
                 overdue = self.count_rows(node_id, select(func.count()).select_from(notices)
                                           .where(notices.c.closed_at.is_(None),
-                                                 notices.c.deadline < int(now.timestamp()
-                                                                          * 1e6)))
+                                                 notices.c.deadline < to_micros(now)))
                 try:
                     report = verify_ledger(store.engine, log_verifier=store.verifier)
                     verdict = f"intact ({report.checkpoints} checkpoints)"

@@ -20,8 +20,10 @@ from sqlalchemy import Connection, func, select
 
 from exchange import pki, storage
 from exchange.config import NodeConfig
-from exchange.errors import ExchangeError, OperationError, PeerError
+from exchange.errors import OperationError, PeerError
 from exchange.ledger.entries import EntryKind
+from exchange.ledger.receipts import log_origin
+from exchange.ledger.store import LedgerStore
 from exchange.schema import ledger_leaves, outbox
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 from nodes.models import (
@@ -266,6 +268,16 @@ def status_summary(conn: Connection, *, node_id: str, now: datetime) -> dict[str
     }
 
 
+def offline_store(config: NodeConfig) -> tuple[LedgerStore, pki.NodeCredentials]:
+    """The node's ledger opened from its database, without starting the node (the node
+    may be running: this only reads)."""
+    ca = pki.load_certificate(config.ca_cert)
+    creds = pki.load_node_credentials(config.credentials_dir, ca=ca, now=datetime.now(UTC))
+    engine = storage.create_engine_for(config.database_url)
+    origin = log_origin(creds.trust_domain, creds.node_id)
+    return LedgerStore(engine, origin=origin, signer=creds.signer), creds
+
+
 def open_reader(config: NodeConfig) -> Any:
     """A read-only view of the node's database (the node may be running)."""
     engine = storage.create_engine_for(config.database_url)
@@ -317,4 +329,3 @@ def read_numbers_file(path: Path) -> list[str]:
     return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
 
 
-__all__ = ["AdminClient", "ExchangeError", "table"]

@@ -181,9 +181,10 @@ def withdraw(ctx: Context, *, report_id: str, reason: str) -> dict[str, Any]:
         raise OperationError(f"{ctx.node.node_id} sent no report {report_id}")
     if row.withdrawn_at is not None:
         raise OperationError(f"report {report_id} was withdrawn already")
-    nums = [n for n in ctx.conn.scalars(select(report_numbers.c.number).where(
-        report_numbers.c.report_id == rid)) if n.startswith("+86")]
-    valid = [n for n in nums if _is_e164(n)]
+    # Numbers the report carried as found and that never normalised stay out: a
+    # Withdrawal lists E.164 numbers only.
+    valid = [n for n in ctx.conn.scalars(select(report_numbers.c.number).where(
+        report_numbers.c.report_id == rid)) if _is_e164(n)]
     wid = ctx.send(row.counterpart, Withdrawal(withdrawn_message_id=rid, numbers=tuple(valid),
                                                reason=reason), in_reply_to=rid)
     ctx.conn.execute(update(reports).where(reports.c.report_id == rid)

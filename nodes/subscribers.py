@@ -262,7 +262,14 @@ def import_rows(engine: Engine, rows: Iterable[dict[str, Any]],
             raise OperationError(f"subscriber row {n}: {e}") from e
         activated = row.get("activated_at")
         if isinstance(activated, str) and activated:
-            activated = datetime.fromisoformat(activated)
+            try:
+                activated = datetime.fromisoformat(activated)
+            except ValueError as e:
+                raise OperationError(f"subscriber row {n}: activated_at {activated!r} is not "
+                                     "an ISO 8601 time") from e
+            if activated.utcoffset() is None:
+                raise OperationError(f"subscriber row {n}: activated_at {activated} has no "
+                                     "time zone (write e.g. +08:00)")
         checked.append({
             "number": number, "status": status, "real_name_state": state.value,
             "province": row.get("province") or "", "subscriber_name":

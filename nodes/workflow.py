@@ -224,13 +224,6 @@ def message_id_arg(text: str, what: str) -> bytes:
         raise OperationError(f"bad {what} id: {e}") from e
 
 
-def try_normalise(raw: str) -> str | None:
-    try:
-        return numbers.normalise(raw)
-    except NumberError:
-        return None
-
-
 def forward_thread(origin: str, report_id: bytes) -> str:
     """The thread of a report one bureau forwards to another: who reported, which report."""
     return f"forwarded:{origin}:{report_id.hex()}"
