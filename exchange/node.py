@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select
+from sqlalchemy import Engine, insert, select
 
 from exchange import envelope, identity, messages, migrate, pki, storage
 from exchange import receive as checks
@@ -33,11 +33,14 @@ from exchange.transport.server import TLSMaterial
 
 log = logging.getLogger(__name__)
 
-# Built once (see exchange/ledger/store.py): these run for every message.
-_SEEN = select(inbox.c.leaf_idx, inbox.c.message_digest).where(
-    inbox.c.sender == bindparam("sender"), inbox.c.message_id == bindparam("message_id"))
-_INSERT_INBOX = insert(inbox)
-_INSERT_OUTBOX = insert(outbox)
+# These run for every message, on the driver (see exchange/ledger/store.py).
+_SEEN = storage.DriverStatement(
+    "SELECT leaf_idx, message_digest FROM inbox WHERE sender = ? AND message_id = ?")
+_INSERT_INBOX = storage.insert_sql(inbox, ("sender", "message_id", "leaf_idx",
+                                           "message_digest", "kind", "received_at"))
+_INSERT_OUTBOX = storage.insert_sql(outbox, (
+    "recipient", "message_id", "message_digest", "kind", "envelope", "sent_leaf_idx",
+    "created_at", "attempts", "next_attempt_at", "escalated"))
 
 
 @dataclass(slots=True)
@@ -341,24 +344,22 @@ class Node:
     def _apply(self, txn: Transaction, accepted: checks.Accepted
                ) -> tuple[int, bool, list[str]]:
         header = accepted.message.header
-        seen = txn.conn.execute(
-            _SEEN, {"sender": header.sender, "message_id": header.message_id}).first()
+        seen = txn.cursor.first(_SEEN, (header.sender, header.message_id))
         if seen is not None:
-            if bytes(seen.message_digest) != accepted.digest:
+            leaf_idx, digest = seen
+            if bytes(digest) != accepted.digest:
                 raise InvalidBodyError(
                     f"message id {header.message_id.hex()} from {header.sender} was already "
                     "used for a different message")
-            return int(seen.leaf_idx), True, []
+            return int(leaf_idx), True, []
         idx = txn.append(Entry(
             EntryKind.RECEIVED, header.sender, txn.now, message_id=header.message_id,
             message_digest=accepted.digest, envelope=accepted.envelope.raw,
             subject=accepted.message.kind,
         ))
-        txn.conn.execute(_INSERT_INBOX, {
-            "sender": header.sender, "message_id": header.message_id, "leaf_idx": idx,
-            "message_digest": accepted.digest,
-            "kind": accepted.message.kind, "received_at": to_micros(txn.now),
-        })
+        txn.cursor.execute(_INSERT_INBOX, (header.sender, header.message_id, idx,
+                                           accepted.digest, accepted.message.kind,
+                                           to_micros(txn.now)))
         ctx = Context(self, txn)
         handler = self.handlers.get(accepted.message.kind)
         if handler is not None:
@@ -382,12 +383,8 @@ class Node:
         env = envelope.sign(payload, envelope.PAYLOAD_TYPE_MESSAGE, self.signer)
         idx = txn.append(Entry(EntryKind.SENT, recipient, txn.now, message_id=header.message_id,
                                message_digest=env.digest, envelope=env.raw, subject=body.kind))
-        txn.conn.execute(_INSERT_OUTBOX, {
-            "recipient": recipient, "message_id": header.message_id,
-            "message_digest": env.digest, "kind": body.kind, "envelope": env.raw,
-            "sent_leaf_idx": idx, "created_at": to_micros(txn.now), "attempts": 0,
-            "next_attempt_at": 0, "escalated": False,
-        })
+        txn.cursor.execute(_INSERT_OUTBOX, (recipient, header.message_id, env.digest, body.kind,
+                                            env.raw, idx, to_micros(txn.now), 0, 0, False))
         return header.message_id
 
     async def send(self, recipient: str, body: messages.Body, *, in_reply_to: bytes = b"",

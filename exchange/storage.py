@@ -275,3 +275,83 @@ def reader(engine: sqlalchemy.Engine) -> sqlalchemy.Engine:
     """The same engine for read-only work: on SQLite its transactions begin DEFERRED, so
     reads never queue behind (or deadlock with) the ledger writer's write lock."""
     return engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+
+
+class DriverStatement:
+    """One hot-path statement, run on the DBAPI cursor itself.
+
+    SQLAlchemy Core costs ~20 µs of Python around a statement that SQLite runs in ~3 µs
+    (and a savepoint pair ~15 µs against ~1 µs), measured on the CI-size machine. The
+    ledger writer runs several such statements for every message, so the few it runs
+    per message go straight to the driver. Written with ``?`` placeholders; the
+    driver's own paramstyle is chosen once per dialect.
+    """
+
+    __slots__ = ("_by_style", "sql")
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self._by_style = {"qmark": sql, "format": sql.replace("?", "%s"),
+                          "pyformat": sql.replace("?", "%s")}
+
+    def text(self, paramstyle: str) -> str:
+        try:
+            return self._by_style[paramstyle]
+        except KeyError:
+            raise ConfigError(f"database paramstyle {paramstyle!r} is not supported") from None
+
+
+def insert_sql(table: sqlalchemy.Table, columns: tuple[str, ...]) -> DriverStatement:
+    """``INSERT INTO table (columns…) VALUES (?, …)``, checked against the table."""
+    missing = [name for name in columns if name not in table.c]
+    if missing:
+        raise ValueError(f"table {table.name} has no column {', '.join(missing)}")
+    # Names come from the Table definition (checked above), never from input.
+    return DriverStatement(f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+                           f"VALUES ({', '.join('?' * len(columns))})")
+
+
+class DriverCursor:
+    """The DBAPI cursor of an open SQLAlchemy connection, for DriverStatements.
+
+    Errors come out as SQLAlchemy's DBAPIError, as from ``Connection.execute``, so
+    ``is_unavailable`` and ``wrap_db_error`` classify them the same way. Statements run
+    inside whatever transaction (and savepoint) the connection has open.
+    """
+
+    __slots__ = ("_cursor", "_dialect", "_error", "_style")
+
+    def __init__(self, conn: Connection) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection is None:
+            raise ExchangeError("database connection is closed")
+        self._cursor = dbapi_connection.cursor()
+        self._dialect = conn.dialect
+        self._style = conn.dialect.paramstyle
+        self._error = conn.dialect.loaded_dbapi.Error
+
+    def execute(self, statement: DriverStatement, params: tuple[Any, ...] = ()) -> Any:
+        sql = statement.text(self._style)
+        try:
+            self._cursor.execute(sql, params)
+        except self._error as e:
+            raise self._wrap(sql, e) from e
+        return self._cursor
+
+    def executemany(self, statement: DriverStatement, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        sql = statement.text(self._style)
+        try:
+            self._cursor.executemany(sql, rows)
+        except self._error as e:
+            raise self._wrap(sql, e) from e
+
+    def first(self, statement: DriverStatement, params: tuple[Any, ...] = ()) -> Any:
+        """The first row of a query, or None."""
+        return self.execute(statement, params).fetchone()
+
+    def _wrap(self, sql: str, error: Exception) -> Exception:
+        # Parameters are left out: they may hold personal data (see wrap_db_error).
+        return DBAPIError.instance(sql, None, error, self._error, hide_parameters=True,
+                                   dialect=self._dialect)

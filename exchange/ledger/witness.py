@@ -107,7 +107,7 @@ class Witness:
         stub = self.peers.ledger(peer)
         response = await stub.GetCheckpoint(service_pb2.GetCheckpointRequest(), timeout=10)
         cp, _, _ = note.open_checkpoint(response.checkpoint, verifier, origin=origin)
-        await node.run_work(lambda ctx: record_peer_checkpoint(ctx.conn, cp,
+        await node.run_work(lambda ctx: record_peer_checkpoint(ctx.txn.cursor, cp,
                                                                response.checkpoint, ctx.now))
         if await asyncio.to_thread(self._forked, origin):
             return "FORKED: evidence held and escalated to the office"

@@ -14,12 +14,13 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select, update
 
-from exchange import messages
+from exchange import messages, storage
 from exchange.errors import ExchangeError, ReceiptError
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
@@ -34,14 +35,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Built once (see exchange/ledger/store.py): these run for every receipt.
-_MARK_DELIVERED = update(outbox).where(outbox.c.seq == bindparam("b_seq")).values(
-    delivered_at=bindparam("b_delivered_at"), receipt_leaf_idx=bindparam("b_receipt_leaf_idx"),
-    last_error=None)
-_PEER_CHECKPOINT_ID = select(peer_checkpoints.c.id).where(
-    peer_checkpoints.c.origin == bindparam("origin"), peer_checkpoints.c.size == bindparam("size"),
-    peer_checkpoints.c.root == bindparam("root"))
-_INSERT_PEER_CHECKPOINT = insert(peer_checkpoints)
+# These run for every receipt, on the driver (see exchange/ledger/store.py).
+_MARK_DELIVERED = storage.DriverStatement(
+    "UPDATE outbox SET delivered_at = ?, receipt_leaf_idx = ?, last_error = NULL "
+    "WHERE seq = ?")
+_PEER_CHECKPOINT_ID = storage.DriverStatement(
+    "SELECT id FROM peer_checkpoints WHERE origin = ? AND size = ? AND root = ?")
+_INSERT_PEER_CHECKPOINT = storage.insert_sql(peer_checkpoints, (
+    "origin", "size", "root", "note", "seen_at", "witnessed"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,16 +232,18 @@ class Outbox:
     def _record(self, txn: Any, recipient: str,
                 receipts: list[tuple[Pending, Receipt, note.Checkpoint]]) -> None:
         seen: set[tuple[int, bytes]] = set()
+        now = to_micros(txn.now)
+        marks = []
         for p, receipt, cp in receipts:
             digest = Entry.decode(receipt.leaf).message_digest
             idx = txn.append(Entry(EntryKind.RECEIPT, recipient, txn.now, message_id=p.message_id,
                                    message_digest=digest, detail=receipt.encode(),
                                    subject=p.kind))
-            txn.conn.execute(_MARK_DELIVERED, {"b_seq": p.seq, "b_delivered_at": to_micros(txn.now),
-                                               "b_receipt_leaf_idx": idx})
+            marks.append((now, idx, p.seq))
             if (cp.size, cp.root) not in seen:
                 seen.add((cp.size, cp.root))
-                record_peer_checkpoint(txn.conn, cp, receipt.checkpoint, txn.now)
+                record_peer_checkpoint(txn.cursor, cp, receipt.checkpoint, txn.now)
+        txn.cursor.executemany(_MARK_DELIVERED, marks)
 
     def _observe_delivered(self, recipient: str,
                            receipts: list[tuple[Pending, Receipt, note.Checkpoint]]) -> None:
@@ -318,10 +321,9 @@ def _retry_hint(error: grpc.aio.AioRpcError) -> float | None:
 _STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 
-def record_peer_checkpoint(conn: Any, cp: note.Checkpoint, text: str, now: Any) -> None:
-    exists = conn.scalar(_PEER_CHECKPOINT_ID,
-                         {"origin": cp.origin, "size": cp.size, "root": cp.root})
-    if exists is None:
-        conn.execute(_INSERT_PEER_CHECKPOINT, {
-            "origin": cp.origin, "size": cp.size, "root": cp.root, "note": text,
-            "seen_at": to_micros(now), "witnessed": False})
+def record_peer_checkpoint(cursor: storage.DriverCursor, cp: note.Checkpoint, text: str,
+                           now: datetime) -> None:
+    """Keep a peer's checkpoint (once per origin, size and root) for witnessing."""
+    if cursor.first(_PEER_CHECKPOINT_ID, (cp.origin, cp.size, cp.root)) is None:
+        cursor.execute(_INSERT_PEER_CHECKPOINT, (cp.origin, cp.size, cp.root, text,
+                                                 to_micros(now), False))
