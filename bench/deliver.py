@@ -49,13 +49,15 @@ class DeliverDriver:
         node.start_writer()
         self.peers = Peers(node.tls, node.current_directory,
                            max_message_bytes=node.config.limits.max_envelope_bytes)
-        # Never started and never woken (rows are queued with send_in, not send), so its
-        # per-peer worker does not compete with the driver for the same rows.
+        # Woken only by one_queued: the unary measurement (``one``) queues rows with
+        # send_in, which wakes no worker, and delivers them itself; every level waits for
+        # all of its messages, so the worker finds no row of the other's in flight.
         self.outbox = Outbox(node, self.peers)
         self.numbers = typical_numbers()
         self.case = 0
 
     async def close(self) -> None:
+        await self.outbox.stop(grace=2)
         await self.peers.close()
         await asyncio.to_thread(self.node.stop_writer)
         self.node.engine.dispose()
@@ -75,8 +77,27 @@ class DeliverDriver:
         if self.outbox.failures != before:
             raise RuntimeError("a delivery failed; see the sender's log")
 
-    async def level(self, inflight: int, seconds: float) -> dict[str, float]:
-        rate, lat = await closed_loop(self.one, inflight, seconds)
+    async def one_queued(self) -> None:
+        """One message the way a node sends it: committed to the outbox, then delivered by
+        the per-peer worker (one Deliver call when it is alone in the queue, one
+        DeliverStream for all that wait once there are ``bulk_threshold`` or more)."""
+        node = self.node
+        self.case += 1
+        case = self.case
+        committed = await node.committer.run(
+            lambda txn: node.send_in(txn, RECEIVER, report_body(self.numbers, case)))
+        delivered = self.outbox.watch(committed.result)
+        self.outbox.wake(RECEIVER)
+        try:
+            await asyncio.wait_for(delivered, timeout=60)
+        except TimeoutError:
+            raise RuntimeError("a message was not delivered within 60 s; see the sender's "
+                               f"log ({self.outbox.failures} delivery failures)") from None
+
+    async def level(self, inflight: int, seconds: float, *, queued: bool = False
+                    ) -> dict[str, float]:
+        rate, lat = await closed_loop(self.one_queued if queued else self.one, inflight,
+                                      seconds)
         return {"rate": rate, "p50_ms": percentile(lat, 50) * 1e3,
                 "p99_ms": percentile(lat, 99) * 1e3, "n": len(lat)}
 

@@ -5,7 +5,8 @@ exchange-node  a node running the exchange alone (no agency workflow): the recei
              the Deliver and report-delivery measurements, so they time the protocol
              (verify, log, receipt) and not what a bureau then does with a report
 compare      in one police-node process, for each repetition and each in-flight level:
-             the bare unary echo, then bcx Deliver end to end; then the bidi stream echo
+             the bare unary echo, bcx Deliver end to end (unary), then the same messages
+             through the node's outbox; then the bidi stream echo
 bulk         a running police node: stream echo of bulk-sized envelopes, then the bulk
              report delivery, each repetition
 bulk-full    a running police node with its workflow: the full path from report to
@@ -63,6 +64,7 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
     # Warm up: connections, TLS sessions, caches, both servers' first calls.
     await closed_loop(echo_one, 4, 0.3)
     await driver.level(4, 0.5)
+    await driver.level(4, 0.5, queued=True)
     for rep in range(args.reps):
         result: dict[str, Any] = {"levels": {}}
         for c in levels:
@@ -70,10 +72,13 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
             e = {"rate": rate, "p50_ms": percentile(lat, 50) * 1e3,
                  "p99_ms": percentile(lat, 99) * 1e3}
             d = await driver.level(c, args.seconds)
-            result["levels"][str(c)] = {"echo": e, "deliver": d}
+            q = await driver.level(c, args.seconds, queued=True)
+            result["levels"][str(c)] = {"echo": e, "deliver": d, "outbox": q}
             say(f"  run {rep + 1}/{args.reps}, {c:>2} in flight: echo {e['rate']:,.0f}/s, "
                 f"deliver {d['rate']:,.0f}/s (p50 {d['p50_ms']:.1f} ms, "
-                f"p99 {d['p99_ms']:.1f} ms), ratio {d['rate'] / e['rate']:.2f}")
+                f"p99 {d['p99_ms']:.1f} ms), ratio {d['rate'] / e['rate']:.2f}; "
+                f"through the outbox {q['rate']:,.0f}/s (p99 {q['p99_ms']:.1f} ms), "
+                f"ratio {q['rate'] / e['rate']:.2f}")
         n, elapsed = await echo.stream_for(payload, args.seconds, window=256)
         result["stream_echo_rate"] = n / elapsed
         say(f"  run {rep + 1}/{args.reps}: bidi stream echo {n / elapsed:,.0f}/s")

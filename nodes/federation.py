@@ -65,7 +65,8 @@ file = "{directory}"
 # stream_window = 256
 # Bytes of envelopes one incoming DeliverStream may hold waiting for the ledger.
 # stream_window_bytes = 8388608
-# How long the ledger writer collects work into one transaction and checkpoint.
+# How long the ledger writer, while busy, collects work into one transaction and
+# checkpoint (a lone unit of work is committed at once).
 # group_commit_window_ms = 2
 # Most units of work in one transaction.
 # max_batch = 512

@@ -64,6 +64,7 @@ class Outbox:
         self._events: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._known: dict[str, dict[str, note.Checkpoint]] = {}
+        self._watchers: dict[bytes, asyncio.Future[int]] = {}
         self._stopping = False
         self.delivered = 0
         self.failures = 0
@@ -102,6 +103,15 @@ class Outbox:
             for t in unfinished:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+
+    def watch(self, message_id: bytes) -> asyncio.Future[int]:
+        """A future resolved with the RECEIPT entry's ledger index once ``message_id`` is
+        delivered (its receipt logged). Call it before the row can be delivered."""
+        fut = self._watchers.get(message_id)
+        if fut is None:
+            fut = self._watchers[message_id] = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(lambda _: self._watchers.pop(message_id, None))
+        return fut
 
     def depth(self) -> int:
         with self.node.reader.connect() as conn:
@@ -217,9 +227,10 @@ class Outbox:
                 if failure is not None:
                     break
         if receipts:
-            await self.node.committer.run(lambda txn: self._record(txn, recipient, receipts))
+            committed = await self.node.committer.run(
+                lambda txn: self._record(txn, recipient, receipts))
             self.delivered += len(receipts)
-            self._observe_delivered(recipient, receipts)
+            self._observe_delivered(recipient, receipts, committed.appended)
         if failure is not None:
             await self._failed(recipient, failure[0], failure[1])
 
@@ -246,9 +257,13 @@ class Outbox:
         txn.cursor.executemany(_MARK_DELIVERED, marks)
 
     def _observe_delivered(self, recipient: str,
-                           receipts: list[tuple[Pending, Receipt, note.Checkpoint]]) -> None:
+                           receipts: list[tuple[Pending, Receipt, note.Checkpoint]],
+                           appended: tuple[int, ...]) -> None:
         now = to_micros(self.node.clock())
-        for p, receipt, _ in receipts:
+        for (p, receipt, _), receipt_idx in zip(receipts, appended, strict=True):
+            watcher = self._watchers.get(p.message_id)
+            if watcher is not None and not watcher.done():
+                watcher.set_result(receipt_idx)
             latency = (now - p.created_at) / 1e6
             self.node.metrics.delivered(p.kind, recipient, latency)
             log.info("message delivered kind=%s id=%s sender=%s recipient=%s digest=%s leaf=%d "

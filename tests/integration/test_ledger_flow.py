@@ -885,3 +885,26 @@ def test_concurrent_receives_and_sends_share_few_checkpoints(fed: Federation) ->
             bureau.engine.dispose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.network
+def test_outbox_watch_resolves_with_each_messages_receipt_entry(fed_sqlite: Federation) -> None:
+    """Outbox.watch: a caller that needs to know when a message is delivered (the bench,
+    an operator command) gets the ledger index of its RECEIPT entry, for each message."""
+    fed = fed_sqlite
+
+    async def scenario() -> None:
+        police, bureau = node_of(fed, POLICE), node_of(fed, BUREAU)
+        async with serving(police, bureau) as (rp, _):
+            watched = {}
+            for _ in range(20):  # enough that the worker switches to DeliverStream
+                mid = await police.send(BUREAU, BODY)
+                watched[mid] = rp.outbox.watch(mid)
+            indexes = await asyncio.wait_for(asyncio.gather(*watched.values()), timeout=30)
+            ledger = dict(entries(police))
+            for mid, idx in zip(watched, indexes, strict=True):
+                assert ledger[idx].kind is EntryKind.RECEIPT
+                assert ledger[idx].message_id == mid
+            assert not rp.outbox._watchers  # resolved watchers are let go
+
+    asyncio.run(scenario())
