@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exchange.errors import ForkError, NoteError, ProofError, ReceiptError
+from exchange import envelope as dsse
+from exchange.errors import ExchangeError, ForkError, NoteError, ProofError, ReceiptError
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
 
@@ -23,8 +24,11 @@ def verify_receipt(
     log_verifier: note.Verifier,
     origin: str,
     known_checkpoints: dict[str, note.Checkpoint] | None = None,
+    message_digest: bytes | None = None,
 ) -> note.Checkpoint:
-    """Check that ``receipt`` proves the receiver logged exactly ``envelope`` from ``sender``.
+    """Check that ``receipt`` proves the receiver logged exactly ``envelope`` from ``sender``,
+    under that envelope's message digest (``message_digest`` if the caller holds it, else
+    computed from ``envelope``).
 
     Returns the receiver's checkpoint. ``known_checkpoints`` caches checkpoint texts already
     verified, so each distinct checkpoint's signature is checked once.
@@ -44,6 +48,12 @@ def verify_receipt(
         raise ReceiptError(f"receipt leaf records sender {entry.peer!r}, not {sender!r}")
     if entry.envelope != envelope:
         raise ReceiptError("receipt leaf holds a different envelope than the one sent")
+    if message_digest is None:
+        message_digest = envelope_digest(envelope)
+    if entry.message_digest != message_digest:
+        # Lookups by digest (inclusion proofs for third parties) would not find it.
+        raise ReceiptError("receipt leaf records a different message digest than the "
+                           "envelope's")
     if receipt.leaf_index >= cp.size:
         raise ReceiptError(
             f"receipt leaf index {receipt.leaf_index} is outside checkpoint size {cp.size}"
@@ -56,6 +66,14 @@ def verify_receipt(
     except ProofError as e:
         raise ReceiptError(f"receipt inclusion proof does not verify: {e}") from e
     return cp
+
+
+def envelope_digest(raw: bytes) -> bytes:
+    """The message digest of an envelope as sent (SHA-256 of its payload)."""
+    try:
+        return dsse.parse(raw, max_bytes=len(raw)).digest
+    except ExchangeError as e:
+        raise ReceiptError(f"the envelope sent does not parse: {e}") from e
 
 
 @dataclass(frozen=True, slots=True)

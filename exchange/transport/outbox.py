@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from exchange import messages, storage
 from exchange.errors import ExchangeError, ReceiptError
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
-from exchange.ledger.receipts import log_origin, verify_receipt
+from exchange.ledger.receipts import envelope_digest, log_origin, verify_receipt
 from exchange.schema import outbox, peer_checkpoints
 from exchange.transport.status import RETRY_AFTER_METADATA, is_permanent
 from exchange.wire.bcx.v1 import service_pb2
@@ -236,8 +236,11 @@ class Outbox:
 
     def _check(self, p: Pending, receipt: Receipt, verifier: note.Verifier, origin: str,
                known: dict[str, note.Checkpoint]) -> tuple[Pending, Receipt, note.Checkpoint]:
+        if not p.digest:
+            p = replace(p, digest=envelope_digest(p.envelope))
         cp = verify_receipt(receipt, envelope=p.envelope, sender=self.node.node_id,
-                            log_verifier=verifier, origin=origin, known_checkpoints=known)
+                            log_verifier=verifier, origin=origin, known_checkpoints=known,
+                            message_digest=p.digest)
         return p, receipt, cp
 
     def _record(self, txn: Any, recipient: str,
@@ -246,9 +249,9 @@ class Outbox:
         now = to_micros(txn.now)
         marks = []
         for p, receipt, cp in receipts:
-            digest = Entry.decode(receipt.leaf).message_digest
+            # p.digest is the digest the receipt was verified against (_check).
             idx = txn.append(Entry(EntryKind.RECEIPT, recipient, txn.now, message_id=p.message_id,
-                                   message_digest=digest, detail=receipt.encode(),
+                                   message_digest=p.digest, detail=receipt.encode(),
                                    subject=p.kind))
             marks.append((now, idx, p.seq))
             if (cp.size, cp.root) not in seen:
