@@ -105,8 +105,8 @@ def baselines_raw(results: Results, reps: int, seconds: float, ws: Path) -> None
                 f"one {ENVELOPE_BYTES_FOR_RAW}-byte INSERT per transaction")
 
 
-def deliver(results: Results, fed: Federation, logs: Path, echo_port: int, reps: int,
-            seconds: float) -> float:
+def deliver(results: Results, fed: Federation, logs: Path, echo_port: int, echo_pid: int,
+            reps: int, seconds: float) -> float:
     """Items 1 (echo) and 2 (deliver), interleaved level by level; returns the receiver's
     peak RSS."""
     say("deliver: starting the receiving node (the exchange alone) in its own process")
@@ -116,7 +116,9 @@ def deliver(results: Results, fed: Federation, logs: Path, echo_port: int, reps:
             f"{reps} runs of {seconds:g} s each")
         r = run_worker(["compare", "--config", str(fed.config(SENDER)), "--echo-port",
                         str(echo_port), "--reps", str(reps), "--seconds", str(seconds),
-                        "--levels", ",".join(map(str, LEVELS))])
+                        "--levels", ",".join(map(str, LEVELS)),
+                        "--echo-pid", str(echo_pid), "--receiver-pid",
+                        str(receiver.proc.pid)])
         peak = receiver.peak_rss_mb()
     finally:
         if receiver.stop() != 0:
@@ -158,6 +160,18 @@ def deliver(results: Results, fed: Federation, logs: Path, echo_port: int, reps:
         results.add(section, f"{c} in flight, ratio to bare unary echo",
                     [x["outbox"]["rate"] / x["echo"]["rate"] for x in lv], "x",
                     "per run, echo measured just before")
+        results.add(section, f"{c} in flight, ratio to bare bidi stream echo",
+                    [x["outbox"]["rate"] / rep["stream_echo_rate"]
+                     for x, rep in zip(lv, r["reps"], strict=True)], "x",
+                    "per run, stream echo measured in the same run")
+    for c in (16, 64):
+        lv = [rep["levels"][str(c)] for rep in r["reps"]]
+        for key, label in (("echo", "bare unary echo"), ("deliver", "Deliver (unary)"),
+                           ("outbox", "through the outbox")):
+            for side, who in (("client", "sender"), ("server", "receiver")):
+                results.add("CPU per message", f"{label}, {c} in flight, {who}",
+                            [x[key][f"{side}_cpu_us"] for x in lv], "µs",
+                            "user + system CPU of the whole process / messages")
     results.add("Memory", "sender (police node + echo client) peak RSS during deliver",
                 [r["sender_peak_rss_mb"]], "MB", "VmHWM; one process")
     results.add("Memory", "receiving node peak RSS during deliver", [peak], "MB",
@@ -348,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                                          f"127.0.0.1:{echo_port}"],
                          logs / "echo-server.log", wait_port=echo_port)
             if "deliver" in only or "baselines" in only:
-                peaks.append(deliver(results, fed, logs, echo_port, reps, seconds))
+                peaks.append(deliver(results, fed, logs, echo_port, echo.proc.pid, reps,
+                                     seconds))
                 ran.add("deliver")
             if "bulk" in only:
                 peaks.append(bulk(results, fed, logs, echo_port, reps, seconds, bulk_count))

@@ -115,6 +115,12 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User plus system CPU time the process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(name: str, args: list[str], log: Path, *, wait_port: int | None = None) -> Child:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with log.open("ab") as out:

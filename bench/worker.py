@@ -36,6 +36,7 @@ from .fixture import (
     RECEIVER,
     SENDER,
     bulk_numbers,
+    cpu_seconds,
     endpoint_member,
     peak_rss_mb,
     report_body,
@@ -65,14 +66,27 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
     await closed_loop(echo_one, 4, 0.3)
     await driver.level(4, 0.5)
     await driver.level(4, 0.5, queued=True)
+    async def costed(server_pid: int, measure: Any) -> dict[str, float]:
+        """``measure()``'s figures plus each side's CPU time per message (µs)."""
+        mine, theirs = cpu_seconds(), cpu_seconds(server_pid)
+        figures: dict[str, float] = await measure()
+        done = figures["rate"] * args.seconds
+        figures["client_cpu_us"] = (cpu_seconds() - mine) / done * 1e6
+        figures["server_cpu_us"] = (cpu_seconds(server_pid) - theirs) / done * 1e6
+        return figures
+
+    async def echo_level(c: int) -> dict[str, float]:
+        rate, lat = await closed_loop(echo_one, c, args.seconds)
+        return {"rate": rate, "p50_ms": percentile(lat, 50) * 1e3,
+                "p99_ms": percentile(lat, 99) * 1e3}
+
     for rep in range(args.reps):
         result: dict[str, Any] = {"levels": {}}
         for c in levels:
-            rate, lat = await closed_loop(echo_one, c, args.seconds)
-            e = {"rate": rate, "p50_ms": percentile(lat, 50) * 1e3,
-                 "p99_ms": percentile(lat, 99) * 1e3}
-            d = await driver.level(c, args.seconds)
-            q = await driver.level(c, args.seconds, queued=True)
+            e = await costed(args.echo_pid, lambda c=c: echo_level(c))
+            d = await costed(args.receiver_pid, lambda c=c: driver.level(c, args.seconds))
+            q = await costed(args.receiver_pid,
+                             lambda c=c: driver.level(c, args.seconds, queued=True))
             result["levels"][str(c)] = {"echo": e, "deliver": d, "outbox": q}
             say(f"  run {rep + 1}/{args.reps}, {c:>2} in flight: echo {e['rate']:,.0f}/s, "
                 f"deliver {d['rate']:,.0f}/s (p50 {d['p50_ms']:.1f} ms, "
@@ -155,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         a.add_argument("--seconds", type=float, default=2.0)
         a.add_argument("--levels", default="1,16,64")
         a.add_argument("--numbers", type=int, default=100_000)
+        a.add_argument("--echo-pid", type=int, default=0, help="for CPU per message")
+        a.add_argument("--receiver-pid", type=int, default=0, help="for CPU per message")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
