@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from exchange.ledger.store import Committed, GroupCommitter, LedgerStore, Transa
 from exchange.metrics import ACCEPTED, DUPLICATE, REFUSED, UNKNOWN, NodeMetrics
 from exchange.schema import directories, inbox, outbox
 from exchange.transport.server import TLSMaterial
+from exchange.transport.status import is_permanent, status_for
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,36 @@ class Context:
 
 
 Handler = Callable[[Context, checks.Accepted], None]
+
+
+class InOrder:
+    """Keeps the messages of one incoming stream in their order in the ledger.
+
+    A stream's messages are logged pipelined, in order, by the one ledger writer. If one
+    of them fails for now (database unavailable, overloaded, its RPC gone: the sender will
+    send it again), applying the ones after it would put them before it. So from then
+    on every later message of the stream is refused "retry later" too, and the sender
+    resumes from the first. A message refused for good (bad body, …) is never applied,
+    so the ones after it may be. ``failed`` is called on the writer thread (GroupCommitter
+    ``on_failure``) before any later work runs.
+    """
+
+    __slots__ = ("first_failure",)
+
+    def __init__(self) -> None:
+        self.first_failure: BaseException | None = None
+
+    def failed(self, error: BaseException) -> None:
+        if self.first_failure is None and (isinstance(error, CancelledError)
+                                           or not is_permanent(status_for(error))):
+            self.first_failure = error
+
+    def check(self, header: messages.Header) -> None:
+        if self.first_failure is not None:
+            raise OverloadedError(
+                f"message {header.message_id.hex()} follows one of this stream that was not "
+                f"logged ({type(self.first_failure).__name__}); send again from that one",
+                retry_after=0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,19 +306,27 @@ class Node:
         committed = await self._submit(peer, accepted)
         return self._outcome(committed)
 
-    def submit_receive(self, accepted: checks.Accepted) -> asyncio.Future[Committed[Any]]:
-        """Queue an already-checked message for logging (streams pipeline many at once)."""
-        return self._submit(accepted.sender.node_id, accepted)
+    def submit_receive(self, accepted: checks.Accepted, order: InOrder | None = None
+                       ) -> asyncio.Future[Committed[Any]]:
+        """Queue an already-checked message for logging (streams pipeline many at once;
+        ``order`` keeps one stream's messages in order, see InOrder)."""
+        return self._submit(accepted.sender.node_id, accepted, order)
 
-    def _submit(self, peer: str, accepted: checks.Accepted) -> asyncio.Future[Committed[Any]]:
+    def _submit(self, peer: str, accepted: checks.Accepted, order: InOrder | None = None
+                ) -> asyncio.Future[Committed[Any]]:
         try:
             self._admit(peer)
         except ExchangeError as e:
             self._refused(peer, accepted, e)
             raise
+
+        def work(txn: Transaction) -> tuple[int, bool, list[str]]:
+            if order is not None:
+                order.check(accepted.message.header)
+            return self._apply(txn, accepted)
         try:
-            fut = asyncio.wrap_future(
-                self.committer.submit(lambda txn: self._apply(txn, accepted)))
+            fut = asyncio.wrap_future(self.committer.submit(
+                work, on_failure=order.failed if order is not None else None))
         except ExchangeError as e:
             self._release(peer)
             self._refused(peer, accepted, e)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -376,6 +376,16 @@ class Committed(Generic[T]):
 class _Work:
     fn: Callable[[Transaction], Any]
     future: Future[Committed[Any]]
+    # Told, on the writer thread and before any later work runs, why this work did not
+    # commit (its own error, its batch's, or CancelledError if it was skipped).
+    on_failure: Callable[[BaseException], None] | None = None
+
+    def failed(self, error: BaseException) -> None:
+        if self.on_failure is not None:
+            try:
+                self.on_failure(error)
+            except Exception:  # a callback must not stop the writer
+                log.exception("on_failure callback of a ledger work item failed")
 
 
 class GroupCommitter:
@@ -417,8 +427,14 @@ class GroupCommitter:
     def pending(self) -> int:
         return self._pending
 
-    def submit(self, fn: Callable[[Transaction], T]) -> Future[Committed[T]]:
-        """Queue ``fn`` to run in the next transaction; OverloadedError if too much waits."""
+    def submit(self, fn: Callable[[Transaction], T], *,
+               on_failure: Callable[[BaseException], None] | None = None
+               ) -> Future[Committed[T]]:
+        """Queue ``fn`` to run in the next transaction; OverloadedError if too much waits.
+
+        ``on_failure`` is called on the writer thread, before any later work runs, if
+        ``fn`` does not commit: so work submitted after it can tell (see Node's InOrder).
+        """
         if self._thread is None:
             raise LedgerError("the ledger writer is not running")
         with self._lock:
@@ -429,7 +445,7 @@ class GroupCommitter:
                 )
             self._pending += 1
         fut: Future[Committed[T]] = Future()
-        self._queue.put(_Work(fn, fut))
+        self._queue.put(_Work(fn, fut, on_failure))
         return fut
 
     async def run(self, fn: Callable[[Transaction], T]) -> Committed[T]:
@@ -472,7 +488,13 @@ class GroupCommitter:
         # Work whose caller gave up before it ran (a cancelled RPC) is not run. The rest
         # can no longer be cancelled, so resolving it below cannot raise InvalidStateError
         # and take the writer thread down with it.
-        batch = [work for work in batch if work.future.set_running_or_notify_cancel()]
+        running = []
+        for work in batch:
+            if work.future.set_running_or_notify_cancel():
+                running.append(work)
+            else:
+                work.failed(CancelledError())
+        batch = running
         if not batch:
             return
         store = self.store
@@ -506,6 +528,11 @@ class GroupCommitter:
                             # and escalates), keep the rest of the batch, and say where.
                             log.exception("ledger work item failed")
                             e = LedgerError(f"handler failed: {e!r}")
+                        # Its failure is final whatever becomes of the batch: say so now,
+                        # before the work after it runs.
+                        with contextlib.suppress(InvalidStateError):
+                            work.future.set_exception(e)
+                        work.failed(e)
                         outcomes.append((work, None, e, ()))
                         continue
                     outcomes.append((work, result, None, tuple(txn.appended)))
@@ -523,18 +550,18 @@ class GroupCommitter:
             for work in batch:
                 with contextlib.suppress(InvalidStateError):
                     work.future.set_exception(err)
+                work.failed(err)
             return
         store._commit_pending(checkpoint)
         self.batches += 1
         self.items += len(batch)
         for work, result, error, appended in outcomes:
+            if error is not None:
+                continue  # resolved when it failed
             # Futures were marked running above and cannot be cancelled now; the guard
             # only keeps the writer thread alive should that ever change.
             with contextlib.suppress(InvalidStateError):
-                if error is not None:
-                    work.future.set_exception(error)
-                else:
-                    work.future.set_result(Committed(result, checkpoint, appended))
+                work.future.set_result(Committed(result, checkpoint, appended))
 
 
 def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:

@@ -24,6 +24,7 @@ from exchange.identity import Role
 from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
+from exchange.node import InOrder
 from exchange.transport.server import abort_with, current_peer
 from exchange.transport.status import RETRY_AFTER_METADATA, status_for
 from exchange.wire.bcx.v1 import directory_pb2, service_pb2, service_pb2_grpc
@@ -73,6 +74,7 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
         gets the same "retry later" refusal and the sender resumes from the first.
         """
         peer = current_peer.get().node_id
+        order = InOrder()
         window: asyncio.Queue[tuple[asyncio.Future[Any] | BaseException, int] | None] = \
             asyncio.Queue(maxsize=self.stream_window)
         held: list[ExchangeError] = []  # the first "retry later" refusal, once there is one
@@ -97,7 +99,7 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
                     else:
                         try:
                             accepted = self.node.check(request.envelope, peer)
-                            item = self.node.submit_receive(accepted)
+                            item = self.node.submit_receive(accepted, order)
                         except ExchangeError as e:
                             item = e
                             if isinstance(e, RETRY_LATER):

@@ -4,6 +4,7 @@ here in-process where the moment of failure can be chosen exactly."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import grpc
 import pytest
 from fedharness import client_channel, make_federation, running, signed_envelope, wait_for
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from exchange.config import NodeConfig
 from exchange.ledger.entries import Entry, EntryKind
@@ -245,10 +247,10 @@ def test_a_stream_of_large_envelopes_holds_at_most_its_byte_window_on_the_receiv
     waiting: list[int] = []
     real_submit = bureau.submit_receive
 
-    def watching_submit(accepted: Any) -> Any:
+    def watching_submit(accepted: Any, order: Any = None) -> Any:
         outstanding[0] += 1
         waiting.append(outstanding[0])
-        future = real_submit(accepted)
+        future = real_submit(accepted, order)
 
         def logged(_: Any) -> None:
             outstanding[0] -= 1
@@ -272,3 +274,65 @@ def test_a_stream_of_large_envelopes_holds_at_most_its_byte_window_on_the_receiv
     # Never more than the window's three envelopes waiting for the ledger at once (and
     # without the bound, all twelve would be let in together).
     assert max(waiting) <= 3
+
+
+def test_stream_whose_message_fails_on_the_database_applies_nothing_after_it(
+        tmp_path: Path) -> None:
+    # Regression: the ledger writer committed a stream's messages in batches; when the
+    # batch holding message k failed on the database (UNAVAILABLE, retry later) and the
+    # next batch succeeded, k+1… were logged and receipted; the sender then resent k,
+    # and the receiver logged k after k+1: delivery out of order.
+    bureau = node(tmp_path, BUREAU, limits={"max_batch": 1})
+    police = node(tmp_path, POLICE)
+    raws = [signed_envelope(police, BUREAU, BODY) for _ in range(5)]
+    real_flush = bureau.store._flush
+    armed: list[bool] = []
+
+    def flush_failing_once(cursor: Any) -> None:
+        if armed and armed[0]:
+            armed[0] = False
+            raise OperationalError("INSERT INTO ledger_leaves", None,
+                                   sqlite3.OperationalError("database is locked"))
+        real_flush(cursor)
+
+    bureau.store._flush = flush_failing_once  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        async with running(bureau) as (rb,):
+            release = threading.Event()
+            bureau.committer.submit(lambda txn: release.wait(30))  # the writer is busy
+            armed.append(True)  # the first batch after it fails on the database
+
+            async def requests() -> AsyncIterator[service_pb2.DeliverRequest]:
+                for raw in raws:
+                    yield service_pb2.DeliverRequest(envelope=raw)
+                # All five wait for the writer, one batch each; then let it go.
+                await wait_for(lambda: bureau._per_peer_pending.get(POLICE, 0) == 5)
+                release.set()
+
+            async with client_channel(police, bureau, rb.port) as ch:
+                call = service_pb2_grpc.ExchangeStub(ch).DeliverStream(requests(), timeout=60)
+                responses = [r async for r in call]
+            assert [r.HasField("receipt") for r in responses] == [False] * 5
+            assert responses[0].error_code == grpc.StatusCode.UNAVAILABLE.value[0]
+            assert {r.error_code for r in responses[1:]} == \
+                {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
+            assert "send again from that one" in responses[1].error_message
+            assert received_ids(bureau) == []
+
+            # The sender resends all five, in order: now they are logged in order.
+            async with client_channel(police, bureau, rb.port) as ch:
+                call = service_pb2_grpc.ExchangeStub(ch).DeliverStream(
+                    _each(raws), timeout=60)
+                again = [r async for r in call]
+            assert all(r.HasField("receipt") for r in again)
+            assert received_ids(bureau) == [Entry.decode(r.receipt.leaf).message_id
+                                            for r in again]
+
+    asyncio.run(scenario())
+    police.engine.dispose()
+
+
+async def _each(raws: list[bytes]) -> AsyncIterator[service_pb2.DeliverRequest]:
+    for raw in raws:
+        yield service_pb2.DeliverRequest(envelope=raw)
