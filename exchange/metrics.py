@@ -185,15 +185,22 @@ class _NodeState:
         peers = sorted(m.node_id for m in d.members if m.node_id != node.node_id)
         depth = GaugeMetricFamily("bcx_outbox_depth",
                                   "Messages waiting for a receipt, by recipient", labels=["peer"])
+        refused = GaugeMetricFamily(
+            "bcx_outbox_refused",
+            "Messages the recipient refused for good, set aside for an operator",
+            labels=["peer"])
         cosigned = GaugeMetricFamily(
             "bcx_ledger_cosigned_size",
             "Largest checkpoint of this ledger each witness has cosigned", labels=["witness"])
         with node.reader.connect() as conn:
             for peer in peers:
                 # One index range per member (ix_outbox_pending): never a scan of delivered rows.
-                n = conn.scalar(select(func.count()).select_from(outbox).where(
-                    outbox.c.recipient == peer, outbox.c.delivered_at.is_(None)))
-                depth.add_metric([peer], int(n or 0))
+                waiting = dict(conn.execute(
+                    select(outbox.c.refused_at.is_not(None), func.count()).where(
+                        outbox.c.recipient == peer, outbox.c.delivered_at.is_(None))
+                    .group_by(outbox.c.refused_at.is_not(None))).all())
+                depth.add_metric([peer], int(waiting.get(False, 0)))
+                refused.add_metric([peer], int(waiting.get(True, 0)))
             checkpoints = conn.scalar(select(func.count()).select_from(ledger_checkpoints))
             cosignatures = conn.scalar(select(func.count()).select_from(ledger_cosignatures))
             for witness, size in conn.execute(
@@ -202,6 +209,7 @@ class _NodeState:
                 cosigned.add_metric([witness], int(size))
             held = conn.scalar(select(func.count()).select_from(peer_checkpoints))
         yield depth
+        yield refused
         yield GaugeMetricFamily("bcx_ledger_checkpoints", "Checkpoints this node has signed",
                                 value=int(checkpoints or 0))
         yield GaugeMetricFamily("bcx_ledger_cosignatures",

@@ -52,6 +52,7 @@ class Context:
     node: Node
     txn: Transaction
     sent: list[tuple[str, bytes]] = field(default_factory=list)
+    woken: list[str] = field(default_factory=list)
 
     @property
     def conn(self) -> Any:
@@ -72,6 +73,14 @@ class Context:
                                 thread=thread, expires_at=expires_at)
         self.sent.append((recipient, mid))
         return mid
+
+    def wake(self, recipient: str) -> None:
+        """Have ``recipient``'s outbox worker look at its queue once this commits."""
+        self.woken.append(recipient)
+
+    @property
+    def to_wake(self) -> list[str]:
+        return [r for r, _ in self.sent] + self.woken
 
     def log_action(self, subject: str, detail: bytes, *, peer: str = "",
                    message_id: bytes = b"") -> int:
@@ -404,7 +413,7 @@ class Node:
         handler = self.handlers.get(accepted.message.kind)
         if handler is not None:
             handler(ctx, accepted)
-        return idx, False, [r for r, _ in ctx.sent]
+        return idx, False, ctx.to_wake
 
     # --- sending --------------------------------------------------------------------
 
@@ -440,7 +449,7 @@ class Node:
         """Run node-level work (a scheduler tick, an operator command) in one transaction."""
         def work(txn: Transaction) -> tuple[Any, list[str]]:
             ctx = Context(self, txn)
-            return fn(ctx), [r for r, _ in ctx.sent]
+            return fn(ctx), ctx.to_wake
         committed = await self.committer.run(work)
         result, recipients = committed.result
         self._wake(recipients)

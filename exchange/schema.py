@@ -146,6 +146,10 @@ outbox = Table(
     Column("delivered_at", BigInteger, nullable=True),
     Column("receipt_leaf_idx", BigInteger, nullable=True),
     Column("escalated", Boolean, nullable=False, default=False),
+    # Set when the peer refused the message for good (bad signature, role, body, …): it
+    # leaves the queue, so the messages after it go on, and waits for an operator's
+    # `bcx outbox retry` once the cause is fixed. The row, like the SENT entry, stays.
+    Column("refused_at", BigInteger, nullable=True),
     Index("ix_outbox_pending", "recipient", "delivered_at", "seq"),
 )
 

@@ -18,8 +18,10 @@ from exchange.errors import ExchangeError, OperationError
 from exchange.identity import Role
 from exchange.node import Context, Handler, Node
 from exchange.runtime import RunningNode
+from exchange.transport import outbox as outbox_queue
 from nodes import bureau, carrier, commerce, office, police
 from nodes.operator import status_summary
+from nodes.workflow import message_id_arg
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +98,17 @@ class Scheduler:
                             self.node.node_id, interval, e)
 
 
+def retry_delivery(ctx: Context, message_id: str) -> dict[str, str]:
+    """Requeue a message its peer refused for good, once the cause is fixed."""
+    return outbox_queue.requeue(ctx, message_id_arg(message_id, "message"))
+
+
 def operations(node: Node, scheduler: Scheduler) -> dict[str, Callable[[dict[str, Any]],
                                                                      Awaitable[Any]]]:
     """The operator commands this node accepts over its Admin service."""
     table = dict(OPERATIONS[node.me.role])
     table["tick"] = scheduler.tick
+    table["outbox-retry"] = retry_delivery
     return {name: _operation(node, name, fn) for name, fn in table.items()}
 
 

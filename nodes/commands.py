@@ -1,9 +1,10 @@
 """Operator commands of `bcx`: what an agency's desk does with its running node.
 
-Every command takes ``--config NODE.toml``. Commands that send (report, withdraw, ask,
-appeal, decide, penalty, channel, id-report, progress, tick) go to the running node;
-the listings (reports, notices, cases, appeals, channels, numbers show, status) read
-its database. Tables by default, ``--json`` for scripts.
+Every command takes ``--config NODE.toml``. Commands that send or change (report,
+withdraw, ask, appeal, decide, penalty, channel, id-report, progress, tick, outbox retry)
+go to the running node; the listings (reports, notices, cases, appeals, channels,
+numbers show, outbox list, status) read its database. Tables by default, ``--json`` for
+scripts.
 """
 
 from __future__ import annotations
@@ -110,6 +111,20 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_number_show)
     command("status", "counts, and what is overdue", cmd_status)
 
+    ob = sub.add_parser("outbox", help="messages not yet delivered, and those refused")
+    ob_sub = ob.add_subparsers(metavar="ACTION")
+    p = ob_sub.add_parser("list", help="queued messages, and those a peer refused for good")
+    p.add_argument("--refused", action="store_true", help="only those set aside")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list(lambda conn, cfg, now, a: operator.outbox_rows(
+        conn, refused_only=a.refused)))
+    p = ob_sub.add_parser("retry", help="requeue a refused message once its cause is fixed")
+    p.add_argument("message_id")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_outbox_retry)
+
     p = sub.add_parser("subscribers", help="carrier: the subscriber system's data")
     s_sub = p.add_subparsers(metavar="ACTION")
     p = s_sub.add_parser("import", help="load subscribers from a CSV file")
@@ -205,6 +220,13 @@ def cmd_channel(args: argparse.Namespace) -> int:
                    numbers_seen=args.numbers_seen, findings=args.findings)
     _print(args, result, f"channel report(s) {', '.join(result['reports'])} to "
            f"{result['bureau']}")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    result = _call(args, "outbox-retry", message_id=args.message_id)
+    _print(args, result, f"{result['kind']} {result['message_id']} requeued for "
+           f"{result['recipient']}")
     return 0
 
 

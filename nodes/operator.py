@@ -167,6 +167,21 @@ def report_rows(conn: Connection) -> list[dict[str, Any]]:
         for r in conn.execute(select(reports).order_by(reports.c.created_at))]
 
 
+def outbox_rows(conn: Connection, *, refused_only: bool = False) -> list[dict[str, Any]]:
+    """Messages not yet delivered: queued (with their attempts and last error) or set
+    aside because the peer refused them for good (``bcx outbox retry`` requeues those)."""
+    q = select(outbox).where(outbox.c.delivered_at.is_(None)).order_by(outbox.c.seq)
+    if refused_only:
+        q = q.where(outbox.c.refused_at.is_not(None))
+    return [{
+        "message": _hex(r.message_id), "to": r.recipient, "kind": r.kind,
+        "state": "refused" if r.refused_at is not None else "queued",
+        "attempts": r.attempts, "signed": _when(r.created_at),
+        "refused": _when(r.refused_at) if r.refused_at is not None else "",
+        "last_error": (r.last_error or "")[:120]}
+        for r in conn.execute(q)]
+
+
 def number_history(conn: Connection, number: str) -> dict[str, Any]:
     """Everything this node knows of one number, with the ledger entries of each message."""
     ids: dict[bytes, str] = {}
@@ -244,7 +259,9 @@ def status_summary(conn: Connection, *, node_id: str, now: datetime) -> dict[str
         "received": count(select(func.count()).select_from(ledger_leaves).where(
             ledger_leaves.c.kind == int(EntryKind.RECEIVED))),
         "outbox_pending": count(select(func.count()).select_from(outbox).where(
-            outbox.c.delivered_at.is_(None))),
+            outbox.c.delivered_at.is_(None), outbox.c.refused_at.is_(None))),
+        "outbox_refused": count(select(func.count()).select_from(outbox).where(
+            outbox.c.delivered_at.is_(None), outbox.c.refused_at.is_not(None))),
         "reports": count(select(func.count()).select_from(reports)),
         "reported_numbers_by_status": lines_by_status,
         "numbers_awaiting_outcome": count(select(func.count()).select_from(report_numbers)

@@ -21,7 +21,7 @@ import grpc
 from sqlalchemy import func, select, update
 
 from exchange import messages, storage
-from exchange.errors import ExchangeError, ReceiptError
+from exchange.errors import ExchangeError, OperationError, ReceiptError
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
 from exchange.ledger.receipts import envelope_digest, log_origin, verify_receipt
@@ -84,7 +84,8 @@ class Outbox:
         def pending_recipients() -> list[str]:
             with self.node.reader.connect() as conn:
                 return list(conn.scalars(
-                    select(outbox.c.recipient).where(outbox.c.delivered_at.is_(None)).distinct()
+                    select(outbox.c.recipient).where(outbox.c.delivered_at.is_(None),
+                                                     outbox.c.refused_at.is_(None)).distinct()
                 ))
         for r in await asyncio.to_thread(pending_recipients):
             self.wake(r)
@@ -116,7 +117,8 @@ class Outbox:
     def depth(self) -> int:
         with self.node.reader.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(outbox)
-                                   .where(outbox.c.delivered_at.is_(None))) or 0)
+                                   .where(outbox.c.delivered_at.is_(None),
+                                          outbox.c.refused_at.is_(None))) or 0)
 
     # --- the per-peer worker ---------------------------------------------------------
 
@@ -127,7 +129,8 @@ class Outbox:
                 select(outbox.c.seq, outbox.c.message_id, outbox.c.envelope, outbox.c.attempts,
                        outbox.c.created_at, outbox.c.escalated, outbox.c.next_attempt_at,
                        outbox.c.kind, outbox.c.message_digest)
-                .where(outbox.c.recipient == recipient, outbox.c.delivered_at.is_(None))
+                .where(outbox.c.recipient == recipient, outbox.c.delivered_at.is_(None),
+                       outbox.c.refused_at.is_(None))
                 .order_by(outbox.c.seq).limit(limit)
             ).all()
         if not rows:
@@ -177,6 +180,9 @@ class Outbox:
         timeout = 30.0
         receipts: list[tuple[Pending, Receipt, note.Checkpoint]] = []
         failure: tuple[Pending, BaseException] | None = None
+        # Refused for good: the receiver never applies these and goes on with the ones
+        # after them, so the queue does too (the rows are set aside, see _set_aside).
+        refused: list[tuple[Pending, _Refused]] = []
 
         def accept(p: Pending, response: service_pb2.DeliverResponse
                    ) -> tuple[Pending, BaseException] | None:
@@ -201,6 +207,9 @@ class Outbox:
                     if not response.HasField("receipt"):
                         code = _STATUS_BY_NUMBER.get(response.error_code,
                                                      grpc.StatusCode.UNKNOWN)
+                        if is_permanent(code):
+                            refused.append((p, _Refused(code, response.error_message)))
+                            continue
                         failure = (p, _Refused(code, response.error_message))
                         break
                     failure = accept(p, response)
@@ -220,6 +229,9 @@ class Outbox:
                     response = await stub.Deliver(
                         service_pb2.DeliverRequest(envelope=p.envelope), timeout=timeout)
                 except grpc.aio.AioRpcError as e:
+                    if is_permanent(e.code()):
+                        refused.append((p, _Refused(e.code(), e.details() or "")))
+                        continue
                     failure = (p, _Refused(e.code(), e.details() or "",
                                            retry_after=_retry_hint(e)))
                     break
@@ -231,6 +243,8 @@ class Outbox:
                 lambda txn: self._record(txn, recipient, receipts))
             self.delivered += len(receipts)
             self._observe_delivered(recipient, receipts, committed.appended)
+        for p, error in refused:
+            await self._set_aside(recipient, p, error)
         if failure is not None:
             await self._failed(recipient, failure[0], failure[1])
 
@@ -314,6 +328,56 @@ class Outbox:
         except ExchangeError as e:
             log.warning("cannot record delivery failure for %s: %s", recipient, e)
             await asyncio.sleep(delay)
+
+
+    async def _set_aside(self, recipient: str, p: Pending, error: _Refused) -> None:
+        """The peer refused ``p`` for good: take it out of the queue (the row stays, with
+        the refusal), log that, and tell the office once. The messages after it go on."""
+        self.failures += 1
+        reason = error.code.name
+        self.node.metrics.delivery_failed(p.kind, recipient, "refused", reason)
+        log.warning("message delivery refused kind=%s id=%s sender=%s recipient=%s digest=%s "
+                    "outcome=set-aside error=%s attempts=%d", p.kind, p.message_id.hex(),
+                    self.node.node_id, recipient, p.digest.hex()[:16], reason, p.attempts + 1)
+        text = str(error)[:500]
+
+        def work(ctx: Context) -> None:
+            ctx.conn.execute(update(outbox).where(outbox.c.seq == p.seq).values(
+                attempts=p.attempts + 1, refused_at=to_micros(ctx.now), last_error=text,
+                escalated=True))
+            ctx.log_action("delivery-refused", text.encode(), peer=recipient,
+                           message_id=p.message_id)
+            if not p.escalated:
+                ctx.escalate(messages.EscalationKind.DELIVERY_FAILURE, subject_node=recipient,
+                             subject_message_id=p.message_id,
+                             detail=f"{recipient} refused the message for good and it was "
+                                    f"set aside ({reason}): {text[:300]}")
+        try:
+            await self.node.run_work(work)
+        except ExchangeError as e:
+            # Not recorded: the row stays queued and is sent (and refused) again.
+            log.warning("cannot set aside a refused message for %s: %s", recipient, e)
+            await asyncio.sleep(self.node.config.delivery.backoff_initial_seconds)
+
+
+def requeue(ctx: Context, message_id: bytes) -> dict[str, str]:
+    """Put a message its peer refused for good back at its place in the peer's queue
+    (once the cause, a directory or a clock, is fixed); log the operator's decision."""
+    row = ctx.conn.execute(select(outbox.c.recipient, outbox.c.kind, outbox.c.delivered_at,
+                                  outbox.c.refused_at)
+                           .where(outbox.c.message_id == message_id)).first()
+    if row is None:
+        raise OperationError(f"no message {message_id.hex()} in this node's outbox")
+    if row.delivered_at is not None:
+        raise OperationError(f"message {message_id.hex()} was delivered to {row.recipient}")
+    if row.refused_at is None:
+        raise OperationError(f"message {message_id.hex()} was not refused: it is still "
+                             f"queued for {row.recipient}")
+    ctx.conn.execute(update(outbox).where(outbox.c.message_id == message_id).values(
+        refused_at=None, next_attempt_at=0))
+    ctx.log_action("delivery-requeued", b"", peer=row.recipient, message_id=message_id)
+    ctx.wake(row.recipient)
+    return {"message_id": message_id.hex(), "recipient": row.recipient, "kind": row.kind}
 
 
 class _Refused(ExchangeError):

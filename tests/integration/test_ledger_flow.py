@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError
 
 from exchange import envelope, messages, migrate, storage
 from exchange.config import NodeConfig
+from exchange.errors import InvalidBodyError, OperationError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
@@ -52,6 +53,7 @@ from exchange.schema import (
     outbox,
     peer_checkpoints,
 )
+from exchange.transport.outbox import requeue
 from exchange.transport.services import ExchangeService
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 from nodes.federation import Federation
@@ -908,3 +910,76 @@ def test_outbox_watch_resolves_with_each_messages_receipt_entry(fed_sqlite: Fede
             assert not rp.outbox._watchers  # resolved watchers are let go
 
     asyncio.run(scenario())
+
+
+# --- a message refused for good does not block the ones after it ---------------------------
+
+MARKED = "+8615959000099"  # the bureau's test handler refuses reports naming it, for good
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("count", [3, 12], ids=["unary", "stream"])
+def test_a_message_refused_for_good_is_set_aside_and_the_queue_goes_on(
+        fed_sqlite: Federation, count: int) -> None:
+    """The bureau refuses one report for good (INVALID_ARGUMENT). The police's outbox
+    takes it out of the queue with the refusal, logs that and tells the office, and
+    delivers the messages after it; once the cause is fixed, `outbox retry` requeues it."""
+    fed = fed_sqlite
+    refused_index = 1
+
+    def refusing(ctx: Any, accepted: Any) -> None:
+        if MARKED in accepted.message.body.numbers:
+            raise InvalidBodyError(f"{MARKED} may not be reported in this test")
+
+    async def scenario() -> None:
+        police, bureau = node_of(fed, POLICE), node_of(fed, BUREAU)
+        bureau.handlers["number_report"] = refusing
+        async with serving(police, bureau) as (rp, _):
+            bodies = [BODY] * count
+            bodies[refused_index] = NumberReport(numbers=(MARKED,), category=Category.FRAUD)
+            # Queued in one transaction, so that 12 go as one DeliverStream.
+            mids = await police.run_work(lambda ctx: [ctx.send(BUREAU, b) for b in bodies])
+            refused_mid = mids[refused_index]
+            delivered = [rp.outbox.watch(m) for m in mids if m != refused_mid]
+            await asyncio.wait_for(asyncio.gather(*delivered), timeout=30)
+            await wait_for(lambda: any(r.refused_at is not None for r in outbox_rows(police)))
+
+            rows = {r.message_id: r for r in outbox_rows(police) if r.recipient == BUREAU}
+            row = rows[refused_mid]
+            assert row.delivered_at is None and row.escalated
+            assert "INVALID_ARGUMENT" in row.last_error and MARKED in row.last_error
+            assert all(rows[m].delivered_at is not None for m in mids if m != refused_mid)
+            assert rp.outbox.depth() == 1  # the escalation to the (stopped) office
+            actions = [e for _, e in of_kind(police, EntryKind.ACTION)
+                       if e.subject == "delivery-refused"]
+            assert [e.message_id for e in actions] == [refused_mid]
+            to_office = [r for r in outbox_rows(police) if r.recipient == OFFICE]
+            assert [r.kind for r in to_office] == ["escalation"]
+            # The receiver applied the ones after it: the order it logged them in is the
+            # order they were sent in, without the refused one.
+            assert [e.message_id for _, e in of_kind(bureau, EntryKind.RECEIVED)] == \
+                [m for m in mids if m != refused_mid]
+
+            # Operator errors name the problem.
+            with pytest.raises(OperationError, match=r"was delivered to bureau\.fj"):
+                await police.run_work(lambda ctx: requeue(ctx, mids[0]))
+            with pytest.raises(OperationError, match=r"no message 00+ in this node"):
+                await police.run_work(lambda ctx: requeue(ctx, bytes(16)))
+
+            # The cause fixed, the operator requeues it; it is delivered, still once.
+            del bureau.handlers["number_report"]
+            watched = rp.outbox.watch(refused_mid)
+            out = await police.run_work(lambda ctx: requeue(ctx, refused_mid))
+            assert out == {"message_id": refused_mid.hex(), "recipient": BUREAU,
+                           "kind": "number_report"}
+            await asyncio.wait_for(watched, timeout=30)
+            assert [e.subject for _, e in of_kind(police, EntryKind.ACTION)] == \
+                ["delivery-refused", "delivery-requeued"]
+            assert [e.message_id for _, e in of_kind(bureau, EntryKind.RECEIVED)][-1] == \
+                refused_mid
+            with pytest.raises(OperationError, match="was delivered"):
+                await police.run_work(lambda ctx: requeue(ctx, refused_mid))
+
+    asyncio.run(scenario())
+
+

@@ -524,6 +524,13 @@ def test_operator_walks_one_number_from_report_to_feedback(fed: Federation,
             code, out, err = await bcx("decide", "--config", police_cfg, "00" * 16, "--lift",
                                        "--reasoning", "x")
             assert code == 1 and "has no operation 'decide'" in err
+            # The outbox: everything delivered, nothing refused; retry names the problem.
+            code, out, err = await bcx("outbox", "list", "--config", police_cfg, "--json")
+            assert code == 0 and __import__("json").loads(out) == [], (out, err)
+            code, out, err = await bcx("outbox", "retry", "not-hex", "--config", police_cfg)
+            assert code == 1 and "bad message id" in err
+            code, out, err = await bcx("outbox", "retry", "00" * 16, "--config", police_cfg)
+            assert code == 1 and f"no message {'00' * 16} in this node's outbox" in err
 
     asyncio.run(scenario())
 
