@@ -83,12 +83,10 @@ def index_columns(leaf: bytes) -> IndexColumns:
 
 
 def _parse(leaf: bytes) -> ledger_pb2.LedgerEntry:
-    pb = ledger_pb2.LedgerEntry()
     try:
-        pb.ParseFromString(leaf)
+        return ledger_pb2.LedgerEntry.FromString(leaf)
     except Exception as e:
         raise LedgerError(f"ledger leaf does not decode: {e}") from e
-    return pb
 
 
 def _kind(pb: ledger_pb2.LedgerEntry) -> int:
