@@ -50,34 +50,64 @@ class Entry:
 
     @classmethod
     def decode(cls, leaf: bytes) -> Entry:
-        pb = ledger_pb2.LedgerEntry()
-        try:
-            pb.ParseFromString(leaf)
-        except Exception as e:
-            raise LedgerError(f"ledger leaf does not decode: {e}") from e
-        kind = _KINDS.get(pb.kind)
-        if kind is None:
-            raise LedgerError(f"ledger leaf does not decode: {pb.kind} is not a valid EntryKind")
-        seconds, nanos = pb.logged_at.seconds, pb.logged_at.nanos
-        if not 0 <= nanos < 1_000_000_000:
-            raise LedgerError(f"ledger leaf does not decode: logged_at has {nanos} nanoseconds")
-        # What Timestamp.ToDatetime gives (microseconds, rounded toward zero), at a third
-        # of its cost: `bcx ledger verify` decodes every leaf.
-        try:
-            logged_at = EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
-        except OverflowError as e:
-            raise LedgerError(f"ledger leaf does not decode: logged_at {seconds} s is out of "
-                              "range") from e
+        pb = _parse(leaf)
+        kind = _KINDS[_kind(pb)]
+        micros = _logged_at_micros(pb)
+        # EPOCH + timedelta is what Timestamp.ToDatetime gives, at a third of its cost.
         return cls(
             kind=kind,
             peer=pb.peer,
-            logged_at=logged_at,
+            logged_at=EPOCH + timedelta(microseconds=micros),
             message_id=pb.message_id,
             message_digest=pb.message_digest,
             envelope=pb.envelope,
             detail=pb.detail,
             subject=pb.subject,
         )
+
+
+IndexColumns = tuple[int, str, bytes | None, bytes | None, int]
+"""``ledger_leaves``' columns that repeat a leaf's content: kind, peer, message_id,
+message_digest (``None`` when empty) and logged_at in microseconds since the epoch."""
+
+
+def index_columns(leaf: bytes) -> IndexColumns:
+    """What the indexed columns of ``leaf``'s row must hold.
+
+    Raises :class:`LedgerError` exactly where :meth:`Entry.decode` does, for a fraction
+    of its cost: `bcx ledger verify` runs it on every leaf.
+    """
+    pb = _parse(leaf)
+    return (_kind(pb), pb.peer, pb.message_id or None, pb.message_digest or None,
+            _logged_at_micros(pb))
+
+
+def _parse(leaf: bytes) -> ledger_pb2.LedgerEntry:
+    try:
+        return ledger_pb2.LedgerEntry.FromString(leaf)
+    except Exception as e:
+        raise LedgerError(f"ledger leaf does not decode: {e}") from e
+
+
+def _kind(pb: ledger_pb2.LedgerEntry) -> int:
+    kind = pb.kind
+    if kind not in _KINDS:
+        raise LedgerError(f"ledger leaf does not decode: {kind} is not a valid EntryKind")
+    return kind
+
+
+def _logged_at_micros(pb: ledger_pb2.LedgerEntry) -> int:
+    """``logged_at`` in microseconds (rounded toward zero, as Timestamp.ToDatetime does),
+    refused where no aware datetime can hold it."""
+    logged_at = pb.logged_at
+    seconds, nanos = logged_at.seconds, logged_at.nanos
+    if not 0 <= nanos < 1_000_000_000:
+        raise LedgerError(f"ledger leaf does not decode: logged_at has {nanos} nanoseconds")
+    micros = seconds * 1_000_000 + nanos // 1000
+    if not _MIN_MICROS <= micros <= _MAX_MICROS:
+        raise LedgerError(f"ledger leaf does not decode: logged_at {seconds} s is out of "
+                          "range")
+    return micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +156,5 @@ def from_micros(us: int) -> datetime:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_MICROS = to_micros(datetime.min.replace(tzinfo=UTC))
+_MAX_MICROS = to_micros(datetime.max.replace(tzinfo=UTC))

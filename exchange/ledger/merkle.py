@@ -24,9 +24,11 @@ __all__ = [
     "HASH_SIZE",
     "FullSubtree",
     "MemoryTree",
+    "completed_subtrees",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
+    "leaf_hashes",
     "new_full_subtrees",
     "node_hash",
     "range_hash",
@@ -133,6 +135,45 @@ def new_full_subtrees(index: int, leaf: bytes, full: FullSubtree) -> list[tuple[
         level, position = level + 1, position >> 1
         completed.append((level, position, current))
     return completed
+
+
+def leaf_hashes(leaves: Iterable[bytes]) -> list[bytes]:
+    """:func:`leaf_hash` of each leaf, at the cost of one loop rather than one call each."""
+    sha256 = hashlib.sha256
+    return [sha256(_LEAF_PREFIX + data).digest() for data in leaves]
+
+
+def completed_subtrees(
+    start: int, leaves: Sequence[bytes], full: FullSubtree
+) -> list[list[bytes]]:
+    """Every full subtree completed by appending the leaf hashes ``leaves`` at ``start``.
+
+    Row ``level`` of the result holds the hashes of subtrees ``(level, start >> level)``
+    up to, not including, ``(level, end >> level)`` (``end = start + len(leaves)``); row 0
+    is ``leaves`` itself, and the rows stop at the first level no leaf completes. What
+    :func:`new_full_subtrees` gives leaf by leaf, computed a level at a time. ``full`` is
+    read only for the left siblings completed before ``start``: one per level at most.
+    """
+    if start < 0:
+        raise ValueError(f"negative leaf index {start}")
+    for data in leaves:
+        if len(data) != HASH_SIZE:
+            raise ValueError(f"leaf hash is {len(data)} bytes, expected {HASH_SIZE}")
+    end = start + len(leaves)
+    sha256 = hashlib.sha256
+    rows = [list(leaves)]
+    level = 0
+    while start >> (level + 1) < end >> (level + 1):
+        row = rows[level]
+        first = start >> level
+        # Pair the row up: a right child first needs its left sibling from before
+        # `start`; a left child last has no right sibling yet.
+        children = [full(level, first - 1), *row] if first & 1 else row
+        paired = len(children) & ~1
+        rows.append([sha256(_NODE_PREFIX + left + right).digest() for left, right
+                     in zip(children[0:paired:2], children[1:paired:2], strict=True)])
+        level += 1
+    return rows
 
 
 def tree_root(size: int, full: FullSubtree) -> bytes:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from exchange import migrate, storage
 from exchange.errors import TamperError
 from exchange.keys import Ed25519Signer
-from exchange.ledger import merkle, note
+from exchange.ledger import audit, merkle, note
 from exchange.ledger.audit import AuditReport, verify_ledger
 from exchange.ledger.entries import Entry, EntryKind, to_micros
 from exchange.ledger.store import GroupCommitter, LedgerStore
@@ -180,6 +180,20 @@ def test_intact_ledger_passes_with_progress(any_ledger: Ledger) -> None:
     assert calls == [(min(done, SIZE), SIZE) for done in range(256, SIZE + 256, 256)]
 
 
+def test_an_intact_ledger_needs_no_leaf_by_leaf_pass(any_ledger: Ledger,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression guard: the leaf-by-leaf pass only names what differs. If the bulk checks
+    refused an intact ledger (say a driver giving BLOBs as memoryview), verify would still
+    pass, several times slower."""
+
+    def refuse(self: Any, rows: Sequence[Any]) -> None:
+        raise AssertionError(f"chunk from leaf {self.size} was checked leaf by leaf")
+
+    monkeypatch.setattr(audit._Audit, "_check_leaf_by_leaf", refuse)
+    report = verify_ledger(any_ledger.engine, log_verifier=VERIFIER, chunk=700)
+    assert report == expected_report(any_ledger.leaves, len(BATCHES))
+
+
 @pytest.mark.parametrize("chunk", [3, 4096, 5000])
 def test_any_chunk_size_gives_the_same_report(ledger: Ledger, chunk: int) -> None:
     report = verify_ledger(ledger.engine, log_verifier=VERIFIER, chunk=chunk)
@@ -302,6 +316,18 @@ CASES: list[tuple[str, Tamper, int, str]] = [
     ("indexed column changed",
      lambda lg: lg.update("ledger_leaves", "message_id = :v", "idx = 9", v=b"\x07" * 16),
      9, r"^leaf 9: its row's message_id column does not match the leaf$"),
+    ("kind column changed",
+     lambda lg: lg.update("ledger_leaves", "kind = 2", "idx = 10"),
+     10, r"^leaf 10: its row's kind column does not match the leaf$"),
+    ("peer column changed",
+     lambda lg: lg.update("ledger_leaves", "peer = 'police.gd'", "idx = 2047"),
+     2047, r"^leaf 2047: its row's peer column does not match the leaf$"),
+    ("message_digest column emptied",
+     lambda lg: lg.update("ledger_leaves", "message_digest = NULL", "idx = 2048"),
+     2048, r"^leaf 2048: its row's message_digest column does not match the leaf$"),
+    ("logged_at column changed by a microsecond",
+     lambda lg: lg.update("ledger_leaves", "logged_at = logged_at + 1", "idx = 2999"),
+     2999, r"^leaf 2999: its row's logged_at column does not match the leaf$"),
     ("checkpoint row root forged",
      lambda lg: lg.update("ledger_checkpoints", "root = :v", "size = 64", v=bytes(32)),
      63, r"^checkpoint of size 64: its stored root 0{64} differs from the root it signed"),

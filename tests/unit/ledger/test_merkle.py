@@ -23,9 +23,11 @@ from exchange.ledger.merkle import (
     HASH_SIZE,
     FullSubtree,
     MemoryTree,
+    completed_subtrees,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    leaf_hashes,
     new_full_subtrees,
     node_hash,
     range_hash,
@@ -384,6 +386,35 @@ def test_appending_keeps_every_full_subtree_and_root(leaves: list[bytes]) -> Non
         assert tree_root(size, full) == root(hashes)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=300).flatmap(
+    lambda end: st.tuples(st.integers(min_value=0, max_value=end), st.just(end))))
+def test_completed_subtrees_are_those_appended_leaf_by_leaf(span: tuple[int, int]) -> None:
+    start, end = span
+    leaves = [i.to_bytes(2, "big") for i in range(end)]
+    tree = MemoryTree(leaves[:start])
+    hashes = leaf_hashes(leaves[start:])
+    assert hashes == [leaf_hash(data) for data in leaves[start:]]
+    expected: list[list[bytes]] = [[]]
+    for index, hashed in enumerate(hashes, start):
+        for level, position, subtree_hash in new_full_subtrees(index, hashed, tree.full):
+            while len(expected) <= level:
+                expected.append([])
+            assert position == (start >> level) + len(expected[level])
+            expected[level].append(subtree_hash)
+        tree.append_leaf_hash(hashed)
+    read: list[tuple[int, int]] = []
+
+    def full(level: int, index: int) -> bytes:
+        read.append((level, index))
+        return tree.full(level, index)
+
+    assert completed_subtrees(start, hashes, full) == expected
+    # Only left siblings from before `start`, and each at most once.
+    assert all(index << level < start for level, index in read)
+    assert len(set(read)) == len(read)
+
+
 # --- Exhaustive small trees ------------------------------------------------------------
 
 SMALL = 8
@@ -625,6 +656,9 @@ def test_verify_accepts_any_sequence() -> None:
         (lambda: range_hash(4, 12, TREE.full), r"^leaf range \[4, 12\) is not a subtree"),
         (lambda: new_full_subtrees(0, b"short", TREE.full), r"^leaf hash is 5 bytes, expected 32$"),
         (lambda: new_full_subtrees(-1, H, TREE.full), r"^negative leaf index -1$"),
+        (lambda: completed_subtrees(0, [H, b"short"], TREE.full),
+         r"^leaf hash is 5 bytes, expected 32$"),
+        (lambda: completed_subtrees(-1, [H], TREE.full), r"^negative leaf index -1$"),
         (lambda: TREE.root(MAX_N + 1), rf"^tree size {MAX_N + 1} is not in 0..{MAX_N}$"),
     ],
     ids=[
@@ -637,6 +671,8 @@ def test_verify_accepts_any_sequence() -> None:
         "range-too-long-for-alignment",
         "short-leaf-hash",
         "negative-leaf-index",
+        "completed-short-leaf-hash",
+        "completed-negative-start",
         "memory-tree-beyond-size",
     ],
 )
