@@ -109,12 +109,14 @@ _INDEXED_COLUMNS = ("kind", "peer", "message_id", "message_digest", "logged_at")
 
 # The bulk reads, in plain SQL with `?` placeholders (see _Audit._fetch). The leaves'
 # columns come in the order of a tuple (idx, leaf, *entries.index_columns(leaf)).
-_FIRST_LEAVES = ("SELECT idx, leaf, kind, peer, message_id, message_digest, logged_at "
-                 "FROM ledger_leaves ORDER BY idx LIMIT ?")
-_LEAVES_FROM = ("SELECT idx, leaf, kind, peer, message_id, message_digest, logged_at "
-                "FROM ledger_leaves WHERE idx >= ? ORDER BY idx LIMIT ?")
-_SUBTREE_HASHES = ("SELECT hash FROM ledger_subtrees WHERE level = ? AND idx >= ? AND idx < ? "
-                   "ORDER BY idx")
+_FIRST_LEAVES = storage.DriverStatement(
+    "SELECT idx, leaf, kind, peer, message_id, message_digest, logged_at "
+    "FROM ledger_leaves ORDER BY idx LIMIT ?")
+_LEAVES_FROM = storage.DriverStatement(
+    "SELECT idx, leaf, kind, peer, message_id, message_digest, logged_at "
+    "FROM ledger_leaves WHERE idx >= ? ORDER BY idx LIMIT ?")
+_SUBTREE_HASHES = storage.DriverStatement(
+    "SELECT hash FROM ledger_subtrees WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx")
 
 
 def _end(level: int, idx: int) -> tuple[int, int]:
@@ -174,21 +176,15 @@ class _Audit:
 
     # --- reading -------------------------------------------------------------------
 
-    def _fetch(self, sql: str, params: tuple[int, ...]) -> list[tuple[Any, ...]]:
-        """Rows of ``sql`` (``?`` placeholders) as the driver's own tuples, on this snapshot.
+    def _fetch(self, statement: storage.DriverStatement, params: tuple[int, ...]
+               ) -> list[tuple[Any, ...]]:
+        """Rows of ``statement`` as the driver's own tuples, on this snapshot.
 
         The bulk reads skip SQLAlchemy's statement building and Row objects, which were
         a large part of the audit's cost per leaf. SQLite gives BLOBs and psycopg
         ``bytea`` as ``bytes``, so no conversion is needed either.
         """
-        if self.conn.dialect.paramstyle != "qmark":
-            sql = sql.replace("?", "%s")
-        cursor = self.conn.connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        return list(storage.DriverCursor(self.conn).execute(statement, params).fetchall())
 
     def _next_leaves(self) -> list[tuple[Any, ...]]:
         # Read from the last index seen (not from self.size), so that a row with a
