@@ -217,24 +217,55 @@ class Node:
         return self._directory.member(self.node_id)
 
     def _load_directory(self) -> Directory:
-        """The newest directory held in the database, else the configured file."""
+        """The newest directory held in the database, or the configured file's if that one
+        is newer (how an operator hands a node, the office first, a new directory across a
+        restart: one held in the database expires after its validity)."""
         with self.reader.connect() as conn:
             row = conn.execute(
                 select(directories.c.signed).order_by(directories.c.version.desc()).limit(1)
             ).first()
-        signed = SignedDirectory.from_bytes(bytes(row.signed)) if row else None
-        if signed is None:
+        held = SignedDirectory.from_bytes(bytes(row.signed)) if row else None
+        from_file, file_error = self._directory_file()
+        if held is None:
+            if from_file is None:
+                raise file_error or DirectoryError("no directory")
+            return self._adopt_at_start(from_file, record=True)
+        if from_file is not None:
             try:
-                signed = SignedDirectory.from_bytes(self.config.directory_file.read_bytes())
-            except OSError as e:
-                raise DirectoryError(
-                    f"cannot read directory file {self.config.directory_file}: {e.strerror}"
-                ) from e
-        d = identity.verify_directory(signed, ca=self.ca, office_id=self.config.office_id,
-                                      now=self.clock())
+                newer = self._verify(from_file)
+                held_version = self._verify(held, check_expiry=False).version
+            except DirectoryError as e:
+                log.warning("directory file %s not used: %s", self.config.directory_file, e)
+            else:
+                if newer.version > held_version:
+                    log.info("directory file %s holds version %d, newer than the %d held: "
+                             "adopting it", self.config.directory_file, newer.version,
+                             held_version)
+                    return self._adopt_at_start(from_file, record=True)
+        return self._adopt_at_start(held, record=False)
+
+    def _directory_file(self) -> tuple[SignedDirectory | None, DirectoryError | None]:
+        try:
+            return SignedDirectory.from_bytes(self.config.directory_file.read_bytes()), None
+        except OSError as e:
+            return None, DirectoryError(
+                f"cannot read directory file {self.config.directory_file}: {e.strerror}")
+        except DirectoryError as e:
+            return None, DirectoryError(f"directory file {self.config.directory_file}: {e}")
+
+    def _verify(self, signed: SignedDirectory, *, check_expiry: bool = True) -> Directory:
+        now = self.clock()
+        if not check_expiry:
+            # Only to learn the version of the one held; it is verified in full when used.
+            return identity.decode_directory(envelope.parse(signed.envelope).payload)
+        return identity.verify_directory(signed, ca=self.ca, office_id=self.config.office_id,
+                                         now=now)
+
+    def _adopt_at_start(self, signed: SignedDirectory, *, record: bool) -> Directory:
+        d = self._verify(signed)
         d.member(self.node_id)  # this node must be listed
-        # A directory first loaded from the file is logged when the writer starts.
-        self._unrecorded = None if row is not None else signed
+        # A directory not yet in the database is logged when the writer starts.
+        self._unrecorded = signed if record else None
         return d
 
     def _record_directory(self, txn: Transaction, signed: SignedDirectory, d: Directory) -> None:

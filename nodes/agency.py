@@ -7,6 +7,8 @@ as a bureau gets the bureau's handlers, operator commands and deadline checks.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import inspect
 import logging
 import time
@@ -14,8 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from exchange.config import NodeConfig
-from exchange.errors import ExchangeError, OperationError
-from exchange.identity import Role
+from exchange.errors import DirectoryError, ExchangeError, OperationError
+from exchange.identity import Role, SignedDirectory
 from exchange.node import Context, Handler, Node
 from exchange.runtime import RunningNode
 from exchange.transport import outbox as outbox_queue
@@ -103,13 +105,33 @@ def retry_delivery(ctx: Context, message_id: str) -> dict[str, str]:
     return outbox_queue.requeue(ctx, message_id_arg(message_id, "message"))
 
 
+async def publish_directory(node: Node, directory: str) -> dict[str, Any]:
+    """Office: adopt a newer signed directory (``bcx directory build``'s file, base64) and
+    serve it; every other node fetches it on its next refresh. It must verify against the
+    CA and the office's certificate and be newer than the one in force."""
+    try:
+        raw = base64.b64decode(directory, validate=True)
+    except binascii.Error as e:
+        raise OperationError(f"directory-publish: directory is not base64: {e}") from None
+    try:
+        d = await node.replace_directory(SignedDirectory.from_bytes(raw))
+    except DirectoryError as e:
+        raise OperationError(f"directory not published: {e}") from e
+    return {"version": d.version, "members": len(d.members),
+            "expires_at": d.expires_at.isoformat(timespec="seconds")}
+
+
 def operations(node: Node, scheduler: Scheduler) -> dict[str, Callable[[dict[str, Any]],
                                                                      Awaitable[Any]]]:
     """The operator commands this node accepts over its Admin service."""
     table = dict(OPERATIONS[node.me.role])
     table["tick"] = scheduler.tick
     table["outbox-retry"] = retry_delivery
-    return {name: _operation(node, name, fn) for name, fn in table.items()}
+    ops = {name: _operation(node, name, fn) for name, fn in table.items()}
+    if node.me.role is Role.OFFICE:
+        ops["directory-publish"] = _node_operation(node, "directory-publish",
+                                                   publish_directory)
+    return ops
 
 
 # JSON types an operation's annotated parameters accept (annotations are strings here).
@@ -145,6 +167,17 @@ def _operation(node: Node, name: str, fn: Work) -> Callable[[dict[str, Any]], Aw
     async def run(arguments: dict[str, Any]) -> Any:
         check_arguments(name, signature, arguments)
         return await node.run_work(lambda ctx: fn(ctx, **arguments))
+    return run
+
+
+def _node_operation(node: Node, name: str, fn: Callable[..., Awaitable[Any]]
+                    ) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    """An operation that is not one transaction of work: ``fn(node, **arguments)``."""
+    signature = inspect.signature(fn)
+
+    async def run(arguments: dict[str, Any]) -> Any:
+        check_arguments(name, signature, arguments)
+        return await fn(node, **arguments)
     return run
 
 

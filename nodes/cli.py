@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--ca", required=True, type=Path)
     a.add_argument("--office", default="office.cn")
     a.set_defaults(func=cmd_directory_show)
+    a = d_sub.add_parser("publish", help="office: put a newer directory in force on the "
+                                         "running office node (members fetch it from there)")
+    a.add_argument("file", type=Path, help="the signed directory (bcx directory build --out)")
+    a.add_argument("--config", required=True, type=Path, help="the office's node.toml")
+    a.set_defaults(func=cmd_directory_publish)
 
     n = sub.add_parser("node", help="configure and run one node")
     n_sub = n.add_subparsers(metavar="ACTION")
@@ -230,6 +235,24 @@ def cmd_directory_show(args: argparse.Namespace) -> int:
         print(f"  {m.node_id:14} {m.role.value:9} {m.province:4} {m.endpoint}")
     print(f"  numbering plan: {len(d.numbering_plan)} blocks; "
           f"revoked certificates: {len(d.revoked_cert_serials)}")
+    return 0
+
+
+def cmd_directory_publish(args: argparse.Namespace) -> int:
+    import base64
+
+    from nodes import operator
+
+    try:
+        raw = args.file.read_bytes()
+    except OSError as e:
+        raise ExchangeError(f"cannot read directory file {args.file}: {e.strerror}") from e
+    with operator.AdminClient(NodeConfig.from_file(args.config)) as client:
+        result = client.call("directory-publish",
+                             directory=base64.b64encode(raw).decode("ascii"))
+    print(f"directory version {result['version']} in force on the office "
+          f"({result['members']} members, expires {result['expires_at']}); members adopt "
+          "it at their next refresh")
     return 0
 
 

@@ -187,3 +187,82 @@ def test_a_forged_or_older_directory_from_the_office_is_refused(
             assert refreshes(police, "refused") == 1
 
     asyncio.run(scenario())
+
+
+# --- the office puts a new directory in force ---------------------------------------------
+
+
+def test_the_office_publishes_a_new_directory_and_members_adopt_it(tmp_path: Path) -> None:
+    """`bcx directory publish` on the running office: the office adopts v2 and serves it,
+    and police fetch it on their next refresh. Without it a directory could never be
+    renewed, and the whole federation would stop when it expired (30 days by default)."""
+    import subprocess
+    import sys
+
+    from nodes.agency import make_running
+
+    fed = make_federation(tmp_path)
+    signed_v2 = directory_v2(fed)
+    v2_file = tmp_path / "directory-v2.bin"
+    v2_file.write_bytes(signed_v2.to_bytes())
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"not a directory")
+
+    def publish(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nodes.cli", "directory", "publish", str(path),
+             "--config", str(fed.config(OFFICE))], capture_output=True, text=True,
+            check=False, timeout=60)
+
+    async def scenario() -> None:
+        office = make_running(NodeConfig.from_file(fed.config(OFFICE)))
+        police = node_of(fed, POLICE, directory_refresh_seconds=0.1)
+        async with serving(office, police):
+            await wait_for(lambda: refreshes(police, "current") >= 1, timeout=30)
+            done = await asyncio.to_thread(publish, v2_file)
+            assert done.returncode == 0, done.stderr
+            assert "directory version 2 in force on the office" in done.stdout
+            assert office.node.directory.version == 2
+            await wait_for(lambda: police.directory.version == 2, timeout=30)
+            assert police.directory.has_member("mvno-x.fj")
+            assert directory_entries(office.node) == ["directory v1", "directory v2"]
+
+            again = await asyncio.to_thread(publish, v2_file)
+            assert again.returncode == 1
+            assert "directory not published: directory version 2 is not newer than the " \
+                "version 2 held" in again.stderr
+            bad = await asyncio.to_thread(publish, garbage)
+            assert bad.returncode == 1 and "directory not published" in bad.stderr
+            assert office.node.directory.version == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_node_restarted_with_a_newer_directory_file_adopts_it(tmp_path: Path) -> None:
+    """Once a node has run, the directory in its database wins over the file named in
+    node.toml, unless the file holds a newer version: then the file's is adopted (and
+    logged). An older or unreadable file changes nothing."""
+    fed = make_federation(tmp_path)
+    signed_v2 = directory_v2(fed)
+    v1_bytes = fed.directory_file.read_bytes()
+
+    async def start_and_stop(node: Node) -> None:
+        async with serving(node):
+            pass
+
+    first = node_of(fed, POLICE)
+    asyncio.run(start_and_stop(first))
+    assert directory_entries(first) == ["directory v1"]
+
+    fed.directory_file.write_bytes(signed_v2.to_bytes())
+    second = node_of(fed, POLICE)
+    assert second.directory.version == 2
+    asyncio.run(start_and_stop(second))
+    assert directory_entries(second) == ["directory v1", "directory v2"]
+
+    fed.directory_file.write_bytes(v1_bytes)  # older than what is held
+    assert node_of(fed, POLICE).directory.version == 2
+    fed.directory_file.write_bytes(b"torn")  # unreadable: what is held is used
+    assert node_of(fed, POLICE).directory.version == 2
+    fed.directory_file.unlink()
+    assert node_of(fed, POLICE).directory.version == 2
