@@ -137,14 +137,27 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--ca", required=True, type=Path)
     a.set_defaults(func=cmd_evidence_verify)
 
-    from nodes import commands, demo
+    from nodes import commands
 
     commands.add_commands(sub)
 
     a = sub.add_parser("demo", help="run a whole federation on this machine and its scenario")
-    demo.add_arguments(a)
-    a.set_defaults(func=demo.cmd_demo)
+    a.add_argument("--workspace", type=Path, default=None,
+                   help="directory for keys, configs and databases (default: a new temp dir)")
+    a.add_argument("--numbers", type=int, default=3000,
+                   help="numbers the police report (default 3000)")
+    a.add_argument("--keep", action="store_true",
+                   help="leave the federation running until Ctrl-C")
+    a.set_defaults(func=cmd_demo)
     return p
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    # Imported here: the demo brings alembic and the numbering data, which every other
+    # command (`bcx ledger verify` among them) would otherwise load at start for nothing.
+    from nodes import demo
+
+    return demo.cmd_demo(args)
 
 
 def _count(text: str) -> int:

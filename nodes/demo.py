@@ -84,15 +84,6 @@ DEADLINE_HOURS = 0.002  # 7.2 s: long enough for carriers that are up, short eno
 TIMEOUT = 300.0
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workspace", type=Path, default=None,
-                   help="directory for keys, configs and databases (default: a new temp dir)")
-    p.add_argument("--numbers", type=int, default=3000,
-                   help="numbers the police report (default 3000)")
-    p.add_argument("--keep", action="store_true",
-                   help="leave the federation running until Ctrl-C")
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.numbers < 20:
         print("bcx demo: --numbers must be at least 20", file=sys.stderr)
