@@ -78,9 +78,17 @@ class SubscriberSystem(Protocol):
     def concentrated_holders(self, province: str, threshold: int) -> list[Holder]: ...
 
 
+_REAL_NAME_STATES = {s.value: s for s in RealNameState}
+
+
 def _subscriber(row: Any) -> Subscriber:
+    # Once per number of a notice: a dict lookup for the enum, times only where set.
+    try:
+        state = _REAL_NAME_STATES[row.real_name_state]
+    except KeyError:
+        state = RealNameState(row.real_name_state)  # raises, naming the bad value
     return Subscriber(
-        number=row.number, status=row.status, real_name_state=RealNameState(row.real_name_state),
+        number=row.number, status=row.status, real_name_state=state,
         province=row.province, ported_to=row.ported_to, outlet_code=row.outlet_code,
         registered_at=from_micros(row.registered_at) if row.registered_at else None,
         activated_at=from_micros(row.activated_at) if row.activated_at else None,
