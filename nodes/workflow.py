@@ -112,18 +112,19 @@ class Router:
         return cls(numbers.NumberingPlan(directory.numbering_plan))
 
     def route(self, number: str) -> numbers.Route:
-        try:
-            return self.plan.route(number)
-        except NumberError:
+        # The directory's plan holds a few override blocks: most numbers fall through to
+        # the default plan, without an error built for each (block_of returns None).
+        block = self.plan.block_of(number)
+        if block is None:
             prefix = number[:_BLOCK_KEY]
             block = _BLOCKS.get(prefix)
             if block is None:
                 block = numbers.default_block(number, carriers=CARRIER_IDS)
                 if len(_BLOCKS) < _MAX_BLOCKS:
                     _BLOCKS[prefix] = block
-            return numbers.Route(number=number, carrier_node=block.carrier_node,
-                                 province=block.province, reseller=block.reseller,
-                                 block=block.prefix)
+        return numbers.Route(number=number, carrier_node=block.carrier_node,
+                             province=block.province, reseller=block.reseller,
+                             block=block.prefix)
 
 
 # phonenumbers' data resolves mainland mobiles by their first 7 digits ("+86" and 7 = 10
