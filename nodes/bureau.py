@@ -180,10 +180,15 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
                                                                     strict=True)])
 
 
+_CASES = DriverStatement.listing(
+    "SELECT number, status, carrier_node, notice_id FROM wf_numbers WHERE number IN ({list})")
+
+
 def _numbers_rows(ctx: Context, candidates: Iterable[str]) -> list[Any]:
+    """This bureau's cases of ``candidates`` (number, status, carrier_node, notice_id)."""
     out = []
     for part in chunks(sorted(candidates)):
-        out.extend(ctx.conn.execute(select(numbers).where(numbers.c.number.in_(part))).all())
+        out.extend(_CASES(len(part)).rows(ctx.conn, tuple(part)))
     return out
 
 
@@ -233,10 +238,13 @@ def send_feedback(ctx: Context, origin: str, lines: Sequence[NumberOutcome], *, 
 
 
 # Open lines (report, number, reporter) of the numbers listed, in reports not withdrawn.
+# "final <> true", not "final = false": SQLite (no statistics) would then walk
+# ix_wf_report_numbers_open, every open line of every report, for each action report
+# (100,000 entries a message in a bulk run) instead of looking up the numbers listed.
 _OPEN_REPORT_LINES = DriverStatement.listing(
     "SELECT rn.report_id, rn.number, r.origin FROM wf_report_numbers rn "
     "JOIN wf_reports r ON r.report_id = rn.report_id "
-    "WHERE rn.final = ? AND r.withdrawn_at IS NULL AND rn.number IN ({list})")
+    "WHERE rn.number IN ({list}) AND rn.final <> ? AND r.withdrawn_at IS NULL")
 
 
 def feed_back_final(ctx: Context, decided: dict[str, tuple[Status, str, str]]) -> None:
@@ -246,11 +254,12 @@ def feed_back_final(ctx: Context, decided: dict[str, tuple[Status, str, str]]) -
     by_origin: dict[str, list[tuple[bytes, str]]] = defaultdict(list)
     for part in chunks(sorted(decided)):
         for report_id, number, origin in _OPEN_REPORT_LINES(len(part)).rows(
-                ctx.conn, (False, *part)):
+                ctx.conn, (*part, True)):
             by_origin[origin].append((bytes(report_id), number))
     now = to_micros(ctx.now)
     updates = []
     for origin, open_lines in sorted(by_origin.items()):
+        open_lines.sort()  # by report, then number: the same Circulars on every database
         lines = []
         for report_id, number in open_lines:
             status, detail, carrier = decided[number]

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from exchange import numbers
 from exchange.errors import NumberError, OperationError
 from exchange.messages import RealNameState, SalesChannel
-from nodes.models import outlets, subscribers
+from nodes.models import DriverStatement, outlets, subscribers
 from nodes.workflow import chunks, from_micros, to_micros
 
 ACTIVE = "active"
@@ -98,6 +98,17 @@ def _subscriber(row: Any) -> Subscriber:
     )
 
 
+# A notice's numbers, looked up and suspended a message at a time (bulk notices carry
+# a thousand): statements straight to the driver, as nodes.models explains.
+_LOOKUP = DriverStatement.listing(
+    "SELECT number, status, ported_to, subscriber_name, id_number, real_name_state, province, "
+    "registered_at, activated_at, outlet_code, protected_reason, suspended_by "
+    "FROM sub_subscribers WHERE number IN ({list})")
+_SUSPEND = DriverStatement.listing(
+    "UPDATE sub_subscribers SET status = ?, suspended_at = ?, suspended_by = ? "
+    "WHERE status = ? AND number IN ({list})")
+
+
 class SqlSubscriberSystem:
     """The subscriber system over this node's database, inside the caller's transaction."""
 
@@ -108,19 +119,15 @@ class SqlSubscriberSystem:
     def lookup(self, numbers: Sequence[str]) -> dict[str, Subscriber]:
         out: dict[str, Subscriber] = {}
         for part in chunks(list(numbers)):
-            for row in self.conn.execute(
-                    select(subscribers).where(subscribers.c.number.in_(part))):
+            for row in _LOOKUP(len(part)).rows(self.conn, tuple(part)):
                 out[row.number] = _subscriber(row)
         return out
 
     def suspend(self, numbers: Sequence[str], *, by: bytes, at: datetime) -> int:
         done = 0
         for part in chunks(list(numbers)):
-            done += self.conn.execute(
-                update(subscribers)
-                .where(subscribers.c.number.in_(part), subscribers.c.status == ACTIVE)
-                .values(status=SUSPENDED, suspended_at=to_micros(at), suspended_by=by)
-            ).rowcount
+            done += _SUSPEND(len(part)).run(
+                self.conn, [(SUSPENDED, to_micros(at), by, ACTIVE, *part)])
         return done
 
     def restore(self, numbers: Sequence[str], *, at: datetime) -> int:
