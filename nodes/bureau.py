@@ -253,7 +253,7 @@ def feed_back_final(ctx: Context, decided: dict[str, tuple[Status, str, str]]) -
         return
     by_origin: dict[str, list[tuple[bytes, str]]] = defaultdict(list)
     for part in chunks(sorted(decided)):
-        for report_id, number, origin in _OPEN_REPORT_LINES(len(part)).rows(
+        for report_id, number, origin in _OPEN_REPORT_LINES(len(part)).tuples(
                 ctx.conn, (*part, True)):
             by_origin[origin].append((bytes(report_id), number))
     now = to_micros(ctx.now)
@@ -288,7 +288,7 @@ def on_action_report(ctx: Context, acc: Accepted) -> None:
                                f"{ctx.node.node_id} to it")
     notice_id = bytes(notice.notice_id)
     # Each line of the notice with the number's case (if any), in one read.
-    listed = {r[0]: r for r in _NOTICE_LINES_AND_CASES.rows(ctx.conn, (notice_id,))}
+    listed = {r[0]: r for r in _NOTICE_LINES_AND_CASES.tuples(ctx.conn, (notice_id,))}
     newly_answered = 0
     decided: dict[str, tuple[Status, str, str]] = {}
     reroute: dict[str, list[str]] = defaultdict(list)

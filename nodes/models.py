@@ -321,8 +321,19 @@ class DriverStatement:
         return int(result.rowcount)
 
     def rows(self, conn: Connection, values: tuple[Any, ...]) -> list[Any]:
-        """Execute once with ``values``; every row of the result, as tuples."""
+        """Execute once with ``values``; every row of the result (named, as Row)."""
         return list(conn.exec_driver_sql(self.text(conn.dialect.paramstyle), values).all())
+
+    def tuples(self, conn: Connection, values: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Execute once with ``values`` on the DBAPI cursor itself; the rows as it gives
+        them (plain tuples): for reads of a row per number, where building SQLAlchemy
+        Rows cost more than the query (~1 us a row, measured in the bureau)."""
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.text(conn.dialect.paramstyle), values)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
 
 INSERT_REPORT_LINE = DriverStatement(

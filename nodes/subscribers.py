@@ -81,20 +81,22 @@ class SubscriberSystem(Protocol):
 _REAL_NAME_STATES = {s.value: s for s in RealNameState}
 
 
-def _subscriber(row: Any) -> Subscriber:
+def _subscriber(row: tuple[Any, ...]) -> Subscriber:
     # Once per number of a notice: a dict lookup for the enum, times only where set.
+    (number, status, ported_to, subscriber_name, id_number, real_name_state, province,
+     registered_at, activated_at, outlet_code, protected_reason, suspended_by) = row
     try:
-        state = _REAL_NAME_STATES[row.real_name_state]
+        state = _REAL_NAME_STATES[real_name_state]
     except KeyError:
-        state = RealNameState(row.real_name_state)  # raises, naming the bad value
+        state = RealNameState(real_name_state)  # raises, naming the bad value
     return Subscriber(
-        number=row.number, status=row.status, real_name_state=state,
-        province=row.province, ported_to=row.ported_to, outlet_code=row.outlet_code,
-        registered_at=from_micros(row.registered_at) if row.registered_at else None,
-        activated_at=from_micros(row.activated_at) if row.activated_at else None,
-        protected_reason=row.protected_reason,
-        suspended_by=bytes(row.suspended_by) if row.suspended_by else None,
-        subscriber_name=row.subscriber_name, id_number=row.id_number,
+        number=number, status=status, real_name_state=state,
+        province=province, ported_to=ported_to, outlet_code=outlet_code,
+        registered_at=from_micros(registered_at) if registered_at else None,
+        activated_at=from_micros(activated_at) if activated_at else None,
+        protected_reason=protected_reason,
+        suspended_by=bytes(suspended_by) if suspended_by else None,
+        subscriber_name=subscriber_name, id_number=id_number,
     )
 
 
@@ -119,8 +121,8 @@ class SqlSubscriberSystem:
     def lookup(self, numbers: Sequence[str]) -> dict[str, Subscriber]:
         out: dict[str, Subscriber] = {}
         for part in chunks(list(numbers)):
-            for row in _LOOKUP(len(part)).rows(self.conn, tuple(part)):
-                out[row.number] = _subscriber(row)
+            for row in _LOOKUP(len(part)).tuples(self.conn, tuple(part)):
+                out[row[0]] = _subscriber(row)
         return out
 
     def suspend(self, numbers: Sequence[str], *, by: bytes, at: datetime) -> int:
