@@ -281,8 +281,9 @@ outlets = Table(
 class DriverStatement:
     """One SQL statement with ``?`` markers, run on the connection's own DBAPI driver.
 
-    The markers become the driver's (``?`` for sqlite3, ``%s`` for psycopg); rows are
-    tuples in marker order. SQL text only: nothing here comes from a message.
+    The markers become the driver's (``?`` for sqlite3, ``%s`` for psycopg), so the text
+    holds no other '?' and no '%'; rows are tuples in marker order. SQL text only:
+    nothing here comes from a message.
     """
 
     __slots__ = ("_by_style", "sql")
