@@ -139,7 +139,7 @@ async def bulk_full_path(running: RunningNode, numbers: list[str]) -> BulkRun:
     carrier run in their own processes. The clock stops when the police node holds a
     final outcome for every number it reported.
     """
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from nodes import police
     from nodes.models import report_numbers
@@ -155,10 +155,13 @@ async def bulk_full_path(running: RunningNode, numbers: list[str]) -> BulkRun:
         result = await node.run_work(report)
         messages += len(result["reports"])
 
-    def still_open() -> int:
+    # Is any number still without a final outcome? The first open line answers it (a
+    # count walked up to 100,000 index entries every poll: 16 % of the police process).
+    any_open = select(report_numbers.c.number).where(report_numbers.c.final.is_(False)).limit(1)
+
+    def still_open() -> bool:
         with node.reader.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(report_numbers)
-                                    .where(report_numbers.c.final.is_(False))).scalar_one())
+            return conn.execute(any_open).first() is not None
     while await asyncio.to_thread(still_open):
         await asyncio.sleep(0.05)
     return BulkRun(len(numbers), messages, time.perf_counter() - start)

@@ -680,50 +680,87 @@ def _shutdown_notice_from_wire(w: wire.ShutdownNotice, path: str) -> ShutdownNot
     )
 
 
-def _number_action_to_wire(a: NumberAction, path: str) -> wire.NumberAction:
-    return wire.NumberAction(
-        number=a.number,
-        outcome=_ACTION_OUTCOME.to_wire(a.outcome),
-        ported_to_hint=a.ported_to_hint,
-        refusal_reason=a.refusal_reason,
-        acted_at=_opt_time_to_wire(a.acted_at, f"{path}.acted_at"),
-        acted_by=a.acted_by,
-        channel=_sales_channel_to_wire(a.channel),
-        activated_at=_opt_time_to_wire(a.activated_at, f"{path}.activated_at"),
-        real_name_state=_REAL_NAME_STATE.to_wire(a.real_name_state),
-        cards_under_same_id=_uint32(a.cards_under_same_id, f"{path}.cards_under_same_id"),
-    )
-
-
-def _number_action_from_wire(w: wire.NumberAction, path: str) -> NumberAction:
-    return NumberAction(
-        number=w.number,
-        outcome=_ACTION_OUTCOME.required_from_wire(w.outcome, f"{path}.outcome"),
-        ported_to_hint=w.ported_to_hint,
-        refusal_reason=w.refusal_reason,
-        acted_at=_opt_time_from_wire(w, "acted_at", path),
-        acted_by=w.acted_by,
-        channel=_opt_channel_from_wire(w),
-        activated_at=_opt_time_from_wire(w, "activated_at", path),
-        real_name_state=_REAL_NAME_STATE.from_wire(w.real_name_state, f"{path}.real_name_state"),
-        cards_under_same_id=w.cards_under_same_id,
-    )
-
-
 def _action_report_to_wire(b: ActionReport, path: str) -> wire.ActionReport:
-    return wire.ActionReport(
-        actions=[
-            _number_action_to_wire(a, f"{path}.actions[{i}]") for i, a in enumerate(b.actions)
-        ],
-    )
+    # A bulk report's thousand actions mostly share their times and sales channel:
+    # each distinct value is converted once (the checks too), and each action is
+    # added in place.
+    w = wire.ActionReport()
+    add = w.actions.add
+    times: dict[datetime, Timestamp] = {}
+    channels: dict[int, wire.SalesChannel | None] = {}
+    outcomes = _ACTION_OUTCOME.to_wire
+    states = _REAL_NAME_STATE.to_wire
+    for i, a in enumerate(b.actions):
+        acted_at = a.acted_at
+        acted_ts = None if acted_at is None else times.get(acted_at)
+        if acted_ts is None and acted_at is not None:
+            acted_ts = times[acted_at] = _time_to_wire(acted_at, f"{path}.actions[{i}].acted_at")
+        channel = a.channel
+        channel_w = None
+        if channel is not None:
+            # By identity: the objects live through this call, so ids are not reused.
+            channel_w = channels.get(id(channel))
+            if channel_w is None:
+                channel_w = channels[id(channel)] = _sales_channel_to_wire(channel)
+        activated_at = a.activated_at
+        activated_ts = None if activated_at is None else times.get(activated_at)
+        if activated_ts is None and activated_at is not None:
+            activated_ts = times[activated_at] = _time_to_wire(
+                activated_at, f"{path}.actions[{i}].activated_at")
+        cards = a.cards_under_same_id
+        if not 0 <= cards <= _UINT32_MAX:
+            _uint32(cards, f"{path}.actions[{i}].cards_under_same_id")
+        add(number=a.number, outcome=outcomes(a.outcome), ported_to_hint=a.ported_to_hint,
+            refusal_reason=a.refusal_reason, acted_at=acted_ts, acted_by=a.acted_by,
+            channel=channel_w, activated_at=activated_ts,
+            real_name_state=states(a.real_name_state), cards_under_same_id=cards)
+    return w
 
 
 def _action_report_from_wire(w: wire.ActionReport, path: str) -> ActionReport:
-    return ActionReport(
-        actions=tuple(
-            _number_action_from_wire(a, f"{path}.actions[{i}]") for i, a in enumerate(w.actions)
-        ),
-    )
+    # Each action's checks in field order (the first failing names its path), but each
+    # distinct time and sales channel is converted once and shared (they are frozen).
+    times: dict[tuple[int, int], datetime] = {}
+    channels: dict[tuple[str, str, str, str, str], SalesChannel] = {}
+    outcomes = _ACTION_OUTCOME._from_wire
+    states = _REAL_NAME_STATE._from_wire
+    actions = []
+    for i, a in enumerate(w.actions):
+        outcome = outcomes.get(a.outcome)
+        if outcome is None:
+            outcome = _ACTION_OUTCOME.required_from_wire(a.outcome, f"{path}.actions[{i}].outcome")
+        acted_at = None
+        if a.HasField("acted_at"):
+            ts = a.acted_at
+            tkey = (ts.seconds, ts.nanos)
+            acted_at = times.get(tkey)
+            if acted_at is None:
+                acted_at = times[tkey] = _time_from_wire(ts, f"{path}.actions[{i}].acted_at")
+        channel = None
+        if a.HasField("channel"):
+            c = a.channel
+            ckey = (c.outlet_code, c.outlet_name, c.agent, c.address, c.carrier_node)
+            channel = channels.get(ckey)
+            if channel is None:
+                channel = channels[ckey] = _sales_channel_from_wire(c)
+        activated_at = None
+        if a.HasField("activated_at"):
+            ts = a.activated_at
+            tkey = (ts.seconds, ts.nanos)
+            activated_at = times.get(tkey)
+            if activated_at is None:
+                activated_at = times[tkey] = _time_from_wire(
+                    ts, f"{path}.actions[{i}].activated_at")
+        state = a.real_name_state
+        real_name_state = None if state == wire.REAL_NAME_STATE_UNSPECIFIED else \
+            states.get(state) or _REAL_NAME_STATE.from_wire(
+                state, f"{path}.actions[{i}].real_name_state")
+        actions.append(NumberAction(
+            number=a.number, outcome=outcome, ported_to_hint=a.ported_to_hint,
+            refusal_reason=a.refusal_reason, acted_at=acted_at, acted_by=a.acted_by,
+            channel=channel, activated_at=activated_at, real_name_state=real_name_state,
+            cards_under_same_id=a.cards_under_same_id))
+    return ActionReport(actions=tuple(actions))
 
 
 def _channel_report_to_wire(b: ChannelReport, path: str) -> wire.ChannelReport:
@@ -863,44 +900,43 @@ def _subscriber_record_from_wire(w: wire.SubscriberRecord, path: str) -> Subscri
     )
 
 
-def _number_outcome_to_wire(o: NumberOutcome, path: str) -> wire.NumberOutcome:
-    return wire.NumberOutcome(
-        number=o.number,
-        outcome=_ACTION_OUTCOME.to_wire(o.outcome),
-        carrier_node=o.carrier_node,
-        detail=o.detail,
-        report_id=o.report_id,
-        decided_at=_opt_time_to_wire(o.decided_at, f"{path}.decided_at"),
-    )
-
-
-def _number_outcome_from_wire(w: wire.NumberOutcome, path: str) -> NumberOutcome:
-    return NumberOutcome(
-        number=w.number,
-        outcome=_ACTION_OUTCOME.from_wire(w.outcome, f"{path}.outcome"),
-        carrier_node=w.carrier_node,
-        detail=w.detail,
-        report_id=w.report_id,
-        decided_at=_opt_time_from_wire(w, "decided_at", path),
-    )
-
-
 def _circular_to_wire(b: Circular, path: str) -> wire.Circular:
-    return wire.Circular(
-        outcomes=[
-            _number_outcome_to_wire(o, f"{path}.outcomes[{i}]") for i, o in enumerate(b.outcomes)
-        ],
-        summary=b.summary,
-    )
+    # A bulk circular's lines share their decision time: converted (and checked) once.
+    w = wire.Circular(summary=b.summary)
+    add = w.outcomes.add
+    times: dict[datetime, Timestamp] = {}
+    outcomes = _ACTION_OUTCOME.to_wire
+    for i, o in enumerate(b.outcomes):
+        decided_at = o.decided_at
+        decided_ts = None if decided_at is None else times.get(decided_at)
+        if decided_ts is None and decided_at is not None:
+            decided_ts = times[decided_at] = _time_to_wire(
+                decided_at, f"{path}.outcomes[{i}].decided_at")
+        add(number=o.number, outcome=outcomes(o.outcome), carrier_node=o.carrier_node,
+            detail=o.detail, report_id=o.report_id, decided_at=decided_ts)
+    return w
 
 
 def _circular_from_wire(w: wire.Circular, path: str) -> Circular:
-    return Circular(
-        outcomes=tuple(
-            _number_outcome_from_wire(o, f"{path}.outcomes[{i}]") for i, o in enumerate(w.outcomes)
-        ),
-        summary=w.summary,
-    )
+    # Each line's checks in field order; each distinct decision time converted once.
+    times: dict[tuple[int, int], datetime] = {}
+    outcomes = _ACTION_OUTCOME._from_wire
+    lines = []
+    for i, o in enumerate(w.outcomes):
+        raw = o.outcome
+        outcome = None if raw == wire.ACTION_OUTCOME_UNSPECIFIED else \
+            outcomes.get(raw) or _ACTION_OUTCOME.from_wire(raw, f"{path}.outcomes[{i}].outcome")
+        decided_at = None
+        if o.HasField("decided_at"):
+            ts = o.decided_at
+            key = (ts.seconds, ts.nanos)
+            decided_at = times.get(key)
+            if decided_at is None:
+                decided_at = times[key] = _time_from_wire(ts, f"{path}.outcomes[{i}].decided_at")
+        lines.append(NumberOutcome(number=o.number, outcome=outcome, carrier_node=o.carrier_node,
+                                   detail=o.detail, report_id=o.report_id,
+                                   decided_at=decided_at))
+    return Circular(outcomes=tuple(lines), summary=w.summary)
 
 
 def _penalty_to_wire(b: Penalty) -> wire.Penalty:

@@ -283,6 +283,10 @@ def check_actionable(raw: str) -> str:
     Raises NotActionableError for any of NEVER_ACTIONABLE, with or without a
     '+86', '0086' or '86' prefix; NumberError for every other unusable input.
     """
+    # A number already in E.164 mobile form is 11 digits, longer than any never-actionable
+    # number (a test keeps it so), so the prefix strip is needed only for the rest.
+    if type(raw) is str and E164_MOBILE.fullmatch(raw):
+        return normalise(raw)
     if _national_digits(raw) in NEVER_ACTIONABLE:
         raise NotActionableError(f"{_shown(raw)}: is an emergency/service number, never actionable")
     return normalise(raw)
@@ -416,19 +420,31 @@ class NumberingPlan:
 
     def route(self, number: str) -> Route:
         """The carrier node serving the normalised E.164 mobile ``number``, or raise."""
+        block = self.block_of(number)
+        if block is None:
+            raise _error(number, f"no carrier serves {number[:7]}…: not in the numbering plan")
+        return Route(
+            number=number,
+            carrier_node=block.carrier_node,
+            province=block.province,
+            reseller=block.reseller,
+            block=block.prefix,
+        )
+
+    def block_of(self, number: str) -> NumberBlock | None:
+        """The longest block of this plan holding the normalised ``number``, or None.
+
+        For callers that fall back to another plan for most numbers: no error is built
+        for a number this plan does not hold. Raises NumberError if ``number`` is not a
+        normalised E.164 mainland mobile number.
+        """
         if not isinstance(number, str) or not E164_MOBILE.fullmatch(number):
             raise _error(number, "not a normalised E.164 mainland mobile number")
         for length in self._lengths:
             block = self._by_prefix.get(number[:length])
             if block is not None:
-                return Route(
-                    number=number,
-                    carrier_node=block.carrier_node,
-                    province=block.province,
-                    reseller=block.reseller,
-                    block=block.prefix,
-                )
-        raise _error(number, f"no carrier serves {number[:7]}…: not in the numbering plan")
+                return block
+        return None
 
     def __len__(self) -> int:
         return len(self._by_prefix)

@@ -22,7 +22,7 @@ from exchange.node import Context, Handler, Node
 from exchange.runtime import RunningNode
 from exchange.transport import outbox as outbox_queue
 from nodes import bureau, carrier, commerce, office, police
-from nodes.operator import status_summary
+from nodes.operator import overdue_counts
 from nodes.workflow import message_id_arg
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Scheduler:
             raised += carrier.overdue(ctx)
         out["escalations"] = [r.hex() for r in raised if r]
         out["overdue"] = len(raised)
-        overdue = status_summary(ctx.conn, node_id=self.node.node_id, now=ctx.now)["overdue"]
+        overdue = overdue_counts(ctx.conn, now=ctx.now)
         for kind, message_kind in (("notices", "shutdown_notice"),
                                    ("case_requests", "case_request"),
                                    ("appeals", "appeal"), ("feedback", "number_report")):

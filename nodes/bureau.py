@@ -32,17 +32,19 @@ from exchange.messages import (
 )
 from exchange.node import Context
 from exchange.receive import Accepted
+from exchange.storage import DriverStatement
 from nodes.models import (
+    INSERT_CASE,
+    INSERT_NOTICE_LINE,
+    INSERT_REPORT_LINE,
     UPDATE_CASE,
     UPDATE_NOTICE_LINE,
     UPDATE_REPORT_LINE,
     appeals,
     channel_reports,
     id_holders,
-    notice_numbers,
     notices,
     numbers,
-    params,
     penalties,
     report_numbers,
     reports,
@@ -118,7 +120,8 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
                                                                    Status.RESTORED)]
     decisions = triage(body.numbers, province=_province(ctx), known=live_known,
                        router=router_for(ctx), directory=ctx.directory)
-    rows: dict[str, dict[str, Any]] = {}
+    now = to_micros(ctx.now)
+    rows: dict[str, tuple[Status, str, str]] = {}
     to_notice: dict[str, list[str]] = defaultdict(list)
     to_forward: dict[str, list[str]] = defaultdict(list)
     for t in decisions:
@@ -126,42 +129,33 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
         if key in rows:
             continue  # the same number twice in one report
         if t.verdict is Verdict.REJECT:
-            status, detail, carrier = Status.REJECTED, t.reason, ""
+            rows[key] = (Status.REJECTED, t.reason, "")
         elif t.verdict is Verdict.UNROUTABLE:
-            status, detail, carrier = Status.UNROUTABLE, t.reason, ""
+            rows[key] = (Status.UNROUTABLE, t.reason, "")
         elif t.verdict is Verdict.FORWARD:
-            status, detail, carrier = Status.FORWARDED, f"to {t.target}", ""
+            rows[key] = (Status.FORWARDED, f"to {t.target}", "")
             to_forward[t.target].append(t.number)
         elif t.verdict is Verdict.KNOWN:
             case = known.get(t.number)
             if case is None:  # twice in this report, first time noticed just now
                 continue
-            status, detail, carrier = Status(case.status), "already known to this bureau", \
-                case.carrier_node
+            rows[key] = (Status(case.status), "already known to this bureau", case.carrier_node)
         else:
-            status, detail, carrier = Status.NOTICED, f"notice to {t.target}", t.target
+            rows[key] = (Status.NOTICED, f"notice to {t.target}", t.target)
             to_notice[t.target].append(t.number)
-        rows[key] = {"report_id": report_id, "number": key, "status": status.value,
-                     "detail": detail, "carrier_node": carrier,
-                     # A forwarded number is the other bureau's to feed back: this
-                     # bureau's obligation ends with the hand-over.
-                     "final": status in FINAL or status is Status.FORWARDED,
-                     "updated_at": to_micros(ctx.now)}
-    ctx.conn.execute(insert(report_numbers), list(rows.values()))
     category = body.category
-    new_cases = [{"number": n, "status": Status.NOTICED.value, "category": category.value,
-                  "carrier_node": carrier, "notice_id": None, "tried": carrier,
-                  "outlet_code": "", "detail": "", "updated_at": to_micros(ctx.now)}
-                 for carrier, ns in to_notice.items() for n in ns]
     # A number whose earlier case ended (withdrawn, restored) starts a new one in its row.
-    reopened = [c for c in new_cases if c["number"] in known]
+    reopened = [n for ns in to_notice.values() for n in ns if n in known]
     if reopened:
-        ctx.conn.execute(delete(numbers).where(numbers.c.number.in_(
-            [c["number"] for c in reopened])))
-    if new_cases:
-        ctx.conn.execute(insert(numbers), new_cases)
+        ctx.conn.execute(delete(numbers).where(numbers.c.number.in_(reopened)))
+    # Notices first, so each new case is written once, naming its notice.
+    new_cases = []
     for carrier, ns in sorted(to_notice.items()):
-        send_notices(ctx, carrier, ns, category=category, source=report_id)
+        for notice_id, part in send_notices(ctx, carrier, ns, category=category,
+                                            source=report_id, cases_exist=False):
+            new_cases.extend((n, Status.NOTICED.value, category.value, carrier, notice_id,
+                              carrier, "", "", now) for n in part)
+    INSERT_CASE.run(ctx.conn, new_cases)
     for bureau, ns in sorted(to_forward.items()):
         for part in chunks(ns):
             ctx.send(bureau, NumberReport(
@@ -169,25 +163,45 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
                 case_number=body.case_number, evidence_summary=body.evidence_summary,
                 confidence=body.confidence), in_reply_to=report_id,
                 thread=forward_thread(origin, report_id))
-    # The acknowledgement: every number with what this bureau did with it.
-    send_feedback(ctx, origin, [
-        feedback(r["number"], Status(r["status"]), detail=r["detail"],
-                 carrier_node=r["carrier_node"], report_id=report_id, decided_at=ctx.now)
-        for r in rows.values()], summary=f"report {report_id.hex()} received by "
-        f"{ctx.node.node_id}: {len(rows)} number(s)", in_reply_to=report_id)
+    # The acknowledgement: every number with what this bureau did with it; each line of
+    # the report is then written once, naming the Circular that told the reporter.
+    told = send_feedback(ctx, origin, [
+        feedback(number, status, detail=detail, carrier_node=carrier, report_id=report_id,
+                 decided_at=ctx.now)
+        for number, (status, detail, carrier) in rows.items()],
+        summary=f"report {report_id.hex()} received by {ctx.node.node_id}: "
+                f"{len(rows)} number(s)", in_reply_to=report_id)
+    INSERT_REPORT_LINE.run(ctx.conn, [
+        # A forwarded number is the other bureau's to feed back: this bureau's
+        # obligation ends with the hand-over.
+        (report_id, number, status.value, detail, carrier,
+         status in FINAL or status is Status.FORWARDED, feedback_id, now)
+        for (number, (status, detail, carrier)), feedback_id in zip(rows.items(), told,
+                                                                    strict=True)])
+
+
+_CASES = DriverStatement.listing(
+    "SELECT number, status, carrier_node, notice_id FROM wf_numbers WHERE number IN ({list})")
 
 
 def _numbers_rows(ctx: Context, candidates: Iterable[str]) -> list[Any]:
+    """This bureau's cases of ``candidates`` (number, status, carrier_node, notice_id)."""
     out = []
     for part in chunks(sorted(candidates)):
-        out.extend(ctx.conn.execute(select(numbers).where(numbers.c.number.in_(part))).all())
+        out.extend(_CASES(len(part)).rows(ctx.conn, tuple(part)))
     return out
 
 
 def send_notices(ctx: Context, carrier: str, nums: Sequence[str], *, category: Category,
-                 source: bytes) -> list[bytes]:
+                 source: bytes, cases_exist: bool = True) -> list[tuple[bytes, Sequence[str]]]:
+    """Send ``nums`` to ``carrier`` in ShutdownNotices and record each notice and its lines.
+
+    Returns each notice's id with its numbers. Cases that exist already (a re-routed
+    number) are pointed at their new notice here; a new report's caller writes its new
+    cases with these ids instead (``cases_exist=False``).
+    """
     deadline = ctx.now + ctx.node.config.deadlines.shutdown()
-    ids = []
+    sent = []
     for part in chunks(list(nums)):
         notice_id = ctx.send(carrier, ShutdownNotice(
             numbers=tuple(part), legal_basis=LEGAL_BASIS, deadline=deadline,
@@ -198,58 +212,66 @@ def send_notices(ctx: Context, carrier: str, nums: Sequence[str], *, category: C
             "category": category.value, "created_at": to_micros(ctx.now),
             "deadline": to_micros(deadline), "numbers_total": len(part), "answered": 0,
             "closed_at": None, "escalated_at": None})
-        ctx.conn.execute(insert(notice_numbers), [
-            {"notice_id": notice_id, "number": n, "outcome": None, "detail": "",
-             "answered_at": None, "answer_id": None} for n in part])
-        ctx.conn.execute(update(numbers).where(numbers.c.number.in_(part))
-                         .values(notice_id=notice_id))
-        ids.append(notice_id)
-    return ids
+        INSERT_NOTICE_LINE.run(ctx.conn, [(notice_id, n, None, "", None, None) for n in part])
+        if cases_exist:
+            ctx.conn.execute(update(numbers).where(numbers.c.number.in_(part))
+                             .values(notice_id=notice_id))
+        sent.append((notice_id, part))
+    return sent
 
 
 def send_feedback(ctx: Context, origin: str, lines: Sequence[NumberOutcome], *, summary: str,
-                  in_reply_to: bytes = b"") -> None:
-    """Send ``lines`` to ``origin`` in Circulars; note on each line which Circular told it."""
+                  in_reply_to: bytes = b"") -> list[bytes | None]:
+    """Send ``lines`` to ``origin`` in Circulars; per line, the Circular that carried it.
+
+    None for every line where ``origin`` is not a member (nobody to tell). The caller
+    writes these ids on the report lines, as it writes their status.
+    """
     if not lines or not ctx.directory.has_member(origin):
-        return
+        return [None] * len(lines)
+    told: list[bytes | None] = []
     for part in chunks(list(lines)):
         cid = ctx.send(origin, Circular(outcomes=tuple(part), summary=summary),
                        in_reply_to=in_reply_to)
-        by_report: dict[bytes, list[str]] = defaultdict(list)
-        for line in part:
-            by_report[line.report_id].append(line.number)
-        for rid, nums in by_report.items():
-            for sub in chunks(nums):
-                ctx.conn.execute(update(report_numbers).where(
-                    report_numbers.c.report_id == rid, report_numbers.c.number.in_(sub))
-                    .values(feedback_id=cid))
+        told.extend([cid] * len(part))
+    return told
+
+
+# Open lines (report, number, reporter) of the numbers listed, in reports not withdrawn.
+# "final <> true", not "final = false": SQLite (no statistics) would then walk
+# ix_wf_report_numbers_open, every open line of every report, for each action report
+# (100,000 entries a message in a bulk run) instead of looking up the numbers listed.
+_OPEN_REPORT_LINES = DriverStatement.listing(
+    "SELECT rn.report_id, rn.number, r.origin FROM wf_report_numbers rn "
+    "JOIN wf_reports r ON r.report_id = rn.report_id "
+    "WHERE rn.number IN ({list}) AND rn.final <> ? AND r.withdrawn_at IS NULL")
 
 
 def feed_back_final(ctx: Context, decided: dict[str, tuple[Status, str, str]]) -> None:
     """Tell every reporter of these numbers their final outcome; close those lines."""
     if not decided:
         return
-    open_rows = []
+    by_origin: dict[str, list[tuple[bytes, str]]] = defaultdict(list)
     for part in chunks(sorted(decided)):
-        open_rows.extend(ctx.conn.execute(
-            select(report_numbers.c.report_id, report_numbers.c.number, reports.c.origin)
-            .join(reports, reports.c.report_id == report_numbers.c.report_id)
-            .where(report_numbers.c.number.in_(part), report_numbers.c.final.is_(False),
-                   reports.c.withdrawn_at.is_(None))).all())
-    by_origin: dict[str, list[NumberOutcome]] = defaultdict(list)
+        for report_id, number, origin in _OPEN_REPORT_LINES(len(part)).tuples(
+                ctx.conn, (*part, True)):
+            by_origin[origin].append((bytes(report_id), number))
+    now = to_micros(ctx.now)
     updates = []
-    for row in open_rows:
-        status, detail, carrier = decided[row.number]
-        updates.append(params(report_id=row.report_id, number=row.number, status=status.value,
-                              detail=detail, carrier_node=carrier, final=status in FINAL,
-                              updated_at=to_micros(ctx.now)))
-        by_origin[row.origin].append(feedback(
-            row.number, status, detail=detail, carrier_node=carrier,
-            report_id=bytes(row.report_id), decided_at=ctx.now))
-    if updates:
-        ctx.conn.execute(UPDATE_REPORT_LINE, updates)
-    for origin, lines in sorted(by_origin.items()):
-        send_feedback(ctx, origin, lines, summary=f"outcomes of {len(lines)} reported number(s)")
+    for origin, open_lines in sorted(by_origin.items()):
+        open_lines.sort()  # by report, then number: the same Circulars on every database
+        lines = []
+        for report_id, number in open_lines:
+            status, detail, carrier = decided[number]
+            lines.append(feedback(number, status, detail=detail, carrier_node=carrier,
+                                  report_id=report_id, decided_at=ctx.now))
+        told = send_feedback(ctx, origin, lines,
+                             summary=f"outcomes of {len(open_lines)} reported number(s)")
+        for (report_id, number), feedback_id in zip(open_lines, told, strict=True):
+            status, detail, carrier = decided[number]
+            updates.append((status.value, detail, carrier, status in FINAL, feedback_id, now,
+                            report_id, number))
+    UPDATE_REPORT_LINE.run(ctx.conn, updates)
 
 
 # --- Carriers' answers -------------------------------------------------------------------
@@ -264,67 +286,66 @@ def on_action_report(ctx: Context, acc: Accepted) -> None:
         raise InvalidBodyError(f"action_report from {h.sender} answers "
                                f"{h.in_reply_to.hex() or 'nothing'}, which is no notice of "
                                f"{ctx.node.node_id} to it")
-    listed = {r.number: r for r in ctx.conn.execute(select(notice_numbers).where(
-        notice_numbers.c.notice_id == notice.notice_id))}
+    notice_id = bytes(notice.notice_id)
+    # Each line of the notice with the number's case (if any), in one read.
+    listed = {r[0]: r for r in _NOTICE_LINES_AND_CASES.tuples(ctx.conn, (notice_id,))}
     newly_answered = 0
     decided: dict[str, tuple[Status, str, str]] = {}
     reroute: dict[str, list[str]] = defaultdict(list)
-    cases = {r.number: r for r in _numbers_rows(ctx, (a.number for a in body.actions))}
     now = to_micros(ctx.now)
+    withdrawal = h.thread == "withdrawal"
     line_updates, case_updates = [], []
     for a in body.actions:
         line = listed.get(a.number)
         if line is None:
             raise InvalidBodyError(f"action_report lists {a.number}, which notice "
-                                   f"{notice.notice_id.hex()} did not")
-        if h.thread != "withdrawal":
-            if line.outcome is None:
+                                   f"{notice_id.hex()} did not")
+        _, outcome, case_status, case_carrier, case_outlet, case_tried = line
+        if not withdrawal:
+            if outcome is None:
                 newly_answered += 1
-            line_updates.append(params(
-                notice_id=notice.notice_id, number=a.number, outcome=a.outcome.value,
-                detail=a.refusal_reason or a.ported_to_hint, answered_at=now,
-                answer_id=h.message_id))
-        case = cases.get(a.number)
-        if case is None:
-            continue
-        row = {"number": a.number, "status": case.status, "detail": case.detail,
-               "carrier_node": case.carrier_node, "outlet_code": case.outlet_code,
-               "tried": case.tried, "updated_at": now}
-        case_updates.append(row)
-        if a.channel is not None and a.channel.outlet_code:
-            row["outlet_code"] = a.channel.outlet_code
+            line_updates.append((a.outcome.value, a.refusal_reason or a.ported_to_hint, now,
+                                 h.message_id, notice_id, a.number))
+        if case_status is None:
+            continue  # no case for it (the LEFT JOIN found none)
+        outlet = a.channel.outlet_code if a.channel is not None and a.channel.outlet_code \
+            else case_outlet
         status, detail = STATUS_OF_OUTCOME[a.outcome], a.refusal_reason
         if a.outcome is messages.ActionOutcome.NOT_OUR_SUBSCRIBER:
             hint = a.ported_to_hint
-            tried = set(filter(None, case.tried.split(",")))
+            tried = set(filter(None, case_tried.split(",")))
             if hint and hint not in tried and ctx.directory.has_member(hint) and \
                     ctx.directory.member(hint).role is Role.CARRIER:
                 reroute[hint].append(a.number)
-                row.update(status=Status.NOTICED.value, carrier_node=hint,
-                           tried=",".join(sorted(tried | {hint})),
-                           detail=f"ported from {h.sender} to {hint}")
+                case_updates.append((Status.NOTICED.value, f"ported from {h.sender} to {hint}",
+                                     hint, outlet, ",".join(sorted(tried | {hint})), now,
+                                     a.number))
                 continue
             detail = (f"{h.sender}: not our subscriber" +
                       (f"; ported to {hint}, not a member carrier" if hint and hint not in
                        tried else "; no other carrier to ask"))
-        if h.thread == "withdrawal" and case.status == Status.WITHDRAWN:
-            row["detail"] = f"service restored by {h.sender} after the withdrawal"
+        if withdrawal and case_status == Status.WITHDRAWN:
+            case_updates.append((case_status, f"service restored by {h.sender} after the "
+                                 "withdrawal", case_carrier, outlet, case_tried, now, a.number))
             continue
-        row.update(status=status.value, detail=detail, carrier_node=h.sender)
+        case_updates.append((status.value, detail, h.sender, outlet, case_tried, now, a.number))
         decided[a.number] = (status, detail, h.sender)
-    if line_updates:
-        ctx.conn.execute(UPDATE_NOTICE_LINE, line_updates)
-    if case_updates:
-        ctx.conn.execute(UPDATE_CASE, [params(**r) for r in case_updates])
+    UPDATE_NOTICE_LINE.run(ctx.conn, line_updates)
+    UPDATE_CASE.run(ctx.conn, case_updates)
     if newly_answered:
         answered = notice.answered + newly_answered
-        ctx.conn.execute(update(notices).where(notices.c.notice_id == notice.notice_id).values(
+        ctx.conn.execute(update(notices).where(notices.c.notice_id == notice_id).values(
             answered=answered,
             closed_at=to_micros(ctx.now) if answered >= notice.numbers_total else None))
     for carrier, ns in sorted(reroute.items()):
-        send_notices(ctx, carrier, ns, category=Category(notice.category),
-                     source=notice.notice_id)
+        send_notices(ctx, carrier, ns, category=Category(notice.category), source=notice_id)
     feed_back_final(ctx, decided)
+
+
+_NOTICE_LINES_AND_CASES = DriverStatement(
+    "SELECT nn.number, nn.outcome, c.status, c.carrier_node, c.outlet_code, c.tried "
+    "FROM wf_notice_numbers nn LEFT JOIN wf_numbers c ON c.number = nn.number "
+    "WHERE nn.notice_id = ?")
 
 
 def on_channel_report(ctx: Context, acc: Accepted) -> None:

@@ -33,7 +33,7 @@ from exchange.messages import (
 )
 from exchange.node import Context
 from exchange.receive import Accepted
-from nodes.models import appeals, case_requests, notice_numbers, notices, penalties
+from nodes.models import INSERT_NOTICE_LINE, appeals, case_requests, notices, penalties
 from nodes.obligations import raise_overdue
 from nodes.subscribers import (
     ACTIVE,
@@ -110,22 +110,21 @@ def on_shutdown_notice(ctx: Context, acc: Accepted) -> None:
             activated_at=sub.activated_at if sub else None,
             real_name_state=sub.real_name_state if sub else None,
             cards_under_same_id=len(cards.get(sub.id_number, ())) if sub else 0))
+    # The action reports first, so each notice line is written once, with its answer.
+    answered_at = to_micros(ctx.now)
+    lines = []
+    for part in chunks(actions):
+        aid = ctx.send(h.sender, ActionReport(actions=tuple(part)), in_reply_to=h.message_id,
+                       thread=h.thread)
+        lines.extend((h.message_id, a.number, a.outcome.value,
+                      a.refusal_reason or a.ported_to_hint, answered_at, aid) for a in part)
     ctx.conn.execute(insert(notices), {
         "notice_id": h.message_id, "bureau": h.sender, "carrier": ctx.node.node_id,
         "category": (body.category or messages.Category.OTHER).value,
         "created_at": to_micros(h.created_at), "deadline": to_micros(body.deadline),
         "numbers_total": len(body.numbers), "answered": len(body.numbers),
-        "closed_at": to_micros(ctx.now), "escalated_at": None})
-    ctx.conn.execute(insert(notice_numbers), [
-        {"notice_id": h.message_id, "number": a.number, "outcome": a.outcome.value,
-         "detail": a.refusal_reason or a.ported_to_hint, "answered_at": to_micros(ctx.now),
-         "answer_id": None} for a in actions])
-    for part in chunks(actions):
-        aid = ctx.send(h.sender, ActionReport(actions=tuple(part)), in_reply_to=h.message_id,
-                       thread=h.thread)
-        ctx.conn.execute(update(notice_numbers).where(
-            notice_numbers.c.notice_id == h.message_id,
-            notice_numbers.c.number.in_([a.number for a in part])).values(answer_id=aid))
+        "closed_at": answered_at, "escalated_at": None})
+    INSERT_NOTICE_LINE.run(ctx.conn, lines)
     if body.investigate_channel:
         report_channels(ctx, h.sender, found, decisions)
 

@@ -242,8 +242,6 @@ def number_history(conn: Connection, number: str) -> dict[str, Any]:
 
 
 def status_summary(conn: Connection, *, node_id: str, now: datetime) -> dict[str, Any]:
-    now_us = to_micros(now)
-
     def count(q: Any) -> int:
         return int(conn.execute(q).scalar_one())
 
@@ -269,19 +267,31 @@ def status_summary(conn: Connection, *, node_id: str, now: datetime) -> dict[str
         "province_numbers_by_status": by_status,
         "notices_open": count(select(func.count()).select_from(notices).where(
             notices.c.closed_at.is_(None))),
-        "overdue": {
-            "notices": count(select(func.count()).select_from(notices).where(
-                notices.c.closed_at.is_(None), notices.c.deadline < now_us)),
-            "case_requests": count(select(func.count()).select_from(case_requests).where(
-                case_requests.c.answered_at.is_(None), case_requests.c.deadline < now_us)),
-            "appeals": count(select(func.count()).select_from(appeals).where(
-                appeals.c.decided_at.is_(None), appeals.c.decide_by < now_us)),
-            "feedback": count(select(func.count()).select_from(reports).where(
-                reports.c.withdrawn_at.is_(None), reports.c.feedback_due_at < now_us,
-                reports.c.report_id.in_(select(report_numbers.c.report_id).where(
-                    report_numbers.c.final.is_(False))))),
-        },
+        "overdue": overdue_counts(conn, now=now),
         "escalations_received": count(select(func.count()).select_from(escalations)),
+    }
+
+
+def overdue_counts(conn: Connection, *, now: datetime) -> dict[str, int]:
+    """Obligations past their deadline, by kind (the part of the status the scheduler
+    needs on every tick: it runs in the ledger writer's transaction, so it must not
+    count whole workflow tables)."""
+    now_us = to_micros(now)
+
+    def count(q: Any) -> int:
+        return int(conn.execute(q).scalar_one())
+
+    return {
+        "notices": count(select(func.count()).select_from(notices).where(
+            notices.c.closed_at.is_(None), notices.c.deadline < now_us)),
+        "case_requests": count(select(func.count()).select_from(case_requests).where(
+            case_requests.c.answered_at.is_(None), case_requests.c.deadline < now_us)),
+        "appeals": count(select(func.count()).select_from(appeals).where(
+            appeals.c.decided_at.is_(None), appeals.c.decide_by < now_us)),
+        "feedback": count(select(func.count()).select_from(reports).where(
+            reports.c.withdrawn_at.is_(None), reports.c.feedback_due_at < now_us,
+            reports.c.report_id.in_(select(report_numbers.c.report_id).where(
+                report_numbers.c.final.is_(False))))),
     }
 
 

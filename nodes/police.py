@@ -8,7 +8,6 @@ a report whose feedback is overdue.
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,9 +23,10 @@ from exchange.node import Context, Node
 from exchange.receive import Accepted
 from nodes.carrier import CASE_CONTEXT
 from nodes.models import (
-    UPDATE_REPORT_LINE_FED_BACK,
+    INSERT_REPORT_LINE,
+    UPDATE_OPEN_REPORT_LINE,
+    UPDATE_REPORT_LINE,
     case_requests,
-    params,
     report_numbers,
     reports,
 )
@@ -48,29 +48,25 @@ def on_circular(ctx: Context, acc: Accepted) -> None:
     """Feedback from a bureau: the status of numbers this node reported."""
     body = acc.message.body
     assert isinstance(body, messages.Circular)
-    by_report: dict[bytes, list[messages.NumberOutcome]] = defaultdict(list)
+    feedback_id = acc.message.header.message_id
+    now = to_micros(ctx.now)
+    final_lines, open_lines = [], []
     for line in body.outcomes:
-        if line.report_id:
-            by_report[line.report_id].append(line)
-    updates = []
-    for report_id, lines in by_report.items():
-        held = {r.number: r.final for r in ctx.conn.execute(
-            select(report_numbers.c.number, report_numbers.c.final).where(
-                report_numbers.c.report_id == report_id,
-                report_numbers.c.number.in_([line.number for line in lines])))}
-        for line in lines:
-            if line.number not in held:
-                # Not a number of ours (a general circular about others' reports).
-                continue
-            status, detail = status_of_feedback(line)
-            if held[line.number] and status not in FINAL:
-                continue  # a late acknowledgement never reopens a final outcome
-            updates.append(params(
-                report_id=report_id, number=line.number, status=status.value, detail=detail,
-                carrier_node=line.carrier_node, final=status in FINAL,
-                feedback_id=acc.message.header.message_id, updated_at=to_micros(ctx.now)))
-    if updates:
-        ctx.conn.execute(UPDATE_REPORT_LINE_FED_BACK, updates)
+        if not line.report_id:
+            continue
+        status, detail = status_of_feedback(line)
+        final = status in FINAL
+        row = (status.value, detail, line.carrier_node, final, feedback_id, now,
+               line.report_id, line.number)
+        if final:
+            final_lines.append(row)
+        else:
+            # A late acknowledgement never reopens a final outcome: only open lines.
+            open_lines.append((*row, False))
+    # A line of no report of ours (a general circular about others' reports) matches
+    # no row and changes nothing.
+    UPDATE_REPORT_LINE.run(ctx.conn, final_lines)
+    UPDATE_OPEN_REPORT_LINE.run(ctx.conn, open_lines)
 
 
 def on_case_response(ctx: Context, acc: Accepted) -> None:
@@ -152,6 +148,7 @@ def report(ctx: Context, *, numbers_found: Sequence[str], category: str, case_nu
     to = bureau or ctx.directory.bureau_of(me.province).node_id
     found_at = datetime.fromisoformat(discovered_at) if discovered_at else ctx.now
     due = ctx.now + timedelta(hours=ctx.node.config.deadlines.feedback_hours)
+    now = to_micros(ctx.now)
     ids = []
     for part in chunks(nums):
         rid = ctx.send(to, NumberReport(numbers=tuple(part), category=cat,
@@ -163,10 +160,8 @@ def report(ctx: Context, *, numbers_found: Sequence[str], category: str, case_nu
             "category": cat.value, "case_number": case_number, "numbers_total": len(part),
             "created_at": to_micros(ctx.now), "feedback_due_at": to_micros(due),
             "withdrawn_at": None, "escalated_at": None})
-        ctx.conn.execute(insert(report_numbers), [
-            {"report_id": rid, "number": n, "status": Status.REPORTED.value, "detail": "",
-             "carrier_node": "", "final": False, "updated_at": to_micros(ctx.now)}
-            for n in part])
+        INSERT_REPORT_LINE.run(ctx.conn, [
+            (rid, n, Status.REPORTED.value, "", "", False, None, now) for n in part])
         ids.append(rid.hex())
     return {"bureau": to, "numbers": len(nums), "reports": ids}
 

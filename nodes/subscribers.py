@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from exchange import numbers
 from exchange.errors import NumberError, OperationError
 from exchange.messages import RealNameState, SalesChannel
+from exchange.storage import DriverStatement
 from nodes.models import outlets, subscribers
 from nodes.workflow import chunks, from_micros, to_micros
 
@@ -78,16 +79,37 @@ class SubscriberSystem(Protocol):
     def concentrated_holders(self, province: str, threshold: int) -> list[Holder]: ...
 
 
-def _subscriber(row: Any) -> Subscriber:
+_REAL_NAME_STATES = {s.value: s for s in RealNameState}
+
+
+def _subscriber(row: tuple[Any, ...]) -> Subscriber:
+    # Once per number of a notice: a dict lookup for the enum, times only where set.
+    (number, status, ported_to, subscriber_name, id_number, real_name_state, province,
+     registered_at, activated_at, outlet_code, protected_reason, suspended_by) = row
+    try:
+        state = _REAL_NAME_STATES[real_name_state]
+    except KeyError:
+        state = RealNameState(real_name_state)  # raises, naming the bad value
     return Subscriber(
-        number=row.number, status=row.status, real_name_state=RealNameState(row.real_name_state),
-        province=row.province, ported_to=row.ported_to, outlet_code=row.outlet_code,
-        registered_at=from_micros(row.registered_at) if row.registered_at else None,
-        activated_at=from_micros(row.activated_at) if row.activated_at else None,
-        protected_reason=row.protected_reason,
-        suspended_by=bytes(row.suspended_by) if row.suspended_by else None,
-        subscriber_name=row.subscriber_name, id_number=row.id_number,
+        number=number, status=status, real_name_state=state,
+        province=province, ported_to=ported_to, outlet_code=outlet_code,
+        registered_at=from_micros(registered_at) if registered_at else None,
+        activated_at=from_micros(activated_at) if activated_at else None,
+        protected_reason=protected_reason,
+        suspended_by=bytes(suspended_by) if suspended_by else None,
+        subscriber_name=subscriber_name, id_number=id_number,
     )
+
+
+# A notice's numbers, looked up and suspended a message at a time (bulk notices carry
+# a thousand): statements straight to the driver, as nodes.models explains.
+_LOOKUP = DriverStatement.listing(
+    "SELECT number, status, ported_to, subscriber_name, id_number, real_name_state, province, "
+    "registered_at, activated_at, outlet_code, protected_reason, suspended_by "
+    "FROM sub_subscribers WHERE number IN ({list})")
+_SUSPEND = DriverStatement.listing(
+    "UPDATE sub_subscribers SET status = ?, suspended_at = ?, suspended_by = ? "
+    "WHERE status = ? AND number IN ({list})")
 
 
 class SqlSubscriberSystem:
@@ -100,19 +122,15 @@ class SqlSubscriberSystem:
     def lookup(self, numbers: Sequence[str]) -> dict[str, Subscriber]:
         out: dict[str, Subscriber] = {}
         for part in chunks(list(numbers)):
-            for row in self.conn.execute(
-                    select(subscribers).where(subscribers.c.number.in_(part))):
-                out[row.number] = _subscriber(row)
+            for row in _LOOKUP(len(part)).tuples(self.conn, tuple(part)):
+                out[row[0]] = _subscriber(row)
         return out
 
     def suspend(self, numbers: Sequence[str], *, by: bytes, at: datetime) -> int:
         done = 0
         for part in chunks(list(numbers)):
-            done += self.conn.execute(
-                update(subscribers)
-                .where(subscribers.c.number.in_(part), subscribers.c.status == ACTIVE)
-                .values(status=SUSPENDED, suspended_at=to_micros(at), suspended_by=by)
-            ).rowcount
+            done += _SUSPEND(len(part)).run(
+                self.conn, [(SUSPENDED, to_micros(at), by, ACTIVE, *part)])
         return done
 
     def restore(self, numbers: Sequence[str], *, at: datetime) -> int:

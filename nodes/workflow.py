@@ -75,11 +75,18 @@ def feedback(number: str, status: Status, *, detail: str = "", carrier_node: str
     (accepted and noticed, forwarded, rejected, unroutable, withdrawn) have no enum
     value, so they travel as ``detail`` = "<status>: <reason>".
     """
+    outcome, text = _wording(status, detail)
+    return NumberOutcome(number=number, outcome=outcome, carrier_node=carrier_node,
+                         detail=text, report_id=report_id, decided_at=decided_at)
+
+
+@functools.lru_cache(maxsize=1024)
+def _wording(status: Status, detail: str) -> tuple[ActionOutcome | None, str]:
+    # Once per distinct (status, detail): a bulk Circular repeats a handful of them.
     outcome = OUTCOME_OF_STATUS.get(status)
     text = detail if outcome is not None else f"{status.value}: {detail}" if detail \
         else status.value
-    return NumberOutcome(number=number, outcome=outcome, carrier_node=carrier_node,
-                         detail=text, report_id=report_id, decided_at=decided_at)
+    return outcome, text
 
 
 def status_of_feedback(line: NumberOutcome) -> tuple[Status, str]:
@@ -87,10 +94,13 @@ def status_of_feedback(line: NumberOutcome) -> tuple[Status, str]:
     if line.outcome is not None:
         return STATUS_OF_OUTCOME[line.outcome], line.detail
     head, _, reason = line.detail.partition(": ")
-    try:
-        return Status(head), reason
-    except ValueError:
+    status = _STATUS_OF_VALUE.get(head)
+    if status is None:
         return Status.NOTICED, line.detail
+    return status, reason
+
+
+_STATUS_OF_VALUE = {s.value: s for s in Status}
 
 
 # --- Routing ------------------------------------------------------------------------
@@ -112,18 +122,24 @@ class Router:
         return cls(numbers.NumberingPlan(directory.numbering_plan))
 
     def route(self, number: str) -> numbers.Route:
-        try:
-            return self.plan.route(number)
-        except NumberError:
+        block = self.block_of(number)
+        return numbers.Route(number=number, carrier_node=block.carrier_node,
+                             province=block.province, reseller=block.reseller,
+                             block=block.prefix)
+
+    def block_of(self, number: str) -> numbers.NumberBlock:
+        """The block serving ``number`` (what ``route`` says, without a Route per number)."""
+        # The directory's plan holds a few override blocks: most numbers fall through to
+        # the default plan, without an error built for each (block_of returns None).
+        block = self.plan.block_of(number)
+        if block is None:
             prefix = number[:_BLOCK_KEY]
             block = _BLOCKS.get(prefix)
             if block is None:
                 block = numbers.default_block(number, carriers=CARRIER_IDS)
                 if len(_BLOCKS) < _MAX_BLOCKS:
                     _BLOCKS[prefix] = block
-            return numbers.Route(number=number, carrier_node=block.carrier_node,
-                                 province=block.province, reseller=block.reseller,
-                                 block=block.prefix)
+        return block
 
 
 # phonenumbers' data resolves mainland mobiles by their first 7 digits ("+86" and 7 = 10
@@ -180,6 +196,7 @@ def triage(
     known_set = set(known)
     seen: set[str] = set()
     out: list[Triage] = []
+    is_carrier: dict[str, bool] = {}  # per carrier node: a bulk report names a few
     for raw in reported:
         number, reason = judge_number(raw)
         if not number:
@@ -190,29 +207,33 @@ def triage(
             continue
         seen.add(number)
         try:
-            route = router.route(number)
+            block = router.block_of(number)
         except NumberError as e:
             out.append(Triage(raw, Verdict.UNROUTABLE, number, reason=str(e)))
             continue
-        if route.province != province:
+        if block.province != province:
             try:
-                bureau: Member | None = directory.bureau_of(route.province)
+                bureau: Member | None = directory.bureau_of(block.province)
             except UnknownMemberError:
                 bureau = None
             if bureau is None:
                 out.append(Triage(raw, Verdict.UNROUTABLE, number, reason=(
-                    f"served in province {route.province!r}, which has no bureau in the "
+                    f"served in province {block.province!r}, which has no bureau in the "
                     "directory")))
             else:
                 out.append(Triage(raw, Verdict.FORWARD, number, target=bureau.node_id))
             continue
-        if not directory.has_member(route.carrier_node) or \
-                directory.member(route.carrier_node).role is not Role.CARRIER:
+        carrier = block.carrier_node
+        member_carrier = is_carrier.get(carrier)
+        if member_carrier is None:
+            member_carrier = is_carrier[carrier] = directory.has_member(carrier) and \
+                directory.member(carrier).role is Role.CARRIER
+        if not member_carrier:
             out.append(Triage(raw, Verdict.UNROUTABLE, number, reason=(
-                f"block {route.block} is served by {route.carrier_node}, which is not a "
+                f"block {block.prefix} is served by {carrier}, which is not a "
                 "carrier in the directory")))
             continue
-        out.append(Triage(raw, Verdict.NOTICE, number, target=route.carrier_node))
+        out.append(Triage(raw, Verdict.NOTICE, number, target=carrier))
     return out
 
 

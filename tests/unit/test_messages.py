@@ -416,6 +416,57 @@ def test_unset_optional_fields_decode_to_none() -> None:
     assert (action.acted_at, action.channel, action.real_name_state) == (None, None, None)
 
 
+def test_bulk_lines_sharing_times_and_channels_each_carry_them_in_full() -> None:
+    # The codec converts each distinct time and sales channel of a bulk body once; every
+    # line must still carry its own on the wire, and decode to what was sent.
+    t1, t2 = NOW, NOW + timedelta(microseconds=7)
+    shop = SalesChannel(outlet_code="FZ-0457", agent="Xinda", carrier_node="cmcc.fj")
+    same_shop = SalesChannel(outlet_code="FZ-0457", agent="Xinda", carrier_node="cmcc.fj")
+    actions = tuple(
+        NumberAction(number=f"+86159590000{i:02d}", outcome=ActionOutcome.SHUT_DOWN,
+                     acted_at=(t1, t2, None)[i % 3], channel=(shop, None, same_shop)[i % 3],
+                     activated_at=(None, t2, t1)[i % 3],
+                     real_name_state=(None, RealNameState.UNREGISTERED)[i % 2],
+                     cards_under_same_id=i)
+        for i in range(7))
+    outcomes = tuple(
+        NumberOutcome(number=f"+86159590000{i:02d}", outcome=(None, ActionOutcome.REFUSED)[i % 2],
+                      report_id=bytes([i]) * 16, decided_at=(t1, None, t2)[i % 3])
+        for i in range(7))
+
+    for body in (ActionReport(actions=actions), Circular(outcomes=outcomes, summary="s")):
+        assert decode_message(encode_message(Message(header(), body))).body == body
+    w = wire.Message.FromString(encode_message(Message(header(), ActionReport(actions=actions))))
+    assert [a.acted_at.ToDatetime(UTC) if a.HasField("acted_at") else None
+            for a in w.action_report.actions] == [a.acted_at for a in actions]
+    assert [a.channel.outlet_code for a in w.action_report.actions] == [
+        a.channel.outlet_code if a.channel else "" for a in actions]
+    w = wire.Message.FromString(encode_message(Message(header(), Circular(outcomes=outcomes))))
+    assert [o.decided_at.ToDatetime(UTC) if o.HasField("decided_at") else None
+            for o in w.circular.outcomes] == [o.decided_at for o in outcomes]
+
+
+def test_a_bad_line_after_good_ones_sharing_its_time_is_named_by_its_index() -> None:
+    good = NumberAction(outcome=ActionOutcome.SHUT_DOWN, acted_at=NOW)
+    naive = NumberAction(outcome=ActionOutcome.SHUT_DOWN, acted_at=NOW.replace(tzinfo=None))
+    with pytest.raises(InvalidBodyError,
+                       match=r"^action_report\.actions\[2\]\.acted_at must be timezone-aware$"):
+        encode_message(Message(header(), ActionReport(actions=(good, good, naive))))
+    ok, bad = Timestamp(seconds=5), Timestamp(seconds=5, nanos=-1)
+    payload = wire_message(action_report=wire.ActionReport(actions=[
+        wire.NumberAction(outcome=wire.ACTION_OUTCOME_SHUT_DOWN, acted_at=ok),
+        wire.NumberAction(outcome=wire.ACTION_OUTCOME_SHUT_DOWN, activated_at=ok),
+        wire.NumberAction(outcome=wire.ACTION_OUTCOME_SHUT_DOWN, activated_at=bad)]))
+    with pytest.raises(InvalidBodyError,
+                       match=r"^action_report\.actions\[2\]\.activated_at is out of range"):
+        decode_message(payload)
+    payload = wire_message(circular=wire.Circular(outcomes=[
+        wire.NumberOutcome(decided_at=ok), wire.NumberOutcome(outcome=17)]))
+    with pytest.raises(InvalidBodyError,
+                       match=r"^circular\.outcomes\[1\]\.outcome has unknown value 17$"):
+        decode_message(payload)
+
+
 def test_unknown_fields_are_ignored() -> None:
     # A newer peer may add fields; field 99, varint 1 is appended to a valid message.
     payload = encode_message(Message(header(), Appeal(number="+8615959000001")))

@@ -174,6 +174,12 @@ def test_required_service_numbers_are_listed(service: str) -> None:
     assert service in NEVER_ACTIONABLE
 
 
+def test_no_never_actionable_number_is_as_long_as_a_mobile_number() -> None:
+    # check_actionable skips the never-actionable lookup for numbers already in E.164
+    # mobile form (11 digits after +86); that is sound only while this holds.
+    assert all(len(n) < 11 for n in NEVER_ACTIONABLE)
+
+
 def test_never_actionable_is_a_number_error() -> None:
     # Callers that handle NumberError (and the gRPC status mapping) also handle these.
     assert issubclass(NotActionableError, NumberError)
@@ -341,6 +347,13 @@ def test_route_takes_the_longest_matching_block(
 ) -> None:
     assert NumberingPlan(blocks).route(number) == expected
     assert NumberingPlan(reversed(blocks)).route(number) == expected
+    block = NumberingPlan(blocks).block_of(number)
+    assert block is not None and block.prefix == expected.block
+
+
+def test_block_of_a_number_outside_the_plan_is_none() -> None:
+    assert NumberingPlan([FUJIAN_159]).block_of("+8617001234567") is None
+    assert NumberingPlan([]).block_of(FUZHOU) is None
 
 
 def test_route_refuses_a_number_outside_the_plan() -> None:
@@ -361,6 +374,8 @@ def test_empty_plan_routes_nothing() -> None:
 def test_route_refuses_an_unnormalised_number(number: str) -> None:
     with pytest.raises(NumberError, match=r"not a normalised E\.164 mainland mobile number"):
         NumberingPlan([FUJIAN_159]).route(number)
+    with pytest.raises(NumberError, match=r"not a normalised E\.164 mainland mobile number"):
+        NumberingPlan([FUJIAN_159]).block_of(number)
 
 
 def test_plan_refuses_conflicting_duplicate_blocks() -> None:

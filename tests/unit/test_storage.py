@@ -441,5 +441,5 @@ def test_insert_sql_names_a_column_the_table_lacks() -> None:
     assert _INSERT_NUMBER.text("qmark") == "INSERT INTO numbers (number, flag, blob) VALUES (?, ?, ?)"
     assert _INSERT_NUMBER.text("format") == \
         "INSERT INTO numbers (number, flag, blob) VALUES (%s, %s, %s)"
-    with pytest.raises(ConfigError, match="paramstyle 'named' is not supported"):
+    with pytest.raises(ValueError, match="paramstyle 'named' is not supported"):
         _INSERT_NUMBER.text("named")
