@@ -217,7 +217,8 @@ class _Audit:
             select(ledger_subtrees.c.level, ledger_subtrees.c.idx, ledger_subtrees.c.hash)
             .where(or_(*ranges))
         ).all()
-        return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
+        # Kept as stored (not bytes(h)): a value of another type is named by _compare_subtree.
+        return {(int(level), int(idx)): h for level, idx, h in rows}
 
     def _stored_checkpoints(self, start: int, end: int) -> list[Any]:
         """Checkpoint rows of sizes ``start + 1 .. end``, smallest first."""
@@ -296,7 +297,7 @@ class _Audit:
 
     def _check_leaf(self, row: tuple[Any, ...], stored: dict[tuple[int, int], bytes]) -> None:
         index = self.size
-        row_index, leaf = row[0], bytes(row[1])
+        row_index, leaf = row[0], row[1]
         if row_index != index:
             if row_index > index:
                 raise TamperError(
@@ -308,6 +309,10 @@ class _Audit:
                 "be: leaf indexes must run from 0 without gaps",
                 index=index,
             )
+        if not isinstance(leaf, bytes):
+            # SQLite keeps any type in any column: whoever owns the file can store text.
+            raise TamperError(f"leaf {index}: its row holds {type(leaf).__name__}, not bytes",
+                              index=index)
         completed = merkle.new_full_subtrees(index, merkle.leaf_hash(leaf), self.full)
         for level, idx, recomputed in completed:
             self._compare_subtree(level, idx, recomputed, stored.pop((level, idx), None))
@@ -334,6 +339,14 @@ class _Audit:
         if stored == recomputed:
             self.subtrees += 1
             return
+        if not isinstance(stored, bytes):
+            held = f"is {type(stored).__name__}, not bytes"
+            if level == 0:
+                raise TamperError(f"leaf {idx} does not match the ledger's subtree hashes: "
+                                  f"the stored hash {held}", index=first)
+            raise TamperError(
+                f"{_covering(level, idx)} does not match the ledger's subtree hashes: the "
+                f"stored hash at level {level} index {idx} {held}", index=first)
         if level == 0:
             raise TamperError(
                 f"leaf {idx} does not match the ledger's subtree hashes: its hash differs "
@@ -393,7 +406,10 @@ class _Audit:
                 f"checkpoint of size {size} holds a note signed for size {cp.size}",
                 index=last,
             )
-        row_root = bytes(row.root)
+        row_root = row.root
+        if not isinstance(row_root, bytes):
+            raise TamperError(f"checkpoint of size {size}: its stored root is "
+                              f"{type(row_root).__name__}, not bytes", index=last)
         if row_root != cp.root:
             raise TamperError(
                 f"checkpoint of size {size}: its stored root {row_root.hex()} differs from "

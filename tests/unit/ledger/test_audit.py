@@ -370,6 +370,45 @@ CASES: list[tuple[str, Tamper, int, str]] = [
 ]
 
 
+# SQLite keeps whatever type it is given in any column: whoever owns the file can put
+# text where a hash was. The audit must name that, not fail on it.
+TYPE_CASES = [
+    ("leaf stored as text",
+     lambda lg: lg.update("ledger_leaves", "leaf = 'forged'", "idx = 5"),
+     5, r"^leaf 5: its row holds str, not bytes"),
+    ("leaf index stored as text",
+     lambda lg: lg.update("ledger_leaves", "idx = 'five'", "idx = 5"),
+     5, r"^leaf 5 is missing"),
+    ("subtree hash stored as text",
+     lambda lg: lg.update("ledger_subtrees", "hash = 'x'", "level = 2 AND idx = 3"),
+     12, r"^subtree covering leaves 12\.\.15 does not match the ledger's subtree hashes: "
+         r"the stored hash at level 2 index 3 is str, not bytes"),
+    ("leaf hash stored as text",
+     lambda lg: lg.update("ledger_subtrees", "hash = 'x'", "level = 0 AND idx = 7"),
+     7, r"^leaf 7 does not match the ledger's subtree hashes: the stored hash is str, "
+        r"not bytes"),
+    ("checkpoint root stored as text",
+     lambda lg: lg.update("ledger_checkpoints", "root = 'x'", "size = 64"),
+     63, r"^checkpoint of size 64: its stored root is str, not bytes"),
+    ("checkpoint note stored as a blob",
+     lambda lg: lg.update("ledger_checkpoints", "note = X'00ff'", "size = 64"),
+     63, r"^checkpoint of size 64 is not signed by this ledger's key .*not valid UTF-8"),
+    ("checkpoint size stored as text",
+     lambda lg: lg.update("ledger_checkpoints", "size = 'big'", "size = 64"),
+     3000, r"signed a checkpoint of size big$"),
+]
+
+
+@pytest.mark.parametrize(("change", "expected_index", "message"),
+                         [pytest.param(c[1], c[2], c[3], id=c[0]) for c in TYPE_CASES])
+def test_a_value_of_the_wrong_type_is_named(ledger: Ledger, change: Tamper,
+                                            expected_index: int, message: str) -> None:
+    change(ledger)
+    with pytest.raises(TamperError, match=message) as caught:
+        verify_ledger(ledger.engine, log_verifier=VERIFIER, chunk=512)
+    assert caught.value.index == expected_index
+
+
 @pytest.mark.parametrize(("change", "expected_index", "message"),
                          [pytest.param(c[1], c[2], c[3], id=c[0]) for c in CASES])
 def test_tampering_is_found_and_named(ledger: Ledger, change: Tamper, expected_index: int,
