@@ -207,7 +207,7 @@ class Outbox:
                     if not response.HasField("receipt"):
                         code = _STATUS_BY_NUMBER.get(response.error_code,
                                                      grpc.StatusCode.UNKNOWN)
-                        if is_permanent(code):
+                        if _set_aside_on(code):
                             refused.append((p, _Refused(code, response.error_message)))
                             continue
                         failure = (p, _Refused(code, response.error_message))
@@ -229,7 +229,7 @@ class Outbox:
                     response = await stub.Deliver(
                         service_pb2.DeliverRequest(envelope=p.envelope), timeout=timeout)
                 except grpc.aio.AioRpcError as e:
-                    if is_permanent(e.code()):
+                    if _set_aside_on(e.code()):
                         refused.append((p, _Refused(e.code(), e.details() or "")))
                         continue
                     failure = (p, _Refused(e.code(), e.details() or "",
@@ -401,6 +401,14 @@ def _retry_hint(error: grpc.aio.AioRpcError) -> float | None:
 
 
 _STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def _set_aside_on(code: grpc.StatusCode) -> bool:
+    """Whether a refusal with ``code`` is about this message, so that it is set aside and
+    the ones after it go on. UNAUTHENTICATED is not: it mostly says the peer does not know
+    this node yet (its directory is behind), and then every message would be set aside;
+    that message stays at the head, is retried and escalated, as for any failure."""
+    return is_permanent(code) and code is not grpc.StatusCode.UNAUTHENTICATED
 
 
 def record_peer_checkpoint(cursor: storage.DriverCursor, cp: note.Checkpoint, text: str,

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 
 from exchange import envelope, messages, migrate, storage
 from exchange.config import NodeConfig
-from exchange.errors import InvalidBodyError, OperationError
+from exchange.errors import BadSignatureError, InvalidBodyError, OperationError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
@@ -983,3 +983,37 @@ def test_a_message_refused_for_good_is_set_aside_and_the_queue_goes_on(
     asyncio.run(scenario())
 
 
+
+
+@pytest.mark.network
+def test_a_message_refused_unauthenticated_stays_at_the_head_and_is_retried(
+        fed_sqlite: Federation) -> None:
+    """UNAUTHENTICATED mostly means the peer does not know this node yet: setting the
+    message aside would set every one aside. It stays at the head, is retried, and goes
+    through once the peer accepts it, in order."""
+    fed = fed_sqlite
+    refuse = [True]
+
+    def not_yet(ctx: Any, accepted: Any) -> None:
+        if refuse[0] and MARKED in accepted.message.body.numbers:
+            raise BadSignatureError("this test's peer does not accept it yet")
+
+    async def scenario() -> None:
+        police = node_of(fed, POLICE, backoff_initial_seconds=0.05)
+        bureau = node_of(fed, BUREAU)
+        bureau.handlers["number_report"] = not_yet
+        async with serving(police, bureau) as (rp, _):
+            marked = NumberReport(numbers=(MARKED,), category=Category.FRAUD)
+            mids = await police.run_work(
+                lambda ctx: [ctx.send(BUREAU, b) for b in (marked, BODY, BODY)])
+            watched = [rp.outbox.watch(m) for m in mids]
+            await wait_for(lambda: next(r for r in outbox_rows(police)
+                                        if r.message_id == mids[0]).attempts >= 2)
+            head = next(r for r in outbox_rows(police) if r.message_id == mids[0])
+            assert head.refused_at is None and head.delivered_at is None and head.escalated
+            assert not any(w.done() for w in watched)  # nothing passed it
+            refuse[0] = False
+            await asyncio.wait_for(asyncio.gather(*watched), timeout=30)
+            assert [e.message_id for _, e in of_kind(bureau, EntryKind.RECEIVED)] == mids
+
+    asyncio.run(scenario())
