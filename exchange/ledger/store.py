@@ -464,11 +464,13 @@ class GroupCommitter:
             batch = [first]
             # Under load (the last batch had company), collect for the window by
             # sleeping, then take what came: one wake-up per batch; waking for each item
-            # as it arrives cost a thread switch and a GIL hand-over per message. A lone
-            # unit of work is committed at once: at one message in flight the window
-            # only added to every commit's latency (3 commits a delivered message: 19 ms
-            # with the window, 5 ms without, on the CI-size machine).
-            if self.window_s > 0 and busy and self._queue.empty():
+            # as it arrives cost a thread switch and a GIL hand-over per message. Without
+            # the window, work arriving while a batch commits makes batches of a few
+            # (200 concurrent receives: 47 batches, against at most 20 with it). A lone
+            # unit of work is committed at once: at one message in flight the window only
+            # added to every commit's latency (3 commits a delivered message: 19 ms with
+            # the window, 5 ms without, on the CI-size machine).
+            if self.window_s > 0 and busy:
                 time.sleep(self.window_s)
             while len(batch) < self.max_batch:
                 try:
