@@ -107,7 +107,8 @@ class Outbox:
 
     def watch(self, message_id: bytes) -> asyncio.Future[int]:
         """A future resolved with the RECEIPT entry's ledger index once ``message_id`` is
-        delivered (its receipt logged). Call it before the row can be delivered."""
+        delivered (its receipt logged), or failed with ExchangeError once the peer refused
+        it for good and it was set aside. Call it before the row can be delivered."""
         fut = self._watchers.get(message_id)
         if fut is None:
             fut = self._watchers[message_id] = asyncio.get_running_loop().create_future()
@@ -358,6 +359,11 @@ class Outbox:
             # Not recorded: the row stays queued and is sent (and refused) again.
             log.warning("cannot set aside a refused message for %s: %s", recipient, e)
             await asyncio.sleep(self.node.config.delivery.backoff_initial_seconds)
+            return
+        watcher = self._watchers.get(p.message_id)
+        if watcher is not None and not watcher.done():
+            watcher.set_exception(ExchangeError(
+                f"{recipient} refused message {p.message_id.hex()} for good: {text}"))
 
 
 def requeue(ctx: Context, message_id: bytes) -> dict[str, str]:

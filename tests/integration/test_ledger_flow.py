@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 
 from exchange import envelope, messages, migrate, storage
 from exchange.config import NodeConfig
-from exchange.errors import BadSignatureError, InvalidBodyError, OperationError
+from exchange.errors import BadSignatureError, ExchangeError, InvalidBodyError, OperationError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
@@ -941,8 +941,10 @@ def test_a_message_refused_for_good_is_set_aside_and_the_queue_goes_on(
             mids = await police.run_work(lambda ctx: [ctx.send(BUREAU, b) for b in bodies])
             refused_mid = mids[refused_index]
             delivered = [rp.outbox.watch(m) for m in mids if m != refused_mid]
+            set_aside = rp.outbox.watch(refused_mid)
             await asyncio.wait_for(asyncio.gather(*delivered), timeout=30)
-            await wait_for(lambda: any(r.refused_at is not None for r in outbox_rows(police)))
+            with pytest.raises(ExchangeError, match=r"refused message .* for good"):
+                await asyncio.wait_for(set_aside, timeout=30)
 
             rows = {r.message_id: r for r in outbox_rows(police) if r.recipient == BUREAU}
             row = rows[refused_mid]
