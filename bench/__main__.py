@@ -135,35 +135,11 @@ def deliver(results: Results, fed: Federation, logs: Path, echo_port: int, echo_
     results.add("Baselines", "bare bidi stream echo, one stream",
                 [rep["stream_echo_rate"] for rep in r["reps"]], "msgs/s",
                 f"{size}-byte payload, 256 unanswered at most")
-    for c in LEVELS:
-        lv = [rep["levels"][str(c)] for rep in r["reps"]]
-        section = "Deliver end to end (unary)"
-        results.add(section, f"{c} in flight", [x["deliver"]["rate"] for x in lv], "msgs/s",
-                    "sign, log SENT, mTLS, verify, log RECEIVED, receipt, verify, log RECEIPT")
-        results.add(section, f"{c} in flight, p50 latency", [x["deliver"]["p50_ms"] for x in lv],
-                    "ms")
-        results.add(section, f"{c} in flight, p99 latency", [x["deliver"]["p99_ms"] for x in lv],
-                    "ms")
-        results.add(section, f"{c} in flight, ratio to bare unary echo",
-                    [x["deliver"]["rate"] / x["echo"]["rate"] for x in lv], "x",
-                    "per run, echo measured just before")
-    for c in LEVELS:
-        lv = [rep["levels"][str(c)] for rep in r["reps"]]
-        section = "Deliver end to end, through the outbox"
-        results.add(section, f"{c} in flight", [x["outbox"]["rate"] for x in lv], "msgs/s",
-                    "committed to the outbox, delivered by its per-peer worker (DeliverStream "
-                    "once 8 or more wait), receipt logged")
-        results.add(section, f"{c} in flight, p50 latency", [x["outbox"]["p50_ms"] for x in lv],
-                    "ms")
-        results.add(section, f"{c} in flight, p99 latency", [x["outbox"]["p99_ms"] for x in lv],
-                    "ms")
-        results.add(section, f"{c} in flight, ratio to bare unary echo",
-                    [x["outbox"]["rate"] / x["echo"]["rate"] for x in lv], "x",
-                    "per run, echo measured just before")
-        results.add(section, f"{c} in flight, ratio to bare bidi stream echo",
-                    [x["outbox"]["rate"] / rep["stream_echo_rate"]
-                     for x, rep in zip(lv, r["reps"], strict=True)], "x",
-                    "per run, stream echo measured in the same run")
+    add_deliver(results, r, "deliver", "Deliver end to end (unary)",
+                "sign, log SENT, mTLS, verify, log RECEIVED, receipt, verify, log RECEIPT")
+    add_deliver(results, r, "outbox", "Deliver end to end, through the outbox",
+                "committed to the outbox, delivered by its per-peer worker (DeliverStream "
+                "once 8 or more wait), receipt logged", against_stream=True)
     for c in (16, 64):
         lv = [rep["levels"][str(c)] for rep in r["reps"]]
         for key, label in (("echo", "bare unary echo"), ("deliver", "Deliver (unary)"),
@@ -177,6 +153,26 @@ def deliver(results: Results, fed: Federation, logs: Path, echo_port: int, echo_
     results.add("Memory", "receiving node peak RSS during deliver", [peak], "MB",
                 "VmHWM of the exchange-only receiving node; one process")
     return peak
+
+
+def add_deliver(results: Results, r: dict[str, Any], key: str, section: str, note: str,
+                *, against_stream: bool = False) -> None:
+    """One Deliver measurement's rows: rate, latencies and ratios, at every level."""
+    for c in LEVELS:
+        lv = [rep["levels"][str(c)] for rep in r["reps"]]
+        results.add(section, f"{c} in flight", [x[key]["rate"] for x in lv], "msgs/s", note)
+        results.add(section, f"{c} in flight, p50 latency", [x[key]["p50_ms"] for x in lv],
+                    "ms")
+        results.add(section, f"{c} in flight, p99 latency", [x[key]["p99_ms"] for x in lv],
+                    "ms")
+        results.add(section, f"{c} in flight, ratio to bare unary echo",
+                    [x[key]["rate"] / x["echo"]["rate"] for x in lv], "x",
+                    "per run, echo measured just before")
+        if against_stream:
+            results.add(section, f"{c} in flight, ratio to bare bidi stream echo",
+                        [x[key]["rate"] / rep["stream_echo_rate"]
+                         for x, rep in zip(lv, r["reps"], strict=True)], "x",
+                        "per run, stream echo measured in the same run")
 
 
 def bulk(results: Results, fed: Federation, logs: Path, echo_port: int, reps: int,

@@ -483,6 +483,31 @@ def _time_from_wire(ts: Timestamp, path: str) -> datetime:
     return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 
+def _time_to_wire_once(times: dict[datetime, Timestamp], dt: datetime | None, path: str,
+                       *, at: tuple[str, int, str]) -> Timestamp | None:
+    """_time_to_wire for one line of a bulk body: each distinct time converted (and
+    checked) once, and shared; ``at`` (items, index, field) names it only if it fails."""
+    if dt is None:
+        return None
+    ts = times.get(dt)
+    if ts is None:
+        items, i, field = at
+        ts = times[dt] = _time_to_wire(dt, f"{path}.{items}[{i}].{field}")
+    return ts
+
+
+def _time_from_wire_once(times: dict[tuple[int, int], datetime], ts: Timestamp, path: str,
+                         *, at: tuple[str, int, str]) -> datetime:
+    """_time_from_wire for one line of a bulk body: each distinct time converted (and
+    checked) once, and shared (datetimes are immutable)."""
+    key = (ts.seconds, ts.nanos)
+    dt = times.get(key)
+    if dt is None:
+        items, i, field = at
+        dt = times[key] = _time_from_wire(ts, f"{path}.{items}[{i}].{field}")
+    return dt
+
+
 def _opt_time_from_wire(parent: ProtoMessage, name: str, path: str) -> datetime | None:
     """The Timestamp field ``name`` of ``parent``, or None when it is unset."""
     if not parent.HasField(name):
@@ -691,10 +716,7 @@ def _action_report_to_wire(b: ActionReport, path: str) -> wire.ActionReport:
     outcomes = _ACTION_OUTCOME.to_wire
     states = _REAL_NAME_STATE.to_wire
     for i, a in enumerate(b.actions):
-        acted_at = a.acted_at
-        acted_ts = None if acted_at is None else times.get(acted_at)
-        if acted_ts is None and acted_at is not None:
-            acted_ts = times[acted_at] = _time_to_wire(acted_at, f"{path}.actions[{i}].acted_at")
+        acted_ts = _time_to_wire_once(times, a.acted_at, path, at=("actions", i, "acted_at"))
         channel = a.channel
         channel_w = None
         if channel is not None:
@@ -702,11 +724,8 @@ def _action_report_to_wire(b: ActionReport, path: str) -> wire.ActionReport:
             channel_w = channels.get(id(channel))
             if channel_w is None:
                 channel_w = channels[id(channel)] = _sales_channel_to_wire(channel)
-        activated_at = a.activated_at
-        activated_ts = None if activated_at is None else times.get(activated_at)
-        if activated_ts is None and activated_at is not None:
-            activated_ts = times[activated_at] = _time_to_wire(
-                activated_at, f"{path}.actions[{i}].activated_at")
+        activated_ts = _time_to_wire_once(times, a.activated_at, path,
+                                          at=("actions", i, "activated_at"))
         cards = a.cards_under_same_id
         if not 0 <= cards <= _UINT32_MAX:
             _uint32(cards, f"{path}.actions[{i}].cards_under_same_id")
@@ -729,13 +748,8 @@ def _action_report_from_wire(w: wire.ActionReport, path: str) -> ActionReport:
         outcome = outcomes.get(a.outcome)
         if outcome is None:
             outcome = _ACTION_OUTCOME.required_from_wire(a.outcome, f"{path}.actions[{i}].outcome")
-        acted_at = None
-        if a.HasField("acted_at"):
-            ts = a.acted_at
-            tkey = (ts.seconds, ts.nanos)
-            acted_at = times.get(tkey)
-            if acted_at is None:
-                acted_at = times[tkey] = _time_from_wire(ts, f"{path}.actions[{i}].acted_at")
+        acted_at = _time_from_wire_once(times, a.acted_at, path, at=("actions", i, "acted_at")) \
+            if a.HasField("acted_at") else None
         channel = None
         if a.HasField("channel"):
             c = a.channel
@@ -743,14 +757,9 @@ def _action_report_from_wire(w: wire.ActionReport, path: str) -> ActionReport:
             channel = channels.get(ckey)
             if channel is None:
                 channel = channels[ckey] = _sales_channel_from_wire(c)
-        activated_at = None
-        if a.HasField("activated_at"):
-            ts = a.activated_at
-            tkey = (ts.seconds, ts.nanos)
-            activated_at = times.get(tkey)
-            if activated_at is None:
-                activated_at = times[tkey] = _time_from_wire(
-                    ts, f"{path}.actions[{i}].activated_at")
+        activated_at = _time_from_wire_once(times, a.activated_at, path,
+                                            at=("actions", i, "activated_at")) \
+            if a.HasField("activated_at") else None
         state = a.real_name_state
         real_name_state = None if state == wire.REAL_NAME_STATE_UNSPECIFIED else \
             states.get(state) or _REAL_NAME_STATE.from_wire(
@@ -907,11 +916,8 @@ def _circular_to_wire(b: Circular, path: str) -> wire.Circular:
     times: dict[datetime, Timestamp] = {}
     outcomes = _ACTION_OUTCOME.to_wire
     for i, o in enumerate(b.outcomes):
-        decided_at = o.decided_at
-        decided_ts = None if decided_at is None else times.get(decided_at)
-        if decided_ts is None and decided_at is not None:
-            decided_ts = times[decided_at] = _time_to_wire(
-                decided_at, f"{path}.outcomes[{i}].decided_at")
+        decided_ts = _time_to_wire_once(times, o.decided_at, path,
+                                        at=("outcomes", i, "decided_at"))
         add(number=o.number, outcome=outcomes(o.outcome), carrier_node=o.carrier_node,
             detail=o.detail, report_id=o.report_id, decided_at=decided_ts)
     return w
@@ -926,13 +932,9 @@ def _circular_from_wire(w: wire.Circular, path: str) -> Circular:
         raw = o.outcome
         outcome = None if raw == wire.ACTION_OUTCOME_UNSPECIFIED else \
             outcomes.get(raw) or _ACTION_OUTCOME.from_wire(raw, f"{path}.outcomes[{i}].outcome")
-        decided_at = None
-        if o.HasField("decided_at"):
-            ts = o.decided_at
-            key = (ts.seconds, ts.nanos)
-            decided_at = times.get(key)
-            if decided_at is None:
-                decided_at = times[key] = _time_from_wire(ts, f"{path}.outcomes[{i}].decided_at")
+        decided_at = _time_from_wire_once(times, o.decided_at, path,
+                                          at=("outcomes", i, "decided_at")) \
+            if o.HasField("decided_at") else None
         lines.append(NumberOutcome(number=o.number, outcome=outcome, carrier_node=o.carrier_node,
                                    detail=o.detail, report_id=o.report_id,
                                    decided_at=decided_at))
