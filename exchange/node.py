@@ -233,10 +233,12 @@ class Node:
         if from_file is not None:
             try:
                 newer = self._verify(from_file)
-                held_version = self._verify(held, check_expiry=False).version
             except DirectoryError as e:
                 log.warning("directory file %s not used: %s", self.config.directory_file, e)
             else:
+                # The one held was verified when it was adopted (and is again below).
+                held_version = identity.decode_directory(
+                    envelope.parse(held.envelope).payload).version
                 if newer.version > held_version:
                     log.info("directory file %s holds version %d, newer than the %d held: "
                              "adopting it", self.config.directory_file, newer.version,
@@ -253,13 +255,9 @@ class Node:
         except DirectoryError as e:
             return None, DirectoryError(f"directory file {self.config.directory_file}: {e}")
 
-    def _verify(self, signed: SignedDirectory, *, check_expiry: bool = True) -> Directory:
-        now = self.clock()
-        if not check_expiry:
-            # Only to learn the version of the one held; it is verified in full when used.
-            return identity.decode_directory(envelope.parse(signed.envelope).payload)
+    def _verify(self, signed: SignedDirectory) -> Directory:
         return identity.verify_directory(signed, ca=self.ca, office_id=self.config.office_id,
-                                         now=now)
+                                         now=self.clock())
 
     def _adopt_at_start(self, signed: SignedDirectory, *, record: bool) -> Directory:
         d = self._verify(signed)
