@@ -100,8 +100,14 @@ class Scheduler:
                             self.node.node_id, interval, e)
 
 
-def retry_delivery(ctx: Context, message_id: str) -> dict[str, str]:
-    """Requeue a message its peer refused for good, once the cause is fixed."""
+def retry_delivery(ctx: Context, message_id: str = "", peer: str = "") -> dict[str, Any]:
+    """Requeue a message its peer refused for good, or every one ``peer`` refused, once
+    the cause is fixed."""
+    if bool(message_id) == bool(peer):
+        raise OperationError("outbox-retry: give a message id or a peer, not both")
+    if peer:
+        ctx.directory.member(peer)  # a peer the directory does not list is named as such
+        return outbox_queue.requeue_peer(ctx, peer)
     return outbox_queue.requeue(ctx, message_id_arg(message_id, "message"))
 
 

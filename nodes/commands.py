@@ -120,7 +120,8 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_list(lambda conn, cfg, now, a: operator.outbox_rows(
         conn, refused_only=a.refused)))
     p = ob_sub.add_parser("retry", help="requeue a refused message once its cause is fixed")
-    p.add_argument("message_id")
+    p.add_argument("message_id", nargs="?", default="")
+    p.add_argument("--peer", default="", help="instead: every message this peer refused")
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_outbox_retry)
@@ -224,9 +225,12 @@ def cmd_channel(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
-    result = _call(args, "outbox-retry", message_id=args.message_id)
-    _print(args, result, f"{result['kind']} {result['message_id']} requeued for "
-           f"{result['recipient']}")
+    result = _call(args, "outbox-retry", message_id=args.message_id, peer=args.peer)
+    if args.peer:
+        _print(args, result, f"{result['requeued']} message(s) requeued for {args.peer}")
+    else:
+        _print(args, result, f"{result['kind']} {result['message_id']} requeued for "
+               f"{result['recipient']}")
     return 0
 
 

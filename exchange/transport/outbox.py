@@ -386,6 +386,19 @@ def requeue(ctx: Context, message_id: bytes) -> dict[str, str]:
     return {"message_id": message_id.hex(), "recipient": row.recipient, "kind": row.kind}
 
 
+def requeue_peer(ctx: Context, recipient: str) -> dict[str, Any]:
+    """Requeue every message ``recipient`` refused for good (a directory entry fixed,
+    say, after it refused them all), in their order; each logged as with ``requeue``."""
+    ids = list(ctx.conn.scalars(select(outbox.c.message_id).where(
+        outbox.c.recipient == recipient, outbox.c.delivered_at.is_(None),
+        outbox.c.refused_at.is_not(None)).order_by(outbox.c.seq)))
+    if not ids:
+        raise OperationError(f"no message to {recipient} is set aside in this node's outbox")
+    for message_id in ids:
+        requeue(ctx, bytes(message_id))
+    return {"recipient": recipient, "requeued": len(ids)}
+
+
 class _Refused(ExchangeError):
     def __init__(self, code: grpc.StatusCode, details: str, *,
                  retry_after: float | None = None) -> None:

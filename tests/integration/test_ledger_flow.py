@@ -1019,3 +1019,47 @@ def test_a_message_refused_unauthenticated_stays_at_the_head_and_is_retried(
             assert [e.message_id for _, e in of_kind(bureau, EntryKind.RECEIVED)] == mids
 
     asyncio.run(scenario())
+
+
+@pytest.mark.network
+def test_every_message_a_peer_refused_is_requeued_at_once(fed_sqlite: Federation) -> None:
+    """`bcx outbox retry --peer`: when a peer refused several messages for one cause (a
+    directory entry, say), the operator requeues them all, in order, with one command."""
+    from exchange.errors import UnknownMemberError
+    from nodes.agency import retry_delivery
+
+    fed = fed_sqlite
+    refuse = [True]
+
+    def refusing(ctx: Any, accepted: Any) -> None:
+        if refuse[0] and MARKED in accepted.message.body.numbers:
+            raise InvalidBodyError("not now")
+
+    async def scenario() -> None:
+        police, bureau = node_of(fed, POLICE), node_of(fed, BUREAU)
+        bureau.handlers["number_report"] = refusing
+        async with serving(police, bureau) as (rp, _):
+            marked = NumberReport(numbers=(MARKED,), category=Category.FRAUD)
+            mids = await police.run_work(
+                lambda ctx: [ctx.send(BUREAU, b) for b in (marked, BODY, marked)])
+            await wait_for(lambda: sum(r.refused_at is not None
+                                       for r in outbox_rows(police)) == 2)
+
+            with pytest.raises(OperationError, match="a message id or a peer, not both"):
+                await police.run_work(retry_delivery)
+            with pytest.raises(UnknownMemberError, match=r"'nobody\.fj' is not a member"):
+                await police.run_work(lambda ctx: retry_delivery(ctx, peer="nobody.fj"))
+            with pytest.raises(OperationError, match=r"no message to cmcc\.fj is set aside"):
+                await police.run_work(lambda ctx: retry_delivery(ctx, peer=CARRIER))
+
+            refuse[0] = False
+            watched = [rp.outbox.watch(mids[0]), rp.outbox.watch(mids[2])]
+            out = await police.run_work(lambda ctx: retry_delivery(ctx, peer=BUREAU))
+            assert out == {"recipient": BUREAU, "requeued": 2}
+            await asyncio.wait_for(asyncio.gather(*watched), timeout=30)
+            assert [e.message_id for _, e in of_kind(bureau, EntryKind.RECEIVED)] == \
+                [mids[1], mids[0], mids[2]]
+            assert [e.subject for _, e in of_kind(police, EntryKind.ACTION)].count(
+                "delivery-requeued") == 2
+
+    asyncio.run(scenario())

@@ -531,6 +531,8 @@ def test_operator_walks_one_number_from_report_to_feedback(fed: Federation,
             assert code == 1 and "bad message id" in err
             code, out, err = await bcx("outbox", "retry", "00" * 16, "--config", police_cfg)
             assert code == 1 and f"no message {'00' * 16} in this node's outbox" in err
+            code, out, err = await bcx("outbox", "retry", "--config", police_cfg)
+            assert code == 1 and "give a message id or a peer, not both" in err
 
     asyncio.run(scenario())
 
