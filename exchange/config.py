@@ -31,6 +31,8 @@ class Limits:
     stream_window_bytes: int = 8 * 1024 * 1024
     group_commit_window_ms: float = 2.0
     max_batch: int = 512
+    # What an overloaded node asks a sender to wait before trying again.
+    retry_after_ms: float = 500.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,10 @@ class Delivery:
     escalate_after_attempts: int = 20
     escalate_after_seconds: float = 3600.0
     bulk_threshold: int = 8
+    # Longest wait for one Deliver call's receipt (a stream gets 50 ms more per message).
+    call_timeout_seconds: float = 30.0
+    # On SIGTERM: how long calls under way, then deliveries under way, may take to finish.
+    stop_grace_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

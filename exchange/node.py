@@ -121,10 +121,11 @@ class InOrder:
     ``on_failure``) before any later work runs.
     """
 
-    __slots__ = ("first_failure",)
+    __slots__ = ("first_failure", "retry_after")
 
-    def __init__(self) -> None:
+    def __init__(self, retry_after: float) -> None:
         self.first_failure: BaseException | None = None
+        self.retry_after = retry_after
 
     def failed(self, error: BaseException) -> None:
         if self.first_failure is None and (isinstance(error, CancelledError)
@@ -136,7 +137,7 @@ class InOrder:
             raise OverloadedError(
                 f"message {header.message_id.hex()} follows one of this stream that was not "
                 f"logged ({type(self.first_failure).__name__}); send again from that one",
-                retry_after=0.5)
+                retry_after=self.retry_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +182,14 @@ class Node:
         migrate.upgrade(self.engine)
         self.store = LedgerStore(self.engine, origin=self.origin, signer=self.signer)
         self.reader = self.store.reader
+        # Seconds an overloaded node asks a sender to wait ([limits] retry_after_ms).
+        self.retry_after = config.limits.retry_after_ms / 1000
         self.committer = GroupCommitter(
             self.store,
             max_batch=config.limits.max_batch,
             window_s=config.limits.group_commit_window_ms / 1000,
             max_pending=config.limits.max_pending,
+            retry_after=self.retry_after,
             clock=self.clock,
         )
         self.limits = checks.Limits(
@@ -331,7 +335,7 @@ class Node:
         if held >= self.config.limits.max_pending_per_peer:
             raise OverloadedError(
                 f"{held} messages from {peer} are waiting to be logged; retry later",
-                retry_after=0.5,
+                retry_after=self.retry_after,
             )
         self._per_peer_pending[peer] = held + 1
 

@@ -94,8 +94,11 @@ class RunningNode:
         log.info("node %s listening on port %d", node.node_id, self.port)
         return self.port
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, let in-flight calls finish and commit, then stop the writer."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight calls finish and commit, then stop the writer.
+        ``grace`` defaults to ``[delivery] stop_grace_seconds``."""
+        if grace is None:
+            grace = self.node.config.delivery.stop_grace_seconds
         if self.server is not None:
             await self.server.stop(grace)
         for t in self._tasks:

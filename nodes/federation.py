@@ -70,6 +70,8 @@ file = "{directory}"
 # group_commit_window_ms = 2
 # Most units of work in one transaction.
 # max_batch = 512
+# What an overloaded node asks a sender to wait before trying again.
+# retry_after_ms = 500
 
 [delivery]
 # Retry backoff: doubles from the initial delay up to the maximum, with jitter.
@@ -80,6 +82,10 @@ file = "{directory}"
 # escalate_after_seconds = 3600
 # A queue at least this long to one peer is sent over one DeliverStream.
 # bulk_threshold = 8
+# Longest wait for one Deliver call's receipt (a stream gets 50 ms more per message).
+# call_timeout_seconds = 30
+# On SIGTERM: how long calls under way, then deliveries under way, may take to finish.
+# stop_grace_seconds = 5
 
 [deadlines]
 # Time a receiver has to act, by obligation.

@@ -397,11 +397,13 @@ class GroupCommitter:
     """
 
     def __init__(self, store: LedgerStore, *, max_batch: int = 512, window_s: float = 0.002,
-                 max_pending: int = 20_000, clock: Callable[[], datetime] | None = None) -> None:
+                 max_pending: int = 20_000, retry_after: float = 0.5,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.max_batch = max_batch
         self.window_s = window_s
         self.max_pending = max_pending
+        self.retry_after = retry_after
         self._clock = clock or (lambda: datetime.now(UTC))
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._pending = 0
@@ -441,7 +443,7 @@ class GroupCommitter:
             if self._pending >= self.max_pending:
                 raise OverloadedError(
                     f"ledger writer has {self._pending} units of work waiting; retry later",
-                    retry_after=0.5,
+                    retry_after=self.retry_after,
                 )
             self._pending += 1
         fut: Future[Committed[T]] = Future()

@@ -178,7 +178,7 @@ class Outbox:
         if len(known) > 64:
             known.clear()
         stub = self.peers.exchange(recipient)
-        timeout = 30.0
+        timeout = self.node.config.delivery.call_timeout_seconds
         receipts: list[tuple[Pending, Receipt, note.Checkpoint]] = []
         failure: tuple[Pending, BaseException] | None = None
         # Refused for good: the receiver never applies these and goes on with the ones

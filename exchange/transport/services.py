@@ -74,7 +74,7 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
         gets the same "retry later" refusal and the sender resumes from the first.
         """
         peer = current_peer.get().node_id
-        order = InOrder()
+        order = InOrder(self.node.retry_after)
         window: asyncio.Queue[tuple[asyncio.Future[Any] | BaseException, int] | None] = \
             asyncio.Queue(maxsize=self.stream_window)
         held: list[ExchangeError] = []  # the first "retry later" refusal, once there is one

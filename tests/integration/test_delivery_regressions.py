@@ -174,7 +174,8 @@ def police_entries(n: Node, kind: EntryKind) -> list[Entry]:
 def test_sender_waits_at_least_the_retry_hint_of_an_overloaded_receiver(tmp_path: Path) -> None:
     # Regression: the receiver answered RESOURCE_EXHAUSTED with a retry-after-ms trailer,
     # but the sender never read it and came back after its own (here much shorter) backoff.
-    bureau = node(tmp_path, BUREAU, limits={"max_pending": 1})
+    # The hint is the receiver's [limits] retry_after_ms (500 by default; 800 here).
+    bureau = node(tmp_path, BUREAU, limits={"max_pending": 1, "retry_after_ms": 800})
     police = node(tmp_path, POLICE, delivery={"backoff_initial_seconds": 0.001,
                                               "backoff_max_seconds": 0.002})
 
@@ -188,8 +189,8 @@ def test_sender_waits_at_least_the_retry_hint_of_an_overloaded_receiver(tmp_path
                 await wait_for(lambda: any(r.attempts for r in outbox_rows(police)))
                 row = outbox_rows(police)[0]
                 assert "RESOURCE_EXHAUSTED" in row.last_error
-                # The hint is 0.5 s; the sender's own backoff would be at most 2 ms.
-                assert row.next_attempt_at >= (before + 0.5) * 1e6
+                # The hint is 0.8 s; the sender's own backoff would be at most 2 ms.
+                assert row.next_attempt_at >= (before + 0.8) * 1e6
             finally:
                 release.set()
             await wait_for(lambda: all(r.delivered_at for r in outbox_rows(police)))
@@ -336,3 +337,33 @@ def test_stream_whose_message_fails_on_the_database_applies_nothing_after_it(
 async def _each(raws: list[bytes]) -> AsyncIterator[service_pb2.DeliverRequest]:
     for raw in raws:
         yield service_pb2.DeliverRequest(envelope=raw)
+
+
+class SilentService(ExchangeService):
+    """Takes Deliver calls and never answers them (a receiver hung on its database)."""
+
+    async def Deliver(self, request, context):  # type: ignore[no-untyped-def,override]
+        await asyncio.sleep(3600)
+
+
+def test_a_receiver_that_never_answers_fails_the_call_after_the_configured_timeout(
+        tmp_path: Path) -> None:
+    # [delivery] call_timeout_seconds bounds the wait for a receipt; the message stays
+    # queued with the timeout as its last error, and is retried.
+    bureau = node(tmp_path, BUREAU)
+    police = node(tmp_path, POLICE, delivery={"call_timeout_seconds": 0.3,
+                                              "backoff_initial_seconds": 30.0,
+                                              "backoff_max_seconds": 60.0})
+    service = SilentService(bureau, stream_window=bureau.config.limits.stream_window)
+
+    async def scenario() -> None:
+        async with running(ServingWith(bureau, service), police):
+            started = time.monotonic()
+            await police.send(BUREAU, BODY)
+            await wait_for(lambda: any(r.attempts for r in outbox_rows(police)), timeout=10)
+            waited = time.monotonic() - started
+            [row] = outbox_rows(police)
+            assert row.delivered_at is None and "DEADLINE_EXCEEDED" in row.last_error
+            assert 0.3 <= waited < 10, waited  # the configured 0.3 s, not the default 30 s
+
+    asyncio.run(scenario())
