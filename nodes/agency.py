@@ -133,10 +133,12 @@ def operations(node: Node, scheduler: Scheduler) -> dict[str, Callable[[dict[str
     table = dict(OPERATIONS[node.me.role])
     table["tick"] = scheduler.tick
     table["outbox-retry"] = retry_delivery
-    ops = {name: _operation(node, name, fn) for name, fn in table.items()}
+    ops = {name: _operation(name, fn, _in_one_transaction(node, fn))
+           for name, fn in table.items()}
     if node.me.role is Role.OFFICE:
-        ops["directory-publish"] = _node_operation(node, "directory-publish",
-                                                   publish_directory)
+        ops["directory-publish"] = _operation(
+            "directory-publish", publish_directory,
+            lambda arguments: publish_directory(node, **arguments))
     return ops
 
 
@@ -167,24 +169,21 @@ def check_arguments(name: str, signature: inspect.Signature, arguments: dict[str
                                  f"got {type(value).__name__}")
 
 
-def _operation(node: Node, name: str, fn: Work) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+def _operation(name: str, fn: Callable[..., Any],
+               call: Callable[[dict[str, Any]], Awaitable[Any]]
+               ) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    """An operator command: arguments checked against ``fn``'s signature, then ``call``."""
     signature = inspect.signature(fn)
 
     async def run(arguments: dict[str, Any]) -> Any:
         check_arguments(name, signature, arguments)
-        return await node.run_work(lambda ctx: fn(ctx, **arguments))
+        return await call(arguments)
     return run
 
 
-def _node_operation(node: Node, name: str, fn: Callable[..., Awaitable[Any]]
-                    ) -> Callable[[dict[str, Any]], Awaitable[Any]]:
-    """An operation that is not one transaction of work: ``fn(node, **arguments)``."""
-    signature = inspect.signature(fn)
-
-    async def run(arguments: dict[str, Any]) -> Any:
-        check_arguments(name, signature, arguments)
-        return await fn(node, **arguments)
-    return run
+def _in_one_transaction(node: Node, fn: Work) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    """``fn(ctx, **arguments)`` as one unit of work in the node's ledger transaction."""
+    return lambda arguments: node.run_work(lambda ctx: fn(ctx, **arguments))
 
 
 def make_running(config: NodeConfig, *, listen: str | None = None, **kw: Any) -> RunningNode:

@@ -94,7 +94,7 @@ class LedgerStore:
         self._cache_lock = threading.Lock()
         # What the open batch appended, written to the database only when it commits.
         self._pending: dict[tuple[int, int], bytes] = {}
-        self._pending_leaves: dict[int, bytes] = {}
+        # Leaf rows (idx, leaf, …): written by _flush, then kept for receipts.
         self._pending_rows: list[tuple[Any, ...]] = []
         self._recent_leaves: OrderedDict[int, bytes] = OrderedDict()
         self._recent_bytes = 0
@@ -180,7 +180,6 @@ class LedgerStore:
         self._pending_rows.append((index, leaf, int(entry.kind), entry.peer,
                                    entry.message_id or None, entry.message_digest or None,
                                    to_micros(entry.logged_at)))
-        self._pending_leaves[index] = leaf
         self._size = index + 1
         return index
 
@@ -203,8 +202,6 @@ class LedgerStore:
     def _rewind(self, mark: tuple[int, int, int]) -> None:
         size, npending, nrows = mark
         self._size = size
-        for index in [i for i in self._pending_leaves if i >= size]:
-            del self._pending_leaves[index]
         del self._pending_rows[nrows:]
         if len(self._pending) > npending:
             # dicts keep insertion order: drop what this item added.
@@ -215,21 +212,19 @@ class LedgerStore:
         self._remember([(lv, ix, h) for (lv, ix), h in self._pending.items()])
         self._pending.clear()
         with self._cache_lock:
-            for index, leaf in self._pending_leaves.items():
+            for index, leaf, *_ in self._pending_rows:
                 held = self._recent_leaves.pop(index, None)
                 self._recent_bytes += len(leaf) - (len(held) if held is not None else 0)
                 self._recent_leaves[index] = leaf
             while len(self._recent_leaves) > _RECENT_LEAVES or \
                     self._recent_bytes > _RECENT_LEAF_BYTES:
                 self._recent_bytes -= len(self._recent_leaves.popitem(last=False)[1])
-        self._pending_leaves.clear()
         self._pending_rows.clear()
         if checkpoint is not None:
             self._latest = checkpoint
 
     def _abort_pending(self, size_before: int) -> None:
         self._pending.clear()
-        self._pending_leaves.clear()
         self._pending_rows.clear()
         self._size = size_before
 
