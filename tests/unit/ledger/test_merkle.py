@@ -42,7 +42,7 @@ from exchange.ledger.merkle import (
 # --- Conformance vectors ---------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-VECTORS = Path(os.environ.get("BCX_VECTORS") or REPO_ROOT.parent / "shared" / "vectors")
+VECTORS = Path(os.environ.get("BCX_VECTORS") or REPO_ROOT / "tests" / "vectors")
 MERKLE_VECTORS = VECTORS / "merkle"
 MISSING = "vectors-missing"
 
@@ -69,7 +69,7 @@ def _require_vectors() -> None:
     if not MERKLE_VECTORS.is_dir():
         pytest.fail(
             f"conformance vectors not found at {MERKLE_VECTORS}; "
-            "check out ../shared/vectors or set BCX_VECTORS to the vectors directory"
+            "restore tests/vectors from the repository or set BCX_VECTORS to the vectors directory"
         )
 
 

@@ -1,6 +1,6 @@
 """Signed notes, checkpoints, cosignatures and tlog-proof bundles (exchange.ledger.note).
 
-Conformance vectors come from ../shared/vectors/note/vectors.json (BCX_VECTORS overrides
+Conformance vectors come from tests/vectors/note/vectors.json (BCX_VECTORS overrides
 the vectors folder); a missing file fails the run rather than skipping it.
 """
 
@@ -46,7 +46,7 @@ from exchange.ledger.note import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-VECTORS = Path(os.environ.get("BCX_VECTORS") or REPO_ROOT.parent / "shared" / "vectors")
+VECTORS = Path(os.environ.get("BCX_VECTORS") or REPO_ROOT / "tests" / "vectors")
 NOTE_VECTORS = VECTORS / "note" / "vectors.json"
 VECTOR_CASES = ("signed_note", "real_checkpoint", "deterministic_checkpoint_and_cosignature")
 
@@ -55,7 +55,7 @@ def load_vectors() -> dict[str, Any]:
     if not NOTE_VECTORS.is_file():
         pytest.fail(
             f"signed-note conformance vectors not found at {NOTE_VECTORS}; "
-            "check out ../shared/vectors or set BCX_VECTORS to the vectors folder"
+            "restore tests/vectors from the repository or set BCX_VECTORS to the vectors folder"
         )
     vectors: dict[str, Any] = json.loads(NOTE_VECTORS.read_text(encoding="utf-8"))
     return vectors
