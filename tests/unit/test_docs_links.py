@@ -1,0 +1,213 @@
+"""The README and docs/ hold together: every relative link points to a file of the repository
+and, for a Markdown target with a #fragment, to a heading it has; every document is in the
+index; the generated parts are current (scripts/gen_docs.py, `make docs`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+# --- reading Markdown -------------------------------------------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1[^\n]*$", re.M | re.S)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.S)
+# [text](target "title") and ![alt](target); text may hold one level of brackets.
+_INLINE = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
+_REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$", re.M)
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$", re.M)
+_HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def _prose(text: str) -> str:
+    """The text with code blocks and HTML comments blanked (links in them are not links)."""
+    return _COMMENT.sub("", _FENCE.sub("", text))
+
+
+def links(text: str) -> list[str]:
+    prose = _CODE_SPAN.sub(lambda m: "`" if "](" in m.group(0) else m.group(0), _prose(text))
+    return _INLINE.findall(prose) + _REFERENCE.findall(prose)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: inline markup dropped, lower case, punctuation
+    removed, spaces to hyphens."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)
+    text = text.replace("`", "").replace("*", "").strip().lower()
+    kept = "".join(c for c in text if c in " -_" or unicodedata.category(c)[0] in "LN")
+    return kept.replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """Every anchor a Markdown text offers: headings (repeats get -1, -2, …) and <a id>."""
+    seen: dict[str, int] = {}
+    out = set(_HTML_ANCHOR.findall(text))
+    for heading in _HEADING.findall(_FENCE.sub("", text)):
+        base = slug(heading)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.add(base if n == 0 else f"{base}-{n}")
+    return out
+
+
+def broken_links(document: Path, root: Path) -> list[str]:
+    """What is wrong with each relative link of ``document``, one line each."""
+    problems = []
+    text = document.read_text(encoding="utf-8")
+    for target in links(text):
+        if not target or _SCHEME.match(target) or target.startswith("//"):
+            continue
+        path_part, _, fragment = target.partition("#")
+        where = f"{document.relative_to(root)}: link {target!r}"
+        resolved = (document.parent / path_part).resolve() if path_part else document
+        if resolved != root and root not in resolved.parents:
+            problems.append(f"{where} leaves the repository")
+            continue
+        if not resolved.exists():
+            problems.append(f"{where}: {resolved.relative_to(root)} does not exist")
+            continue
+        if fragment and resolved.suffix == ".md":
+            if fragment not in anchors(resolved.read_text(encoding="utf-8")):
+                problems.append(f"{where}: {resolved.relative_to(root)} has no heading "
+                                f"#{fragment}")
+    return problems
+
+
+# --- the repository's documents --------------------------------------------------------
+
+
+def test_every_relative_link_in_readme_and_docs_resolves() -> None:
+    problems = [p for doc in documents() for p in broken_links(doc, ROOT)]
+    assert not problems, "broken links:\n" + "\n".join(problems)
+
+
+def test_the_docs_exist_and_the_readme_links_their_index() -> None:
+    for name in ("README.md", "architecture.md", "formats.md", "messages.md",
+                 "who-may-send-what.md"):
+        assert (DOCS / name).is_file(), f"docs/{name} is missing"
+    assert "docs/README.md" in links((ROOT / "README.md").read_text(encoding="utf-8"))
+
+
+def test_the_docs_index_links_every_document() -> None:
+    listed = {Path(t.partition("#")[0]).name
+              for t in links((DOCS / "README.md").read_text(encoding="utf-8"))}
+    missing = [p.name for p in DOCS.glob("*.md") if p.name != "README.md" and p.name
+               not in listed]
+    assert not missing, f"docs/README.md does not link {', '.join(missing)}"
+
+
+# --- the checker itself ------------------------------------------------------------------
+
+
+def test_checker_names_a_missing_file_a_missing_heading_and_a_link_outside(
+        tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "b.md").write_text("# B title\n\n## Same\n\n## Same\n")
+    doc = tmp_path / "docs" / "a.md"
+    doc.write_text(
+        "# A\n\n"
+        "[ok](b.md#b-title) [ok twice](b.md#same-1) [self](#a) [web](https://example.org/x)\n"
+        "[gone](c.md) [no heading](b.md#nowhere) [outside](../../elsewhere/x.md)\n"
+        "`[code](not-a-link.md)`\n\n```\n[fenced](not-a-link.md)\n```\n"
+        "<!-- [comment](not-a-link.md) -->\n"
+        "[ref]: b.md#missing-ref\n")
+    problems = broken_links(doc, tmp_path)
+    assert problems == [
+        "docs/a.md: link 'c.md': docs/c.md does not exist",
+        "docs/a.md: link 'b.md#nowhere': docs/b.md has no heading #nowhere",
+        "docs/a.md: link '../../elsewhere/x.md' leaves the repository",
+        "docs/a.md: link 'b.md#missing-ref': docs/b.md has no heading #missing-ref",
+    ]
+
+
+@pytest.mark.parametrize(("heading", "anchor"), [
+    ("Envelopes (DSSE v1)", "envelopes-dsse-v1"),
+    ("`NumberReport` fields", "numberreport-fields"),
+    ("Differences from the original design", "differences-from-the-original-design"),
+    ("An agency's behaviour", "an-agencys-behaviour"),
+    ("What the handlers check", "what-the-handlers-check"),
+    ("One black-card number, from report to feedback", "one-black-card-number-from-report-to-feedback"),
+])
+def test_slug_is_githubs(heading: str, anchor: str) -> None:
+    assert slug(heading) == anchor
+
+
+# --- the generated parts -------------------------------------------------------------------
+
+
+def _gen_docs() -> ModuleType:
+    """scripts/gen_docs.py as a module (scripts/ is not a package)."""
+    if "gen_docs" in sys.modules:
+        return sys.modules["gen_docs"]
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gen_docs"] = module  # its dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_blocks_are_current() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check"],
+                            capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generator_reads_the_role_table_in_any_of_its_shapes() -> None:
+    gen = _gen_docs()
+    from exchange.identity import Role
+    want = {("police", "number_report", "bureau"), ("bureau", "circular", "police"),
+            ("bureau", "circular", "carrier")}
+    by_pair = {(Role.POLICE, "number_report"): frozenset({Role.BUREAU}),
+               (Role.BUREAU, "circular"): (Role.POLICE, Role.CARRIER)}
+    by_triple = {(Role.POLICE, "number_report", Role.BUREAU): True,
+                 (Role.BUREAU, "circular", Role.POLICE): True,
+                 (Role.BUREAU, "circular", Role.CARRIER): True,
+                 (Role.BUREAU, "penalty", Role.POLICE): False}
+    triples = {(Role.POLICE, "number_report", Role.BUREAU), ("bureau", "circular", "police"),
+               ("bureau", "circular", "carrier")}
+    for table in (by_pair, by_triple, triples):
+        assert gen.allowed_triples(table) == want
+    with pytest.raises(gen.DocsError, match="neither"):
+        gen.allowed_triples({("police",): frozenset()})
+
+
+def test_generator_refuses_a_role_table_naming_an_unknown_body_and_a_bad_directive() -> None:
+    gen = _gen_docs()
+    facts = gen.gather()
+    bad = gen.Facts(**{**{f: getattr(facts, f) for f in facts.__dataclass_fields__},
+                       "allowed": facts.allowed | {("police", "telegram", "bureau")}})
+    renderer = gen.Renderer(bad, set())
+    with pytest.raises(gen.DocsError, match="telegram"):
+        renderer.render("roles")
+    with pytest.raises(gen.DocsError, match="unknown directive 'tabel'"):
+        renderer.render("tabel")
+    with pytest.raises(gen.DocsError, match=r"no protobuf message 'bcx\.v1\.Nothing'"):
+        renderer.render("fields bcx.v1.Nothing")
+
+
+def test_generator_finds_a_stale_block_and_a_body_without_one(tmp_path: Path) -> None:
+    gen = _gen_docs()
+    facts = gen.gather()
+    text = ("# T\n\n<!-- BEGIN GENERATED route penalty -->\nbureau → police\n"
+            "<!-- END GENERATED -->\n")
+    new, specs = gen.regenerate(text, facts, gen.ROOT / "docs" / "t.md")
+    assert specs == ["route penalty"]
+    assert "- bureau → carrier\n<!-- END GENERATED -->" in new
+    assert "route number_report" in gen.missing_from_catalogue(facts, specs)
