@@ -7,7 +7,8 @@ PYTEST_ARGS ?=
 ARGS ?=
 QUICK ?=
 
-.PHONY: all venv proto proto-check numbering numbering-check lint test demo bench postgres clean
+.PHONY: all venv proto proto-check numbering numbering-check docs docs-check lint test \
+	test-isolated demo bench postgres clean
 
 all: test
 
@@ -34,7 +35,15 @@ numbering: venv
 numbering-check: venv
 	$(PY) scripts/gen_numbering.py --check
 
-lint: venv proto-check numbering-check
+# Rewrite the generated blocks of docs/ (field tables, the role table) from the code.
+docs: venv
+	$(PY) scripts/gen_docs.py
+
+# Fails when a generated block of docs/ differs from what the code says, or is missing.
+docs-check: venv
+	$(PY) scripts/gen_docs.py --check
+
+lint: venv proto-check numbering-check docs-check
 	$(VENV)/bin/ruff check exchange nodes tests bench scripts migrations
 	$(VENV)/bin/mypy
 	@rm -f .schema-check.db
@@ -48,6 +57,11 @@ postgres:
 
 test: venv proto-check numbering-check postgres
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# `make test` in a copy of the tracked files alone, in a new temporary directory with
+# nothing beside it: what a stranger's clone gets.
+test-isolated:
+	@bash scripts/in_fresh_copy.sh $(MAKE) test PYTEST_ARGS="$(PYTEST_ARGS)"
 
 demo: venv
 	$(BCX) demo $(ARGS)

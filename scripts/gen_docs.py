@@ -65,7 +65,8 @@ MESSAGE = "bcx.v1.Message"
 BODY_ONEOF = "body"
 
 BLOCK = re.compile(
-    r"(?P<begin><!-- BEGIN GENERATED (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(?P<end><!-- END GENERATED -->)",
+    r"(?P<begin><!-- BEGIN GENERATED (?P<spec>[^>]*?) -->\n)(?P<body>.*?)"
+    r"(?P<end><!-- END GENERATED -->)",
     re.S,
 )
 
