@@ -29,6 +29,8 @@ stale or missing.
 from __future__ import annotations
 
 import importlib
+import inspect
+import pkgutil
 import re
 import sys
 import tempfile
@@ -45,22 +47,13 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exchange import identity  # noqa: E402 - after the path is set
-from exchange.wire.bcx.v1 import (  # noqa: E402
-    directory_pb2,
-    envelope_pb2,
-    ledger_pb2,
-    message_pb2,
-    service_pb2,
-)
+import exchange.wire.bcx.v1 as wire  # noqa: E402 - after the path is set
+from exchange import identity  # noqa: E402
+from exchange.wire.bcx.v1 import message_pb2  # noqa: E402
 
 DOCS = ROOT / "docs"
 PROTO = ROOT / "proto"
 CATALOGUE = DOCS / "messages.md"
-WIRE_FILES: tuple[FileDescriptor, ...] = (
-    envelope_pb2.DESCRIPTOR, message_pb2.DESCRIPTOR, ledger_pb2.DESCRIPTOR,
-    directory_pb2.DESCRIPTOR, service_pb2.DESCRIPTOR,
-)
 MESSAGE = "bcx.v1.Message"
 BODY_ONEOF = "body"
 
@@ -205,22 +198,37 @@ def responsibility_rules() -> list[tuple[str, str]] | None:
         return None
     rules = getattr(module, "RULES", None)
     if rules is None:
-        return None
+        # No table of rules: the module's public functions are the rules.
+        return [(name, _first_paragraph(fn.__doc__))
+                for name, fn in inspect.getmembers(module, inspect.isfunction)
+                if fn.__module__ == module.__name__ and not name.startswith("_")]
     items = rules.items() if isinstance(rules, Mapping) else ((None, r) for r in rules)
     out = []
     for key, rule in items:
         name = getattr(rule, "name", None) or getattr(rule, "__name__", None) or key or rule
-        text = getattr(rule, "description", None) or (getattr(rule, "__doc__", None) or "")
+        text = getattr(rule, "description", None) or _first_paragraph(
+            getattr(rule, "__doc__", None))
         if isinstance(rule, str):
             text = ""
         out.append((str(name), " ".join(str(text).split())))
     return out
 
 
+def _first_paragraph(doc: str | None) -> str:
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
+def wire_files() -> list[FileDescriptor]:
+    """The descriptors of every generated module in exchange/wire/bcx/v1."""
+    names = sorted(m.name for m in pkgutil.iter_modules(wire.__path__)
+                   if m.name.endswith("_pb2"))
+    return [importlib.import_module(f"{wire.__name__}.{name}").DESCRIPTOR for name in names]
+
+
 def gather() -> Facts:
     messages: dict[str, Descriptor] = {}
     enums: dict[str, EnumDescriptor] = {}
-    for f in WIRE_FILES:
+    for f in wire_files():
         _walk(f.message_types_by_name.values(), messages, enums)
         for e in f.enum_types_by_name.values():
             enums[e.full_name] = e
@@ -397,8 +405,8 @@ class Renderer:
 
     def rules(self) -> str:
         if self.facts.rules is None:
-            return ("The code has no responsibility rules layer (`exchange.rules` with a "
-                    "`RULES` table) yet: see the rules below as the handlers apply them.\n")
+            return ("The code has no responsibility rules layer (`exchange/rules.py`) yet: "
+                    "the checks the handlers make are listed below.\n")
         rows = ["| rule | what it says |", "|---|---|"]
         rows += [f"| `{name}` | {_cell(text)} |" for name, text in self.facts.rules]
         return "\n".join(rows) + "\n"

@@ -211,3 +211,32 @@ def test_generator_finds_a_stale_block_and_a_body_without_one(tmp_path: Path) ->
     assert specs == ["route penalty"]
     assert "- bureau → carrier\n<!-- END GENERATED -->" in new
     assert "route number_report" in gen.missing_from_catalogue(facts, specs)
+
+
+def test_generator_lists_a_rules_layer_whatever_its_shape(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _gen_docs()
+    module = ModuleType("exchange.rules")
+
+    def notice_from_the_carriers_bureau() -> None:
+        """A ShutdownNotice only from the bureau of the carrier's province.
+
+        More detail that is not shown."""
+
+    notice_from_the_carriers_bureau.__module__ = "exchange.rules"
+    module.notice_from_the_carriers_bureau = notice_from_the_carriers_bureau  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "exchange.rules", module)
+    assert gen.responsibility_rules() == [
+        ("notice_from_the_carriers_bureau",
+         "A ShutdownNotice only from the bureau of the carrier's province.")]
+
+    class Rule:
+        def __init__(self, name: str, description: str) -> None:
+            self.name, self.description = name, description
+
+    module.RULES = (Rule("appeal-by-cutter", "an Appeal only from the carrier that cut the line"),)  # type: ignore[attr-defined]
+    assert gen.responsibility_rules() == [
+        ("appeal-by-cutter", "an Appeal only from the carrier that cut the line")]
+    module.RULES = {"party-fields": Rule("", "province and party fields are the sender's")}  # type: ignore[attr-defined]
+    assert gen.responsibility_rules() == [
+        ("party-fields", "province and party fields are the sender's")]
