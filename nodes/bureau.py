@@ -505,6 +505,10 @@ def issue_penalty(ctx: Context, *, channel_report_id: str, violation: str, measu
     if not row.carrier_node or not ctx.directory.has_member(row.carrier_node):
         raise OperationError(f"channel report {channel_report_id} names no member carrier "
                              f"responsible for outlet {row.outlet_code or row.outlet_name!r}")
+    if ctx.directory.member(row.carrier_node).province != _province(ctx):
+        # The carrier would refuse it (rule province-bureau): its own bureau decides.
+        raise OperationError(f"channel report {channel_report_id} names {row.carrier_node}, "
+                             "a carrier of another province: its own bureau decides penalties")
     for name, value in (("violation", violation), ("measure", measure),
                         ("legal basis", legal_basis)):
         if not value.strip():

@@ -66,13 +66,7 @@ def on_circular(ctx: Context, acc: Accepted) -> None:
 def on_case_response(ctx: Context, acc: Accepted) -> None:
     h, body = acc.message.header, acc.message.body
     assert isinstance(body, messages.CaseResponse)
-    row = ctx.conn.execute(select(case_requests).where(
-        case_requests.c.request_id == h.in_reply_to, case_requests.c.carrier == h.sender)
-    ).first()
-    if row is None:
-        raise InvalidBodyError(f"case_response from {h.sender} answers "
-                               f"{h.in_reply_to.hex() or 'nothing'}, which is no case request "
-                               f"of {ctx.node.node_id} to it")
+    # It answers a request of this node to the sender (rule own-case-request).
     if body.sealed_answer is None or body.sealed_answer.recipient != ctx.node.node_id:
         raise InvalidBodyError("case_response must carry an answer sealed to "
                                f"{ctx.node.node_id}")

@@ -29,7 +29,15 @@ from exchange.receive import Accepted
 from exchange.responsibility import Refusal, Rule
 from nodes.bureau import router_for
 from nodes.carrier import subscriber_system
-from nodes.models import appeals, notice_numbers, notices, numbers, report_numbers, reports
+from nodes.models import (
+    appeals,
+    case_requests,
+    notice_numbers,
+    notices,
+    numbers,
+    report_numbers,
+    reports,
+)
 from nodes.subscribers import PORTED_OUT
 from nodes.workflow import FINAL, Router, Status, chunks
 
@@ -74,10 +82,14 @@ WITHDRAWN_REPORT = Rule(
 FORWARDING_BUREAU = Rule(
     "forwarding-bureau", ("withdrawal",), Refusal.NOT_RESPONSIBLE,
     "a withdrawal passed on comes from the bureau that forwarded the report")
+OWN_CASE_REQUEST = Rule(
+    "own-case-request", ("case_response",), Refusal.STATE,
+    "a case response answers a case request the receiving police node sent that carrier")
 
 RULES: tuple[Rule, ...] = (REPORT_BUREAU, OWN_REPORT, OUTCOME_TRANSITION, SERVED_NUMBERS,
                            OWN_NOTICE, CUTTING_CARRIER, SHUT_LINE, OPEN_APPEAL,
-                           APPEAL_NUMBER, WITHDRAWN_REPORT, FORWARDING_BUREAU)
+                           APPEAL_NUMBER, WITHDRAWN_REPORT, FORWARDING_BUREAU,
+                           OWN_CASE_REQUEST)
 
 
 # --- The state machine of a reporter's line ------------------------------------------------
@@ -214,6 +226,20 @@ def reporter_appeal_lines(ctx: Context, acc: Accepted) -> list[bytes]:
     return decide_reporter_appeal(
         body, sender=acc.sender.node_id, lines=load_number_lines(ctx, body.number),
         bureau_of=responsible_bureau(ctx.directory, router_for(ctx)))
+
+
+def decide_case_response(*, sender: str, asked: str | None) -> None:
+    """``asked``: the carrier the request named in ``in_reply_to`` went to, if any."""
+    if asked != sender:
+        raise OWN_CASE_REQUEST.refuse(f"the response answers no case request of this node "
+                                      f"to {sender}")
+
+
+def _check_case_response(ctx: Context, acc: Accepted) -> None:
+    row = ctx.conn.execute(select(case_requests.c.carrier).where(
+        case_requests.c.request_id == acc.message.header.in_reply_to,
+        case_requests.c.police == ctx.node.node_id)).first()
+    decide_case_response(sender=acc.sender.node_id, asked=row.carrier if row else None)
 
 
 def _check_feedback(ctx: Context, acc: Accepted) -> None:
@@ -407,6 +433,7 @@ CHECKS: dict[tuple[Role, str], Handler] = {
     (Role.POLICE, "circular"): _check_feedback,
     (Role.COMMERCE, "circular"): _check_feedback,
     (Role.POLICE, "appeal_decision"): _check_reporter_appeal,
+    (Role.POLICE, "case_response"): _check_case_response,
     (Role.CARRIER, "shutdown_notice"): _check_notice,
     (Role.CARRIER, "withdrawal"): _check_notice_withdrawal,
     (Role.CARRIER, "appeal_decision"): _check_carrier_appeal,

@@ -645,3 +645,13 @@ def test_a_withdrawal_names_a_report_of_its_reporter_from_whoever_brought_it(
         assert got is None, text
     else:
         assert got is not None and text.startswith(f"rule {expected}: "), text
+
+
+@pytest.mark.parametrize(("asked", "refused"), [("cmcc.fj", False), (None, True),
+                                                ("cucc.fj", True)])
+def test_a_case_response_answers_a_request_made_to_its_sender(asked: str | None,
+                                                              refused: bool) -> None:
+    got, text = verdict(lambda: rules.decide_case_response(sender="cmcc.fj", asked=asked))
+    assert (got is StateConflictError) == refused, text
+    if refused:
+        assert text.startswith("rule own-case-request: "), text
