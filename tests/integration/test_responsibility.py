@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from exchange import envelope, messages
 from exchange.config import NodeConfig
+from exchange.errors import OperationError
 from exchange.identity import Role
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.messages import AppealDecision, AppealOutcome, Category, NumberOutcome
@@ -33,7 +34,7 @@ from exchange.node import Node
 from exchange.runtime import RunningNode
 from exchange.schema import inbox
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
-from nodes import bureau, carrier, police
+from nodes import bureau, carrier, commerce, police
 from nodes.agency import make_running
 from nodes.federation import Federation
 from nodes.models import (
@@ -62,6 +63,7 @@ SPECS = (
     ("cmcc.fj", Role.CARRIER, "fj"),
     ("cucc.fj", Role.CARRIER, "fj"),
     ("cmcc.gd", Role.CARRIER, "gd"),
+    ("commerce.fj", Role.COMMERCE, "fj"),
 )
 SHUT = "+8615959000001"  # cmcc.fj, reported and shut down
 SECOND = "+8615959000005"  # cmcc.fj, reported and shut down too
@@ -192,10 +194,24 @@ def test_another_provinces_bureau_cannot_cut_a_line_or_fine_a_carrier(fed: Feder
                             code=Code.PERMISSION_DENIED,
                             details=r"^rule served-numbers: number #1 of the notice is not "
                                     r"served by cmcc\.fj$")
+            # A market regulator in Fujian finds a Guangdong carrier's cards on sale: the
+            # Fujian bureau keeps the finding, but the penalty is not its to issue.
+            found = await w.op("commerce.fj", commerce.channel_report, outlet_code="FZ-0990",
+                               outlet_name="night market stall", carrier="cmcc.gd",
+                               findings="Guangdong cards sold without registration")
+            await w.settled()
+            with pytest.raises(OperationError, match=r"names cmcc\.gd, a carrier of another "
+                                                     r"province: its own bureau decides"):
+                await w.op("bureau.fj", bureau.issue_penalty,
+                           channel_report_id=found["reports"][0], violation="unregistered",
+                           measure="fine", legal_basis="MIIT rules")
             await asyncio.sleep(0.3)
             assert w.subscriber("cmcc.fj", FRESH) == "active"
             assert not w.rows("cmcc.fj", select(notices))
             assert not w.rows("cmcc.fj", select(penalties))
+            assert not w.rows("cmcc.gd", select(penalties))
+            [kept] = w.rows("bureau.fj", select(channel_reports))
+            assert kept.carrier_node == "cmcc.gd" and kept.penalty_id is None
 
     asyncio.run(scenario())
 
