@@ -100,7 +100,6 @@ class Origin:
 
     sender: str
     message_id: bytes
-    message: messages.Message
 
 
 def check(msg: messages.Message, *, sender: Member, recipient: Member,
@@ -234,12 +233,22 @@ def origin_of(msg: messages.Message, *, sender: Member, directory: Directory
         if first.withdrawn_message_id != body.withdrawn_message_id:
             raise FORWARDED_ORIGIN.refuse("the withdrawal carried withdraws another report")
     if first.numbers:  # a withdrawal listing none withdraws every number
-        listed = {_comparable(n) for n in first.numbers}
-        for i, n in enumerate(body.numbers):
-            if _comparable(n) not in listed:
-                raise FORWARDED_ORIGIN.refuse(f"number #{i} is not in the reporter's "
-                                              f"{inner.kind}")
-    return Origin(sender=reporter.node_id, message_id=inner.header.message_id, message=inner)
+        _check_covered(body.numbers, first.numbers, inner.kind)
+    return Origin(sender=reporter.node_id, message_id=inner.header.message_id)
+
+
+def _check_covered(passed_on: tuple[str, ...], reported: tuple[str, ...], kind: str) -> None:
+    """Every number passed on is one the reporter listed (a bureau passes numbers on in
+    E.164; the reporter may have written them otherwise)."""
+    listed = set(reported)
+    normalised: set[str] | None = None
+    for i, n in enumerate(passed_on):
+        if n in listed:
+            continue
+        if normalised is None:  # rare: parse the reporter's numbers only when needed
+            normalised = {_comparable(r) for r in reported}
+        if n not in normalised:
+            raise FORWARDED_ORIGIN.refuse(f"number #{i} is not in the reporter's {kind}")
 
 
 def _comparable(reported: str) -> str:
