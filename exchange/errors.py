@@ -117,6 +117,16 @@ class InvalidBodyError(VerificationError):
     pass
 
 
+class NotResponsibleError(VerificationError):
+    """The sender may send this body, but not about this object: another bureau's
+    carrier, another carrier's line, a report that went elsewhere (DESIGN.md §3a)."""
+
+
+class StateConflictError(VerificationError):
+    """What the message asks, the receiver's state does not allow: no such report or
+    appeal, an appeal decided already, a final outcome overwritten (DESIGN.md §3a)."""
+
+
 # --- Ledger ------------------------------------------------------------------
 
 

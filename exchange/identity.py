@@ -50,7 +50,10 @@ _PB_TO_ROLE = {v: k for k, v in _ROLE_TO_PB.items()}
 
 _ANY_AGENCY = frozenset({Role.POLICE, Role.BUREAU, Role.CARRIER, Role.COMMERCE})
 
-# Who may send which body to whom: (sender role, body kind) -> recipient roles (DESIGN.md §4).
+# Who may send which body to whom: (sender role, body kind) -> recipient roles, as
+# DESIGN.md §1 ("who sends, who receives") and §4 give them. Every pair listed here has
+# a handler at the receiving role (tests/unit/test_rules.py holds the two together);
+# which member of a role, about whose object, is the rules' business (§3a).
 ALLOWED: dict[tuple[Role, str], frozenset[Role]] = {
     (Role.POLICE, "number_report"): frozenset({Role.BUREAU}),
     (Role.COMMERCE, "number_report"): frozenset({Role.BUREAU}),
@@ -63,11 +66,16 @@ ALLOWED: dict[tuple[Role, str], frozenset[Role]] = {
     (Role.CARRIER, "id_concentration_report"): frozenset({Role.BUREAU}),
     (Role.POLICE, "case_request"): frozenset({Role.CARRIER}),
     (Role.CARRIER, "case_response"): frozenset({Role.POLICE}),
-    (Role.BUREAU, "circular"): frozenset({Role.POLICE, Role.CARRIER, Role.COMMERCE}),
+    # Feedback to whoever reported: police and market regulators.
+    (Role.BUREAU, "circular"): frozenset({Role.POLICE, Role.COMMERCE}),
     (Role.BUREAU, "penalty"): frozenset({Role.CARRIER}),
     (Role.CARRIER, "appeal"): frozenset({Role.BUREAU}),
     (Role.BUREAU, "appeal_decision"): frozenset({Role.CARRIER, Role.POLICE}),
-    **{(role, "withdrawal"): _ANY_AGENCY for role in _ANY_AGENCY},
+    # A reporter withdraws its report at the bureau; the bureau passes the withdrawal on
+    # to the bureau it forwarded numbers to and the carriers it sent notices.
+    (Role.POLICE, "withdrawal"): frozenset({Role.BUREAU}),
+    (Role.COMMERCE, "withdrawal"): frozenset({Role.BUREAU}),
+    (Role.BUREAU, "withdrawal"): frozenset({Role.BUREAU, Role.CARRIER}),
     **{(role, "escalation"): frozenset({Role.OFFICE}) for role in _ANY_AGENCY},
     (Role.BUREAU, "progress_report"): frozenset({Role.OFFICE}),
 }

@@ -226,6 +226,8 @@ class NumberReport:
     case_number: str = ""
     evidence_summary: str = ""
     confidence: int = 0
+    # A forwarded report: the reporter's signed envelope as the forwarding bureau got it.
+    origin_envelope: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,6 +323,8 @@ class Withdrawal:
     withdrawn_message_id: bytes = b""
     reason: str = ""
     numbers: tuple[str, ...] = ()
+    # A withdrawal passed on between bureaus: the reporter's own signed Withdrawal envelope.
+    origin_envelope: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -669,6 +673,7 @@ def _number_report_to_wire(b: NumberReport, path: str) -> wire.NumberReport:
         case_number=b.case_number,
         evidence_summary=b.evidence_summary,
         confidence=_uint32(b.confidence, f"{path}.confidence"),
+        origin_envelope=b.origin_envelope,
     )
 
 
@@ -680,6 +685,7 @@ def _number_report_from_wire(w: wire.NumberReport, path: str) -> NumberReport:
         case_number=w.case_number,
         evidence_summary=w.evidence_summary,
         confidence=w.confidence,
+        origin_envelope=w.origin_envelope,
     )
 
 
@@ -1004,6 +1010,7 @@ def _withdrawal_to_wire(b: Withdrawal) -> wire.Withdrawal:
         withdrawn_message_id=b.withdrawn_message_id,
         reason=b.reason,
         numbers=b.numbers,
+        origin_envelope=b.origin_envelope,
     )
 
 
@@ -1012,6 +1019,7 @@ def _withdrawal_from_wire(w: wire.Withdrawal) -> Withdrawal:
         withdrawn_message_id=w.withdrawn_message_id,
         reason=w.reason,
         numbers=tuple(w.numbers),
+        origin_envelope=w.origin_envelope,
     )
 
 

@@ -163,6 +163,9 @@ class Node:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.body_checks = dict(body_checks or {})
+        # Responsibility over this node's state (DESIGN.md §3a): run before any handler,
+        # in the transaction that logs the message, so a refusal leaves no trace.
+        self.responsibility: Handler | None = None
         ca_pem = config.ca_cert.read_bytes()
         self.ca = pki.load_certificate(config.ca_cert)
         self.credentials = pki.load_node_credentials(
@@ -443,6 +446,8 @@ class Node:
                                            accepted.digest, accepted.message.kind,
                                            to_micros(txn.now)))
         ctx = Context(self, txn)
+        if self.responsibility is not None:
+            self.responsibility(ctx, accepted)
         handler = self.handlers.get(accepted.message.kind)
         if handler is not None:
             handler(ctx, accepted)

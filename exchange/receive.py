@@ -2,7 +2,10 @@
 
 Everything a node must decide about an incoming envelope before it may log it:
 bytes, the directory, who the mTLS peer is and the time go in; an accepted
-message comes out, or the error that names the first check it failed.
+message comes out, or the error that names the first check it failed. The last
+step is responsibility (DESIGN.md §3a): the directory's rules here, then, inside
+the transaction that logs the message and before any handler, the rules over the
+receiver's own state (``Node.responsibility``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from exchange import envelope, messages, numbers
+from exchange import envelope, messages, numbers, responsibility
 from exchange.errors import (
     ClockSkewError,
     ExpiredMessageError,
@@ -40,6 +43,8 @@ class Accepted:
     envelope: envelope.Envelope
     message: messages.Message
     sender: Member
+    # A report or withdrawal a bureau passed on: its reporter, from the envelope carried.
+    origin: responsibility.Origin | None = None
 
     @property
     def digest(self) -> bytes:
@@ -86,11 +91,13 @@ def check_incoming(
         )
     if header.expires_at is not None and header.expires_at <= now:
         raise ExpiredMessageError(f"message expired at {header.expires_at.isoformat()}")
-    check_allowed(sender, directory.member(me), msg.kind)
+    recipient = directory.member(me)
+    check_allowed(sender, recipient, msg.kind)
     check_body(msg, now, limits)
     if body_checks and msg.kind in body_checks:
         body_checks[msg.kind](msg, now)
-    return Accepted(env, msg, sender)
+    origin = responsibility.check(msg, sender=sender, recipient=recipient, directory=directory)
+    return Accepted(env, msg, sender, origin)
 
 
 _NUMBER_FIELDS = ("numbers",)

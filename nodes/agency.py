@@ -21,7 +21,7 @@ from exchange.identity import Role, SignedDirectory
 from exchange.node import Context, Handler, Node
 from exchange.runtime import RunningNode
 from exchange.transport import outbox as outbox_queue
-from nodes import bureau, carrier, commerce, office, police
+from nodes import bureau, carrier, commerce, office, police, rules
 from nodes.operator import overdue_counts
 from nodes.workflow import message_id_arg
 
@@ -53,6 +53,7 @@ def make_node(config: NodeConfig, **kw: Any) -> Node:
     """The node for ``config`` with the handlers of the role the directory gives it."""
     node = Node(config, **kw)
     node.handlers.update(HANDLERS[node.me.role])
+    node.responsibility = rules.check
     return node
 
 

@@ -62,7 +62,6 @@ from nodes.workflow import (
     from_micros,
     judge_number,
     message_id_arg,
-    parse_forward_thread,
     to_micros,
     triage,
 )
@@ -93,15 +92,14 @@ def _province(ctx: Context) -> str:
 def on_number_report(ctx: Context, acc: Accepted) -> None:
     h, body = acc.message.header, acc.message.body
     assert isinstance(body, NumberReport)
-    if acc.sender.role is Role.BUREAU:
-        forwarded = parse_forward_thread(h.thread)
-        if forwarded is None:
-            raise InvalidBodyError(
-                f"a report forwarded by {h.sender} must name its origin in the thread "
-                "('forwarded:<node>:<report id>')")
-        origin, report_id = forwarded
+    # A forwarded report's reporter and id come from the reporter's own envelope, which
+    # the receive checks verified (rule forwarded-origin); it travels on with the numbers.
+    if acc.origin is not None:
+        origin, report_id = acc.origin.sender, acc.origin.message_id
+        origin_envelope = body.origin_envelope
     else:
         origin, report_id = h.sender, h.message_id
+        origin_envelope = acc.envelope.raw
     if ctx.conn.execute(select(reports.c.report_id).where(
             reports.c.report_id == report_id)).first() is not None:
         # The same report again under a new message (a second forward): already handled.
@@ -161,8 +159,8 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
             ctx.send(bureau, NumberReport(
                 numbers=tuple(part), category=category, discovered_at=body.discovered_at,
                 case_number=body.case_number, evidence_summary=body.evidence_summary,
-                confidence=body.confidence), in_reply_to=report_id,
-                thread=forward_thread(origin, report_id))
+                confidence=body.confidence, origin_envelope=origin_envelope),
+                in_reply_to=report_id, thread=forward_thread(origin, report_id))
     # The acknowledgement: every number with what this bureau did with it; each line of
     # the report is then written once, naming the Circular that told the reporter.
     told = send_feedback(ctx, origin, [
@@ -281,11 +279,7 @@ def on_action_report(ctx: Context, acc: Accepted) -> None:
     h, body = acc.message.header, acc.message.body
     assert isinstance(body, messages.ActionReport)
     notice = ctx.conn.execute(select(notices).where(
-        notices.c.notice_id == h.in_reply_to, notices.c.carrier == h.sender)).first()
-    if notice is None:
-        raise InvalidBodyError(f"action_report from {h.sender} answers "
-                               f"{h.in_reply_to.hex() or 'nothing'}, which is no notice of "
-                               f"{ctx.node.node_id} to it")
+        notices.c.notice_id == h.in_reply_to, notices.c.carrier == h.sender)).one()
     notice_id = bytes(notice.notice_id)
     # Each line of the notice with the number's case (if any), in one read.
     listed = {r[0]: r for r in _NOTICE_LINES_AND_CASES.tuples(ctx.conn, (notice_id,))}
@@ -296,11 +290,8 @@ def on_action_report(ctx: Context, acc: Accepted) -> None:
     withdrawal = h.thread == "withdrawal"
     line_updates, case_updates = [], []
     for a in body.actions:
-        line = listed.get(a.number)
-        if line is None:
-            raise InvalidBodyError(f"action_report lists {a.number}, which notice "
-                                   f"{notice_id.hex()} did not")
-        _, outcome, case_status, case_carrier, case_outlet, case_tried = line
+        # Every number is one the notice listed (rule own-notice).
+        _, outcome, case_status, case_carrier, case_outlet, case_tried = listed[a.number]
         if not withdrawal:
             if outcome is None:
                 newly_answered += 1
@@ -382,10 +373,8 @@ def on_id_concentration_report(ctx: Context, acc: Accepted) -> None:
 def on_appeal(ctx: Context, acc: Accepted) -> None:
     h, body = acc.message.header, acc.message.body
     assert isinstance(body, messages.Appeal)
-    case = ctx.conn.execute(select(numbers).where(numbers.c.number == body.number)).first()
-    if case is None:
-        raise InvalidBodyError(f"appeal for {body.number}, which {ctx.node.node_id} never "
-                               "noticed")
+    # The appeal is the cutting carrier's, about a line shut down (rules cutting-carrier,
+    # shut-line).
     decide_by = body.decide_by or ctx.now + timedelta(
         hours=ctx.node.config.deadlines.appeal_hours)
     ctx.conn.execute(insert(appeals), {
@@ -398,24 +387,20 @@ def on_appeal(ctx: Context, acc: Accepted) -> None:
 
 def on_withdrawal(ctx: Context, acc: Accepted) -> None:
     """The reporter retracts a report: numbers no other live report names are released."""
-    h, body = acc.message.header, acc.message.body
+    body = acc.message.body
     assert isinstance(body, Withdrawal)
-    if acc.sender.role is Role.BUREAU:
-        forwarded = parse_forward_thread(h.thread)
-        origin = forwarded[0] if forwarded else ""
-    else:
-        origin = h.sender
+    # The report is the reporter's, from whoever withdraws it (rules withdrawn-report,
+    # forwarding-bureau); the reporter's own Withdrawal goes on to the next bureau.
     report = ctx.conn.execute(select(reports).where(
-        reports.c.report_id == body.withdrawn_message_id, reports.c.origin == origin)).first()
-    if report is None:
-        raise InvalidBodyError(f"withdrawal names {body.withdrawn_message_id.hex()}, which is "
-                               f"no report of {origin or h.sender} to {ctx.node.node_id}")
+        reports.c.report_id == body.withdrawn_message_id)).one()
     if report.withdrawn_at is not None:
         return
-    withdraw_report(ctx, report, reason=body.reason)
+    withdraw_report(ctx, report, reason=body.reason,
+                    origin_envelope=body.origin_envelope if acc.origin else acc.envelope.raw)
 
 
-def withdraw_report(ctx: Context, report: Any, *, reason: str) -> None:
+def withdraw_report(ctx: Context, report: Any, *, reason: str, origin_envelope: bytes
+                    ) -> None:
     rid = bytes(report.report_id)
     ctx.conn.execute(update(reports).where(reports.c.report_id == rid)
                      .values(withdrawn_at=to_micros(ctx.now)))
@@ -450,7 +435,7 @@ def withdraw_report(ctx: Context, report: Any, *, reason: str) -> None:
         if ctx.directory.has_member(bureau):
             for part in chunks(ns):
                 ctx.send(bureau, Withdrawal(withdrawn_message_id=rid, numbers=tuple(part),
-                                            reason=reason),
+                                            reason=reason, origin_envelope=origin_envelope),
                          thread=forward_thread(report.origin, rid))
 
 
@@ -520,6 +505,10 @@ def issue_penalty(ctx: Context, *, channel_report_id: str, violation: str, measu
     if not row.carrier_node or not ctx.directory.has_member(row.carrier_node):
         raise OperationError(f"channel report {channel_report_id} names no member carrier "
                              f"responsible for outlet {row.outlet_code or row.outlet_name!r}")
+    if ctx.directory.member(row.carrier_node).province != _province(ctx):
+        # The carrier would refuse it (rule province-bureau): its own bureau decides.
+        raise OperationError(f"channel report {channel_report_id} names {row.carrier_node}, "
+                             "a carrier of another province: its own bureau decides penalties")
     for name, value in (("violation", violation), ("measure", measure),
                         ("legal basis", legal_basis)):
         if not value.strip():

@@ -151,12 +151,7 @@ def on_withdrawal(ctx: Context, acc: Accepted) -> None:
     """A bureau retracts a notice (its report was withdrawn): restore what it cut."""
     h, body = acc.message.header, acc.message.body
     assert isinstance(body, messages.Withdrawal)
-    notice = ctx.conn.execute(select(notices.c.notice_id).where(
-        notices.c.notice_id == body.withdrawn_message_id, notices.c.bureau == h.sender)).first()
-    if notice is None:
-        raise InvalidBodyError(
-            f"withdrawal names {body.withdrawn_message_id.hex()}, which is no shutdown notice "
-            f"from {h.sender} to {ctx.node.node_id}")
+    # The notice is one the sender sent this carrier (rule own-notice).
     subs = subscriber_system(ctx)
     found = subs.lookup(body.numbers)
     mine = [n for n, s in found.items()
@@ -238,16 +233,15 @@ def on_penalty(ctx: Context, acc: Accepted) -> None:
 def on_appeal_decision(ctx: Context, acc: Accepted) -> None:
     h, body = acc.message.header, acc.message.body
     assert isinstance(body, messages.AppealDecision)
-    row = ctx.conn.execute(select(appeals).where(
-        appeals.c.appeal_id == body.appeal_id, appeals.c.bureau == h.sender)).first()
-    if row is None:
-        raise InvalidBodyError(f"appeal_decision answers {body.appeal_id.hex()}, which is no "
-                               f"appeal of {ctx.node.node_id} to {h.sender}")
+    # An open appeal of this carrier to the sender, about the number named (rules
+    # open-appeal, appeal-number): the line restored is the appeal's own, once.
+    row = ctx.conn.execute(select(appeals.c.number).where(
+        appeals.c.appeal_id == body.appeal_id)).one()
     ctx.conn.execute(update(appeals).where(appeals.c.appeal_id == body.appeal_id).values(
         decided_at=to_micros(ctx.now), outcome=body.outcome.value, reasoning=body.reasoning,
         decision_id=h.message_id))
     if body.outcome is messages.AppealOutcome.LIFTED:
-        subscriber_system(ctx).restore([body.number], at=ctx.now)
+        subscriber_system(ctx).restore([row.number], at=ctx.now)
 
 
 HANDLERS = {

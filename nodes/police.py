@@ -21,11 +21,11 @@ from exchange.ledger.entries import Entry
 from exchange.messages import CaseQuestion, CaseRequest, Category, NumberReport, Withdrawal
 from exchange.node import Context, Node
 from exchange.receive import Accepted
+from nodes import rules
 from nodes.carrier import CASE_CONTEXT
 from nodes.models import (
     INSERT_REPORT_LINE,
     UPDATE_OPEN_REPORT_LINE,
-    UPDATE_REPORT_LINE,
     case_requests,
     report_numbers,
     reports,
@@ -50,35 +50,23 @@ def on_circular(ctx: Context, acc: Accepted) -> None:
     assert isinstance(body, messages.Circular)
     feedback_id = acc.message.header.message_id
     now = to_micros(ctx.now)
-    final_lines, open_lines = [], []
+    # Every line names a report of this node, from the bureau it is with, and moves no
+    # final outcome to another (rules own-report, report-bureau, outcome-transition): so
+    # only open lines change, and a late acknowledgement never reopens a final one.
+    open_lines = []
     for line in body.outcomes:
         if not line.report_id:
             continue
         status, detail = status_of_feedback(line)
-        final = status in FINAL
-        row = (status.value, detail, line.carrier_node, final, feedback_id, now,
-               line.report_id, line.number)
-        if final:
-            final_lines.append(row)
-        else:
-            # A late acknowledgement never reopens a final outcome: only open lines.
-            open_lines.append((*row, False))
-    # A line of no report of ours (a general circular about others' reports) matches
-    # no row and changes nothing.
-    UPDATE_REPORT_LINE.run(ctx.conn, final_lines)
+        open_lines.append((status.value, detail, line.carrier_node, status in FINAL,
+                           feedback_id, now, line.report_id, line.number, False))
     UPDATE_OPEN_REPORT_LINE.run(ctx.conn, open_lines)
 
 
 def on_case_response(ctx: Context, acc: Accepted) -> None:
     h, body = acc.message.header, acc.message.body
     assert isinstance(body, messages.CaseResponse)
-    row = ctx.conn.execute(select(case_requests).where(
-        case_requests.c.request_id == h.in_reply_to, case_requests.c.carrier == h.sender)
-    ).first()
-    if row is None:
-        raise InvalidBodyError(f"case_response from {h.sender} answers "
-                               f"{h.in_reply_to.hex() or 'nothing'}, which is no case request "
-                               f"of {ctx.node.node_id} to it")
+    # It answers a request of this node to the sender (rule own-case-request).
     if body.sealed_answer is None or body.sealed_answer.recipient != ctx.node.node_id:
         raise InvalidBodyError("case_response must carry an answer sealed to "
                                f"{ctx.node.node_id}")
@@ -89,12 +77,16 @@ def on_case_response(ctx: Context, acc: Accepted) -> None:
 def on_appeal_decision(ctx: Context, acc: Accepted) -> None:
     body = acc.message.body
     assert isinstance(body, messages.AppealDecision)
+    # Only lines of reports that went to the deciding bureau, and a lifted appeal only
+    # those cut or open (rules report-bureau, outcome-transition).
+    moved = rules.reporter_appeal_lines(ctx, acc)
     if body.outcome is messages.AppealOutcome.LIFTED:
         values = {"status": Status.RESTORED.value, "final": True,
                   "detail": f"appeal lifted: {body.reasoning}"}
     else:
         values = {"detail": f"appeal upheld: {body.reasoning}"}
-    ctx.conn.execute(update(report_numbers).where(report_numbers.c.number == body.number)
+    ctx.conn.execute(update(report_numbers).where(report_numbers.c.number == body.number,
+                                                  report_numbers.c.report_id.in_(moved))
                      .values(updated_at=to_micros(ctx.now), **values))
 
 

@@ -10,6 +10,8 @@
 | retired signing key                       | UNAUTHENTICATED     |
 | peer is not the message's sender          | PERMISSION_DENIED   |
 | role may not send this body               | PERMISSION_DENIED   |
+| sender not responsible for the object     | PERMISSION_DENIED   |
+| receiver's state does not allow it        | FAILED_PRECONDITION |
 | garbage or truncated envelope             | INVALID_ARGUMENT    |
 | invalid body (numbers, deadlines, fields) | INVALID_ARGUMENT    |
 | message over the size limit               | RESOURCE_EXHAUSTED  |
@@ -39,6 +41,8 @@ _TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (e.RevokedKeyError, grpc.StatusCode.UNAUTHENTICATED),
     (e.PeerMismatchError, grpc.StatusCode.PERMISSION_DENIED),
     (e.RoleNotAllowedError, grpc.StatusCode.PERMISSION_DENIED),
+    (e.NotResponsibleError, grpc.StatusCode.PERMISSION_DENIED),
+    (e.StateConflictError, grpc.StatusCode.FAILED_PRECONDITION),
     (e.OperatorNotAllowedError, grpc.StatusCode.PERMISSION_DENIED),
     (e.OperationError, grpc.StatusCode.INVALID_ARGUMENT),
     (e.MalformedEnvelopeError, grpc.StatusCode.INVALID_ARGUMENT),

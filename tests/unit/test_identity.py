@@ -343,11 +343,15 @@ def test_disallowed(sender: Role, kind: str, recipient: Role) -> None:
     (Role.CARRIER, "id_concentration_report", {Role.BUREAU}),
     (Role.POLICE, "case_request", {Role.CARRIER}),
     (Role.CARRIER, "case_response", {Role.POLICE}),
-    (Role.BUREAU, "circular", {Role.POLICE, Role.CARRIER, Role.COMMERCE}),
+    # Feedback goes to reporters: §1 lists no circulars among what a carrier receives.
+    (Role.BUREAU, "circular", {Role.POLICE, Role.COMMERCE}),
     (Role.BUREAU, "penalty", {Role.CARRIER}),
     (Role.CARRIER, "appeal", {Role.BUREAU}),
     (Role.BUREAU, "appeal_decision", {Role.CARRIER, Role.POLICE}),
     (Role.BUREAU, "progress_report", {Role.OFFICE}),
+    (Role.POLICE, "withdrawal", {Role.BUREAU}),
+    (Role.COMMERCE, "withdrawal", {Role.BUREAU}),
+    (Role.BUREAU, "withdrawal", {Role.BUREAU, Role.CARRIER}),
 ])
 def test_role_table_follows_the_design(sender: Role, kind: str, recipients: set[Role]) -> None:
     assert ALLOWED[(sender, kind)] == recipients
