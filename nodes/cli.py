@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argcomplete.autocomplete(parser)  # answers the shell and exits when completing
     args = parser.parse_args(arguments)
-    render.configure_logging(verbose=args.verbose)
+    render.configure_logging(verbose=args.verbose, service=getattr(args, "service", False))
     if not hasattr(args, "func"):
         parser.print_help()
         return EXIT_USAGE
@@ -91,8 +91,7 @@ def describe_error(e: BaseException) -> tuple[str, int]:
 def report_error(line: str, *, as_json: bool, code: int) -> None:
     """An error on stderr: `bcx: …`, or with --json one object {"error": …, "exit": …}."""
     if as_json:
-        print(render.to_json({"error": line, "exit": code}).replace("\n", " "),
-              file=sys.stderr)
+        print(render.to_json({"error": line, "exit": code}, indent=None), file=sys.stderr)
     else:
         render.err(f"bcx: {line}")
 
@@ -206,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "bcx node run --config police.fj/node.toml",
                  "BCX_CONFIG=police.fj/node.toml bcx node run")
     config_option(a)
-    a.set_defaults(func=cmd_node_run)
+    a.set_defaults(func=cmd_node_run, service=True)
 
     db = examples(sub.add_parser("db", help="the node database"),
                   "bcx db upgrade --config police.fj/node.toml")

@@ -318,28 +318,30 @@ def open_database(config: NodeConfig) -> Any:
     A listing must never create a database (SQLite makes an empty file on connect) nor
     read one whose schema this bcx does not know: a missing file, a database never
     migrated and one at another schema revision are each refused with one line saying
-    what to run. SQLite is opened read-only (``mode=ro``), so nothing is written.
+    what to run. SQLite is opened read-only (``mode=ro``), so nothing is written; its
+    revision is read with the driver alone first, since the engine's set-up (WAL) would
+    try to write to a file that bcx never migrated.
     """
     url = storage.parse_url(config.database_url)
-    if url.get_backend_name() == "sqlite":
-        path = Path(url.database or "")
-        if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
-            raise OperationError(f"database.url of {config.node_id} names an in-memory "
-                                 "database: there is nothing to read")
-        if not path.is_file():
-            raise OperationError(
-                f"no database at {path}: node {config.node_id} has not run with this "
-                f"configuration yet (start it with bcx node run --config {_config_hint(config)})")
-        target = URL_READ_ONLY.format(uri=path.resolve().as_uri())
-        engine = storage.create_engine_for(target, pool_size=1)
-    else:
+    if url.get_backend_name() != "sqlite":
         engine = storage.create_engine_for(config.database_url, pool_size=1)
-    try:
-        check_schema(engine, config)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
+        try:
+            check_schema(_stored_revisions(engine, config), config)
+        except BaseException:
+            engine.dispose()
+            raise
+        return engine
+    if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+        raise OperationError(f"database.url of {config.node_id} names an in-memory "
+                             "database: there is nothing to read")
+    path = Path(url.database)
+    if not path.is_file():
+        raise OperationError(
+            f"no database at {path}: node {config.node_id} has not run with this "
+            f"configuration yet (start it with bcx node run --config {_config_hint(config)})")
+    uri = path.resolve().as_uri()
+    check_schema(_sqlite_revisions(uri, path), config)
+    return storage.create_engine_for(URL_READ_ONLY.format(uri=uri), pool_size=1)
 
 
 URL_READ_ONLY = "sqlite:///{uri}?mode=ro&uri=true"
@@ -349,17 +351,41 @@ def _config_hint(config: NodeConfig) -> str:
     return str(config.path) if config.path else "node.toml"
 
 
-def check_schema(engine: Any, config: NodeConfig) -> None:
-    """Refuse a database whose schema revision is not the one this bcx migrates to."""
+def _sqlite_revisions(uri: str, path: Path) -> frozenset[str]:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise OperationError(f"cannot open database {path}: {e}") from e
+    try:
+        has_table = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                "AND name = 'alembic_version'").fetchone()
+        if not has_table:
+            return frozenset()
+        return frozenset(r[0] for r in con.execute("SELECT version_num FROM alembic_version"))
+    except sqlite3.DatabaseError as e:
+        raise OperationError(f"{path} is not a readable SQLite database: {e}") from e
+    finally:
+        con.close()
+
+
+def _stored_revisions(engine: Any, config: NodeConfig) -> frozenset[str]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from exchange import migrate
 
     try:
         with storage.reader(engine).connect() as conn:
-            current = migrate.current_revisions(conn)
+            return migrate.current_revisions(conn)
     except SQLAlchemyError as e:
         raise storage.wrap_db_error(e, url=config.database_url) from e
+
+
+def check_schema(current: frozenset[str], config: NodeConfig) -> None:
+    """Refuse a database whose schema revision is not the one this bcx migrates to."""
+    from exchange import migrate
+
     head = migrate.head_revisions()
     where = storage.redact_url(config.database_url)
     upgrade = f"bcx db upgrade --config {_config_hint(config)}"

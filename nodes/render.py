@@ -153,9 +153,9 @@ def _json_default(value: Any) -> Any:
 _JSON_UNSAFE = re.compile("[\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
 
 
-def to_json(value: Any) -> str:
-    """Indented JSON, readable (non-ASCII kept) yet terminal-safe (escapes as ``\\uXXXX``)."""
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False,
+def to_json(value: Any, *, indent: int | None = 2) -> str:
+    """JSON, readable (non-ASCII kept) yet terminal-safe (escapes as ``\\uXXXX``)."""
+    text = json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False,
                       default=_json_default)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -244,12 +244,15 @@ class TerminalLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 OWN_LOGGERS = ("bcx", "exchange", "nodes")
 
 
-def configure_logging(*, verbose: bool) -> None:
-    """bcx's loggers at INFO (DEBUG with ``--verbose``), libraries at WARNING (INFO)."""
+def configure_logging(*, verbose: bool, service: bool = False) -> None:
+    """Warnings only for a command an operator runs (its output is the answer); a node
+    running as a service (``bcx node run``) logs bcx's INFO lines too. ``--verbose``:
+    bcx's DEBUG and the libraries' INFO."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
     root.addHandler(TerminalLogHandler())
     root.setLevel(logging.INFO if verbose else logging.WARNING)
+    own = logging.DEBUG if verbose else logging.INFO if service else logging.WARNING
     for name in OWN_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+        logging.getLogger(name).setLevel(own)
