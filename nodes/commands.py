@@ -53,11 +53,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--confidence", type=int, default=80, metavar="0-100",
                    help="how sure the finding is, 0 to 100 (default 80)")
 
-    p = command("withdraw", "police/commerce: retract a report", cmd_simple("withdraw"),
+    p = command("withdraw", "police/commerce: retract a report",
+                cmd_simple("withdraw", {"report_id": "report"}),
                 "bcx withdraw --config police.fj/node.toml --report 0192f3c4e5a67b8c9d0e1f2a"
                 "3b4c5d6e --reason 'numbers belong to a different case'")
     p.add_argument("--report", required=True, dest="report_id", metavar="ID",
-                   help="the report's id, 32 hex digits (bcx reports)")
+                   help="the report's id: 32 hex digits or a unique prefix of 8+ (bcx reports)")
     p.add_argument("--reason", required=True, metavar="TEXT",
                    help="why the report was wrong (sent to everyone who acted on it)")
 
@@ -91,7 +92,7 @@ def add_commands(sub: Any) -> None:
                 "bcx decide --config bureau.fj/node.toml 0192f3c4e5a67b8c9d0e1f2a3b4c5d6e "
                 "--lift --reasoning 'registration verified in person'")
     p.add_argument("appeal_id", metavar="APPEAL_ID",
-                   help="the appeal's id, 32 hex digits (bcx appeals)")
+                   help="the appeal's id: 32 hex digits or a unique prefix of 8+ (bcx appeals)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--lift", action="store_true", help="lift the shutdown, restore service")
     g.add_argument("--uphold", action="store_true", help="keep the line shut down")
@@ -103,7 +104,8 @@ def add_commands(sub: Any) -> None:
                 "--violation 'sold cards without real-name checks' --measure 'fine' "
                 "--legal-basis 'Anti-Telecom Fraud Law art. 9'")
     p.add_argument("channel_report_id", metavar="CHANNEL_REPORT_ID",
-                   help="the channel report's id, 32 hex digits (bcx channels)")
+                   help="the channel report's id: 32 hex digits or a unique prefix of 8+ "
+                        "(bcx channels)")
     p.add_argument("--violation", required=True, metavar="TEXT",
                    help="what the carrier's outlet did wrong")
     p.add_argument("--measure", required=True, metavar="TEXT",
@@ -152,7 +154,8 @@ def add_commands(sub: Any) -> None:
                 "bcx cases --config police.fj/node.toml --open "
                 "0192f3c4e5a67b8c9d0e1f2a3b4c5d6e")
     p.add_argument("--open", metavar="REQUEST_ID",
-                   help="open the sealed answer to this request, 32 hex digits (police only)")
+                   help="open the sealed answer to this request: 32 hex digits or a unique "
+                        "prefix of 8+ (police only)")
     command("appeals", "appeals and their decisions",
             cmd_list(lambda conn, cfg, now, a: operator.appeal_rows(conn, now=now)),
             "bcx appeals --config bureau.fj/node.toml")
@@ -192,7 +195,8 @@ def add_commands(sub: Any) -> None:
         "bcx outbox retry 0192f3c4e5a67b8c9d0e1f2a3b4c5d6e --config bureau.fj/node.toml",
         "bcx outbox retry --peer cmcc.fj --config bureau.fj/node.toml")
     p.add_argument("message_id", nargs="?", default="", metavar="MESSAGE_ID",
-                   help="the refused message, 32 hex digits (bcx outbox list --refused)")
+                   help="the refused message: 32 hex digits or a unique prefix of 8+ "
+                        "(bcx outbox list --refused)")
     p.add_argument("--peer", default="", metavar="ID",
                    help="instead: every message this peer refused, e.g. cmcc.fj")
     cliopts.config_option(p)
@@ -232,11 +236,16 @@ def _call(args: argparse.Namespace, operation: str, **arguments: Any) -> Any:
         return client.call(operation, **arguments)
 
 
-def cmd_simple(operation: str) -> Any:
-    skip = {"config", "json", "func", "verbose"}
+def cmd_simple(operation: str, ids: dict[str, str] | None = None) -> Any:
+    """An operation whose arguments are the command line's; ``ids``: arguments that are
+    message ids (name → what it is), which may be abbreviated."""
+    skip = {"config", "json", "func", "verbose", "service"}
 
     def run(args: argparse.Namespace) -> int:
         arguments = {k: v for k, v in vars(args).items() if k not in skip}
+        for name, what in (ids or {}).items():
+            arguments[name] = operator.expand_message_id(_config(args), arguments[name],
+                                                         what=what)
         result = _call(args, operation, **arguments)
         _print(args, result, "\n".join(f"{k}: {v}" for k, v in result.items())
                if isinstance(result, dict) else None)
@@ -281,7 +290,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    result = _call(args, "decide", appeal_id=args.appeal_id, lift=args.lift,
+    appeal_id = operator.expand_message_id(_config(args), args.appeal_id, what="appeal")
+    result = _call(args, "decide", appeal_id=appeal_id, lift=args.lift,
                    reasoning=args.reasoning)
     _print(args, result, f"appeal {result['appeal_id']}: {result['outcome']} for "
            f"{result['number']}; told {', '.join(result['informed'])}")
@@ -289,7 +299,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_penalty(args: argparse.Namespace) -> int:
-    result = _call(args, "penalty", channel_report_id=args.channel_report_id,
+    report_id = operator.expand_message_id(_config(args), args.channel_report_id,
+                                           what="channel report")
+    result = _call(args, "penalty", channel_report_id=report_id,
                    violation=args.violation, measure=args.measure,
                    legal_basis=args.legal_basis)
     _print(args, result, f"penalty {result['penalty_id']} to {result['carrier']} "
@@ -307,7 +319,9 @@ def cmd_channel(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
-    result = _call(args, "outbox-retry", message_id=args.message_id, peer=args.peer)
+    message_id = operator.expand_message_id(_config(args), args.message_id) \
+        if args.message_id else ""
+    result = _call(args, "outbox-retry", message_id=message_id, peer=args.peer)
     if args.peer:
         _print(args, result, f"{result['requeued']} message(s) requeued for {args.peer}")
     else:
@@ -335,7 +349,8 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
         node = make_node(cfg)
         try:
-            answer = open_case_answer(node, message_id_arg(args.open, "case request"))
+            request = operator.expand_message_id(cfg, args.open, what="case request")
+            answer = open_case_answer(node, message_id_arg(request, "case request"))
         finally:
             node.engine.dispose()
         records = [{

@@ -435,6 +435,23 @@ def resolve_message_id(conn: Connection, text: str, *, what: str = "message") ->
     return bytes(found[0])
 
 
+def expand_message_id(config: NodeConfig, text: str, *, what: str = "message") -> str:
+    """The full id of an abbreviated one (8–31 hex digits), found in the node's ledger.
+
+    A full id, or text that is no hex prefix at all, is passed on as given: the running
+    node checks it and answers precisely.
+    """
+    digits = text.strip().replace("-", "").lower()
+    if len(digits) >= 32 or not digits or any(c not in "0123456789abcdef" for c in digits):
+        return text
+    engine = open_database(config)
+    try:
+        with storage.reader(engine).connect() as conn:
+            return resolve_message_id(conn, text, what=what).hex()
+    finally:
+        engine.dispose()
+
+
 # --- Output -------------------------------------------------------------------------------
 
 

@@ -120,6 +120,24 @@ def test_bad_message_ids_are_one_line(ws: Path, tmp_path: Path, given: str, says
     assert line == f"bcx: {says}"
 
 
+def test_operator_commands_take_id_prefixes_too(ws: Path) -> None:
+    # The id is resolved in the node's own ledger before the command goes to the node.
+    counts = Counter(i[:8] for i in message_ids(ws))
+    prefix, count = counts.most_common(1)[0]
+    line = one_error_line(bcx("penalty", prefix, "--config", config_of(ws), "--violation",
+                              "v", "--measure", "m", "--legal-basis", "b"))
+    assert line == (f"bcx: channel report id {prefix} is ambiguous: {count} messages in this "
+                    "ledger start with it; give more digits")
+    short = one_error_line(bcx("outbox", "retry", "01a2", "--config", config_of(ws)))
+    assert short == "bcx: message id '01a2' is too short: give at least 8 hex digits"
+    # A unique prefix resolves; the node itself is stopped, which is then the only problem.
+    ids = message_ids(ws)
+    unique = next(i[:12] for i in ids if sum(j.startswith(i[:12]) for j in ids) == 1)
+    stopped = one_error_line(bcx("decide", unique, "--lift", "--reasoning", "r",
+                                 "--config", config_of(ws)))
+    assert stopped.startswith("bcx: node bureau.fj is not running at ")
+
+
 def test_evidence_is_not_written_through_a_symbolic_link(ws: Path, tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     target.write_text("keep\n")
