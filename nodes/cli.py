@@ -325,17 +325,17 @@ def _count(text: str) -> int:
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
     files = pki.init_ca(trust_domain=args.trust_domain, out=args.out)
-    print(f"exchange CA for {args.trust_domain}: {files.cert} (key {files.key}, mode 0600)")
+    render.out(f"exchange CA for {args.trust_domain}: {files.cert} (key {files.key}, mode 0600)")
     return 0
 
 
 def cmd_pki_issue(args: argparse.Namespace) -> int:
     files = pki.issue_node(ca_dir=args.ca, node_id=args.node_id, out=args.out)
-    print(f"issued {args.node_id} into {files.dir}:")
+    render.out(f"issued {args.node_id} into {files.dir}:")
     for label, path in (("auth certificate", files.tls_cert), ("auth key", files.tls_key),
                         ("signing certificate", files.signing_cert),
                         ("signing key", files.signing_key), ("HPKE key", files.hpke_key)):
-        print(f"  {label:20} {path}")
+        render.out(f"  {label:20} {path}")
     return 0
 
 
@@ -445,7 +445,7 @@ def cmd_node_init(args: argparse.Namespace) -> int:
                            listen=args.listen, database_url=url,
                            directory=args.directory.resolve(),
                            metrics_listen=args.metrics_listen)
-    print(f"wrote {path}; start the node with: bcx node run --config {path}")
+    render.out(f"wrote {path}; start the node with: bcx node run --config {path}")
     return 0
 
 

@@ -58,9 +58,9 @@ def config_of(ws: Path, node: str = "bureau.fj") -> Path:
 
 
 def variant(ws: Path, tmp_path: Path, *, database: Path | None = None,
-            timezone: str | None = None) -> Path:
-    """A copy of bureau.fj's node.toml with another database or display zone."""
-    text = config_of(ws).read_text()
+            timezone: str | None = None, node: str = "bureau.fj") -> Path:
+    """A copy of a node's node.toml with another database or display zone."""
+    text = config_of(ws, node).read_text()
     if database is not None:
         text = re.sub(r'(?m)^url = .*$', f'url = "sqlite:///{database}"', text)
     if timezone is not None:
@@ -309,6 +309,27 @@ def test_peer_text_with_escape_sequences_is_sanitised(ws: Path) -> None:
     as_json = bcx("reports", "--config", config_of(ws), "--json")
     assert "\x1b" not in as_json.stdout and "\u202e" not in as_json.stdout
     assert hostile in [r["case"] for r in json.loads(as_json.stdout)]  # the data, intact
+
+
+def test_the_other_listings_take_json(ws: Path, tmp_path: Path) -> None:
+    shown = json.loads(bcx("directory", "show", ws / "directory.bin", "--ca",
+                           ws / "pki" / "ca.pem", "--json").stdout)
+    assert shown["trust_domain"] == "bcx.example" and shown["version"] >= 1
+    assert {"office.cn", "bureau.fj", "cmcc.fj"} <= {m["id"] for m in shown["members"]}
+    checkpoint = json.loads(bcx("ledger", "checkpoint", "--config", config_of(ws),
+                                "--json").stdout)
+    entries = json.loads(bcx("ledger", "entries", "--config", config_of(ws), "--json",
+                             "--limit", "100000").stdout)
+    assert checkpoint["origin"] == "bcx.example/bureau.fj"
+    assert checkpoint["size"] == len(entries)
+    assert checkpoint["signed_by"][0] == "bcx.example/bureau.fj"
+    assert checkpoint["note"].startswith(f"bcx.example/bureau.fj\n{len(entries)}\n")
+    csv = tmp_path / "subscribers.csv"
+    csv.write_text("number,province\n+8615959000999,fj\n+8615959000998,fj\n")
+    config = variant(ws, tmp_path, database=tmp_path / "cmcc.db", node="cmcc.fj")
+    imported = bcx("subscribers", "import", csv, "--config", config, "--json")
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout) == {"imported": 2, "node": "cmcc.fj"}
 
 
 # --- completion and version ------------------------------------------------------------
