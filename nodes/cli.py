@@ -83,7 +83,7 @@ def describe_error(e: BaseException) -> tuple[str, int]:
         where = f" {e.filename}" if e.filename else ""
         return f"cannot use{where}: {e.strerror or e}", EXIT_FAILED
     if isinstance(e, SQLAlchemyError):
-        return str(storage.wrap_db_error(e, url="the node database")), EXIT_FAILED
+        return f"the node database failed: {render.database_cause(e)}", EXIT_FAILED
     return (f"unexpected failure: {e or type(e).__name__} "
             "(bcx --verbose … shows where)", EXIT_UNEXPECTED)
 
@@ -509,8 +509,8 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
             report = verify_ledger(store.engine, log_verifier=store.verifier,
                                    progress=progress.update)
     except SQLAlchemyError as e:
-        result.update(intact=False, error="corrupt or tampered database: "
-                      f"{storage.wrap_db_error(e, url=config.database_url)}")
+        result.update(intact=False, error="cannot be read (corrupt or tampered database): "
+                      f"{render.database_cause(e)}")
     except TamperError as e:
         result.update(intact=False, error=str(e), first_bad_index=e.index)
     else:

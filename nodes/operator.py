@@ -379,7 +379,8 @@ def _stored_revisions(engine: Any, config: NodeConfig) -> frozenset[str]:
         with storage.reader(engine).connect() as conn:
             return migrate.current_revisions(conn)
     except SQLAlchemyError as e:
-        raise storage.wrap_db_error(e, url=config.database_url) from e
+        raise OperationError(f"cannot read database {storage.redact_url(config.database_url)}"
+                             f": {render.database_cause(e)}") from e
 
 
 def check_schema(current: frozenset[str], config: NodeConfig) -> None:

@@ -40,6 +40,9 @@ def _escape(ch: str) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
+_CANDIDATE = re.compile(r"[^\x20-\x7e]")  # only these need a closer look
+
+
 def sanitize(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` with every control, escape and format character written as ``\\xNN``.
 
@@ -48,8 +51,12 @@ def sanitize(text: str, *, keep_newlines: bool = False) -> str:
     """
     if text.isprintable():
         return text
-    return "".join(
-        ch if not _unsafe(ch) or (keep_newlines and ch == "\n") else _escape(ch) for ch in text)
+
+    def shown(m: re.Match[str]) -> str:
+        ch = m.group()
+        return ch if not _unsafe(ch) or (keep_newlines and ch == "\n") else _escape(ch)
+
+    return _CANDIDATE.sub(shown, text)
 
 
 def out(text: str = "", *, stream: TextIO | None = None) -> None:
@@ -61,6 +68,15 @@ def err(text: str) -> None:
     """One line to stderr, terminal-safe (progress cleared first)."""
     with _progress_cleared():
         print(sanitize(text, keep_newlines=True), file=sys.stderr, flush=True)
+
+
+def database_cause(e: BaseException) -> str:
+    """A database failure as one line: the driver's own first line, never the SQL or its
+    parameters (which a SQLAlchemy error's text carries, and which may hold personal data)."""
+    from sqlalchemy.exc import DBAPIError
+
+    cause = e.orig if isinstance(e, DBAPIError) and e.orig is not None else e
+    return str(cause).strip().split("\n", 1)[0] or "no detail"
 
 
 # --- Times --------------------------------------------------------------------------------
@@ -149,15 +165,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-# JSON escapes control characters below 0x20 itself; these are the rest a terminal acts on.
-_JSON_UNSAFE = re.compile("[\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
+def _json_escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    if ch == "\n" or not _unsafe(ch):
+        return ch
+    code = ord(ch)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def to_json(value: Any, *, indent: int | None = 2) -> str:
-    """JSON, readable (non-ASCII kept) yet terminal-safe (escapes as ``\\uXXXX``)."""
+    """JSON, readable (non-ASCII kept) yet terminal-safe: JSON escapes the controls below
+    0x20 itself; DEL, C1 controls and format characters are written as ``\\uXXXX``, so
+    the text still parses to the same data."""
     text = json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False,
                       default=_json_default)
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _CANDIDATE.sub(_json_escape, text)
 
 
 # --- Progress and logging -----------------------------------------------------------------

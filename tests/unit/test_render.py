@@ -39,12 +39,17 @@ def test_sanitize_keeps_newlines_of_a_block_only_when_asked() -> None:
     assert render.sanitize("a\nb\x1b", keep_newlines=True) == "a\nb\\x1b"
 
 
-def test_json_is_terminal_safe_and_the_same_data() -> None:
-    value = {"case": "FZ\x1b[2J\x9b\u202e号"}
-    text = render.to_json(value)
-    assert "\x1b" not in text and "\x9b" not in text and "\u202e" not in text
-    assert "号" in text
-    assert json.loads(text) == value
+@pytest.mark.parametrize("hostile", [
+    "FZ\x1b[2J\x9b\u202e号", "soft\xadhyphen", "tag\U000e0041s", "bom\ufeff", "del\x7f",
+    "line\u2028sep",
+])
+def test_json_is_terminal_safe_and_the_same_data(hostile: str) -> None:
+    value = {"case": hostile, "n": [1, "号码"]}
+    for indent in (2, None):
+        text = render.to_json(value, indent=indent)
+        assert render.sanitize(text, keep_newlines=True) == text  # nothing left to escape
+        assert json.loads(text) == value
+    assert "号" in render.to_json(value)
 
 
 def test_table_takes_every_column_of_every_row() -> None:
