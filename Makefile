@@ -71,3 +71,10 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# A plain install, as a stranger gets it: build the wheel, install it into a fresh virtual
+# environment in a temporary directory outside the checkout, and run `bcx --version` and
+# `bcx demo --numbers 50` there from a temporary working directory.
+.PHONY: wheel-check
+wheel-check: venv
+	BCX_WHEEL_CHECK=1 $(VENV)/bin/pytest tests/integration/test_plain_install.py -q -p no:cacheprovider

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exchange import storage
 from exchange.errors import ConfigError
 from exchange.identity import NODE_ID
 
 DEFAULT_REFRESH_SECONDS = 300.0
+# The zone an operator reads times in (stored times are UTC): node.timezone.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class NodeConfig:
     # How often to ask the office for a newer directory (sooner as expiry nears).
     directory_refresh_seconds: float = 300.0
     metrics_listen: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
     limits: Limits = field(default_factory=Limits)
     delivery: Delivery = field(default_factory=Delivery)
     deadlines: Deadlines = field(default_factory=Deadlines)
@@ -131,6 +135,12 @@ class NodeConfig:
             if not NODE_ID.match(value):
                 raise ConfigError(f"{where}: {key} must be a lowercase dotted node id "
                                   f"like police.fj, got {value!r}")
+        timezone = r.text(node, "node.timezone", default=DEFAULT_TIMEZONE)
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ConfigError(f"{where}: node.timezone must be an IANA zone name like "
+                              f"Asia/Shanghai or UTC, got {timezone!r}") from e
         credentials_dir = rel(r.text(keys, "keys.dir"))
         if not credentials_dir.is_dir():
             raise ConfigError(f"{where}: keys.dir: {credentials_dir} is not a directory")
@@ -155,6 +165,7 @@ class NodeConfig:
             database_url=url,
             listen=listen,
             metrics_listen=metrics_listen,
+            timezone=timezone,
             directory_file=rel(r.text(directory, "directory.file")),
             directory_refresh_seconds=r.number(directory, "directory.refresh_seconds",
                                                default=DEFAULT_REFRESH_SECONDS),
@@ -173,7 +184,7 @@ class NodeConfig:
 TABLES: dict[str, frozenset[str]] = {
     "": frozenset({"node", "keys", "server", "database", "directory", "limits", "delivery",
                    "deadlines"}),
-    "node": frozenset({"id", "office"}),
+    "node": frozenset({"id", "office", "timezone"}),
     "keys": frozenset({"dir", "ca"}),
     "server": frozenset({"listen", "metrics_listen"}),
     "database": frozenset({"url"}),

@@ -6,150 +6,299 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import argcomplete
 
 from exchange import pki, storage
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError
 from exchange.identity import Role
+from nodes import render
+from nodes.cliopts import config_option, examples, json_option
 
 log = logging.getLogger("bcx")
 
 Command = Callable[[argparse.Namespace], int]
 
+# Exit statuses: 1 a refused command or bad input, 2 bad usage, 3 a ledger that does not
+# verify, 70 a failure bcx did not expect, 130 Ctrl-C, 141 output closed (as SIGPIPE).
+EXIT_FAILED, EXIT_USAGE, EXIT_UNEXPECTED, EXIT_INTERRUPTED, EXIT_PIPE = 1, 2, 70, 130, 141
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one JSON object when the command line has --json."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if Parser.json_errors:
+            report_error(f"{self.prog}: {message}", as_json=True, code=EXIT_USAGE)
+            raise SystemExit(EXIT_USAGE)
+        super().error(message)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    Parser.json_errors = "--json" in arguments
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    argcomplete.autocomplete(parser)  # answers the shell and exits when completing
+    args = parser.parse_args(arguments)
+    render.configure_logging(verbose=args.verbose, service=getattr(args, "service", False))
     if not hasattr(args, "func"):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
-        return int(args.func(args))
-    except ExchangeError as e:
-        print(f"bcx: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    except (FileExistsError, FileNotFoundError, PermissionError) as e:
-        print(f"bcx: {e}", file=sys.stderr)
-        return 1
+        code = int(args.func(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`bcx numbers show … | head`): stop quietly, as a Unix
+        # tool killed by SIGPIPE does, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        line, code = describe_error(e)
+        if code == EXIT_UNEXPECTED:
+            log.debug("unexpected failure", exc_info=e)
+        report_error(line, as_json=getattr(args, "json", False), code=code)
+    return code
+
+
+def describe_error(e: BaseException) -> tuple[str, int]:
+    """The one line an operator reads for a failed command, and the exit status."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(e, ExchangeError):
+        return str(e), EXIT_FAILED
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else ""
+        return f"cannot use{where}: {e.strerror or e}", EXIT_FAILED
+    if isinstance(e, SQLAlchemyError):
+        return f"the node database failed: {render.database_cause(e)}", EXIT_FAILED
+    return (f"unexpected failure: {e or type(e).__name__} "
+            "(bcx --verbose … shows where)", EXIT_UNEXPECTED)
+
+
+def report_error(line: str, *, as_json: bool, code: int) -> None:
+    """An error on stderr: `bcx: …`, or with --json one object {"error": …, "exit": …}."""
+    if as_json:
+        print(render.to_json({"error": line, "exit": code}, indent=None), file=sys.stderr)
+    else:
+        render.err(f"bcx: {line}")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("bcx")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bcx", description="bcx, the black-card intelligence exchange")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p = Parser(prog="bcx", description="bcx, the black-card intelligence exchange")
+    examples(p, "bcx demo --numbers 50", "bcx status --config police.fj/node.toml",
+             "bcx COMMAND --help")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging, and where an unexpected failure happened")
+    p.add_argument("--version", action="version", version=f"bcx {_version()}",
+                   help="print the installed version and exit")
     sub = p.add_subparsers(metavar="COMMAND")
 
-    pki_p = sub.add_parser("pki", help="the exchange CA and node key material")
+    pki_p = examples(sub.add_parser("pki", help="the exchange CA and node key material"),
+                     "bcx pki init --trust-domain bcx.example --out pki",
+                     "bcx pki issue --ca pki --node-id police.fj --out keys/police.fj")
     pki_sub = pki_p.add_subparsers(metavar="ACTION")
-    a = pki_sub.add_parser("init", help="create the exchange CA")
-    a.add_argument("--trust-domain", required=True)
-    a.add_argument("--out", required=True, type=Path)
+    a = examples(pki_sub.add_parser("init", help="create the exchange CA"),
+                 "bcx pki init --trust-domain bcx.example --out pki")
+    a.add_argument("--trust-domain", required=True, metavar="DOMAIN",
+                   help="the exchange's DNS-style name, e.g. bcx.example (the SPIFFE "
+                        "trust domain of every node certificate)")
+    a.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="directory to create for ca.pem and ca.key (key mode 0600)")
     a.set_defaults(func=cmd_pki_init)
-    a = pki_sub.add_parser("issue", help="issue a node's certificates and keys")
-    a.add_argument("--ca", required=True, type=Path, help="the CA directory (bcx pki init --out)")
-    a.add_argument("--node-id", required=True)
-    a.add_argument("--out", required=True, type=Path)
+    a = examples(pki_sub.add_parser("issue", help="issue a node's certificates and keys"),
+                 "bcx pki issue --ca pki --node-id police.fj --out keys/police.fj")
+    a.add_argument("--ca", required=True, type=Path, metavar="DIR",
+                   help="the CA directory (bcx pki init --out)")
+    a.add_argument("--node-id", required=True, metavar="ID",
+                   help="lowercase dotted node id, e.g. police.fj or cmcc.fj")
+    a.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="directory to create for the node's certificates and keys")
     a.set_defaults(func=cmd_pki_issue)
 
-    d = sub.add_parser("directory", help="build and sign the member directory (office)")
+    d = examples(sub.add_parser("directory", help="build and sign the member directory "
+                                                  "(office)"),
+                 "bcx directory show directory.bin --ca pki/ca.pem")
     d_sub = d.add_subparsers(metavar="ACTION")
-    a = d_sub.add_parser("build", help="sign a directory from a TOML description of members")
-    a.add_argument("--spec", required=True, type=Path,
-                   help="TOML: trust_domain, version, valid_days, [[member]] entries")
-    a.add_argument("--ca", required=True, type=Path, help="CA certificate (ca.pem)")
-    a.add_argument("--office-keys", required=True, type=Path)
-    a.add_argument("--out", required=True, type=Path)
+    a = examples(d_sub.add_parser("build", help="sign a directory from a TOML description "
+                                                "of members"),
+                 "bcx directory build --spec members.toml --ca pki/ca.pem "
+                 "--office-keys keys/office.cn --out directory.bin")
+    a.add_argument("--spec", required=True, type=Path, metavar="FILE.toml",
+                   help="TOML: trust_domain, version (≥ 1), valid_days (> 0), [[member]] "
+                        "and [[block]] entries")
+    a.add_argument("--ca", required=True, type=Path, metavar="ca.pem",
+                   help="the exchange CA certificate (PEM)")
+    a.add_argument("--office-keys", required=True, type=Path, metavar="DIR",
+                   help="the office's key directory (bcx pki issue --out)")
+    a.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="where to write the signed directory")
     a.set_defaults(func=cmd_directory_build)
-    a = d_sub.add_parser("show", help="verify and print a signed directory")
-    a.add_argument("file", type=Path)
-    a.add_argument("--ca", required=True, type=Path)
-    a.add_argument("--office", default="office.cn")
+    a = examples(d_sub.add_parser("show", help="verify and print a signed directory"),
+                 "bcx directory show directory.bin --ca pki/ca.pem",
+                 "bcx directory show directory.bin --ca pki/ca.pem --json")
+    a.add_argument("file", type=Path, metavar="FILE",
+                   help="the signed directory (bcx directory build --out)")
+    a.add_argument("--ca", required=True, type=Path, metavar="ca.pem",
+                   help="the exchange CA certificate (PEM)")
+    a.add_argument("--office", default="office.cn", metavar="ID",
+                   help="node id of the office that signs it (default office.cn)")
+    json_option(a)
     a.set_defaults(func=cmd_directory_show)
-    a = d_sub.add_parser("publish", help="office: put a newer directory in force on the "
-                                         "running office node (members fetch it from there)")
-    a.add_argument("file", type=Path, help="the signed directory (bcx directory build --out)")
-    a.add_argument("--config", required=True, type=Path, help="the office's node.toml")
+    a = examples(d_sub.add_parser("publish", help="office: put a newer directory in force "
+                                                  "on the running office node (members "
+                                                  "fetch it from there)"),
+                 "bcx directory publish directory-v2.bin --config office.cn/node.toml")
+    a.add_argument("file", type=Path, metavar="FILE",
+                   help="the signed directory (bcx directory build --out)")
+    config_option(a, "the office's")
+    json_option(a)
     a.set_defaults(func=cmd_directory_publish)
 
-    n = sub.add_parser("node", help="configure and run one node")
+    n = examples(sub.add_parser("node", help="configure and run one node"),
+                 "bcx node run --config police.fj/node.toml")
     n_sub = n.add_subparsers(metavar="ACTION")
-    a = n_sub.add_parser("init", help="write a commented node.toml")
-    a.add_argument("--node-id", required=True)
-    a.add_argument("--keys", required=True, type=Path)
-    a.add_argument("--ca", required=True, type=Path)
-    a.add_argument("--listen", default="127.0.0.1:7443")
-    a.add_argument("--metrics-listen", default=None,
-                   help="host:port for Prometheus metrics (default: none served)")
-    a.add_argument("--database-url", default=None)
-    a.add_argument("--directory", required=True, type=Path)
-    a.add_argument("--office", default="office.cn")
-    a.add_argument("--out", required=True, type=Path)
+    a = examples(n_sub.add_parser("init", help="write a commented node.toml"),
+                 "bcx node init --node-id police.fj --keys keys/police.fj --ca pki/ca.pem "
+                 "--directory directory.bin --out police.fj/node.toml")
+    a.add_argument("--node-id", required=True, metavar="ID",
+                   help="lowercase dotted node id, e.g. police.fj")
+    a.add_argument("--keys", required=True, type=Path, metavar="DIR",
+                   help="the node's key directory (bcx pki issue --out)")
+    a.add_argument("--ca", required=True, type=Path, metavar="ca.pem",
+                   help="the exchange CA certificate (PEM)")
+    a.add_argument("--listen", default="127.0.0.1:7443", metavar="HOST:PORT",
+                   help="address to serve on, port 0–65535 (default 127.0.0.1:7443)")
+    a.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                   help="address for Prometheus metrics (default: none served)")
+    a.add_argument("--database-url", default=None, metavar="URL",
+                   help="sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+                        "(default: node.db beside --out)")
+    a.add_argument("--directory", required=True, type=Path, metavar="FILE",
+                   help="the signed directory to start from (bcx directory build --out)")
+    a.add_argument("--office", default="office.cn", metavar="ID",
+                   help="node id of the office (default office.cn)")
+    a.add_argument("--out", required=True, type=Path, metavar="NODE.toml",
+                   help="where to write the configuration")
     a.set_defaults(func=cmd_node_init)
-    a = n_sub.add_parser("run", help="run the node in the foreground until SIGTERM/Ctrl-C")
-    a.add_argument("--config", required=True, type=Path)
-    a.set_defaults(func=cmd_node_run)
+    a = examples(n_sub.add_parser("run", help="run the node in the foreground until "
+                                              "SIGTERM/Ctrl-C"),
+                 "bcx node run --config police.fj/node.toml",
+                 "BCX_CONFIG=police.fj/node.toml bcx node run")
+    config_option(a)
+    a.set_defaults(func=cmd_node_run, service=True)
 
-    db = sub.add_parser("db", help="the node database")
+    db = examples(sub.add_parser("db", help="the node database"),
+                  "bcx db upgrade --config police.fj/node.toml")
     db_sub = db.add_subparsers(metavar="ACTION")
-    a = db_sub.add_parser("upgrade", help="run the migrations to the newest schema")
-    a.add_argument("--config", required=True, type=Path)
+    a = examples(db_sub.add_parser("upgrade", help="run the migrations to the newest schema"),
+                 "bcx db upgrade --config police.fj/node.toml")
+    config_option(a)
     a.set_defaults(func=cmd_db_upgrade)
 
-    led = sub.add_parser("ledger", help="audit this node's ledger")
+    led = examples(sub.add_parser("ledger", help="audit this node's ledger"),
+                   "bcx ledger verify --config police.fj/node.toml")
     led_sub = led.add_subparsers(metavar="ACTION")
-    a = led_sub.add_parser("verify", help="recompute the tree and check every checkpoint")
-    a.add_argument("--config", required=True, type=Path)
+    a = examples(led_sub.add_parser("verify", help="recompute the tree and check every "
+                                                   "checkpoint"),
+                 "bcx ledger verify --config police.fj/node.toml",
+                 "bcx ledger verify --config police.fj/node.toml --json")
+    config_option(a)
+    json_option(a)
     a.set_defaults(func=cmd_ledger_verify)
-    a = led_sub.add_parser("entries", help="list entries")
-    a.add_argument("--config", required=True, type=Path)
-    a.add_argument("--from", dest="start", type=_count, default=0)
-    a.add_argument("--limit", type=_count, default=50)
-    a.add_argument("--json", action="store_true")
+    a = examples(led_sub.add_parser("entries", help="list entries"),
+                 "bcx ledger entries --config police.fj/node.toml --from 100 --limit 20")
+    config_option(a)
+    a.add_argument("--from", dest="start", type=_count, default=0, metavar="INDEX",
+                   help="first leaf index to list, a whole number ≥ 0 (default 0)")
+    a.add_argument("--limit", type=_count, default=50, metavar="N",
+                   help="entries to list at most, a whole number ≥ 0 (default 50)")
+    json_option(a)
     a.set_defaults(func=cmd_ledger_entries)
-    a = led_sub.add_parser("checkpoint", help="print the latest checkpoint with cosignatures")
-    a.add_argument("--config", required=True, type=Path)
+    a = examples(led_sub.add_parser("checkpoint", help="print the latest checkpoint with "
+                                                       "cosignatures"),
+                 "bcx ledger checkpoint --config police.fj/node.toml",
+                 "bcx ledger checkpoint --config police.fj/node.toml --json")
+    config_option(a)
+    json_option(a)
     a.set_defaults(func=cmd_ledger_checkpoint)
-    a = led_sub.add_parser("vkey", help="print the ledger's verifier key")
-    a.add_argument("--config", required=True, type=Path)
+    a = examples(led_sub.add_parser("vkey", help="print the ledger's verifier key"),
+                 "bcx ledger vkey --config police.fj/node.toml")
+    config_option(a)
     a.set_defaults(func=cmd_ledger_vkey)
 
-    ev = sub.add_parser("evidence", help="offline-verifiable evidence of one message")
+    ev = examples(sub.add_parser("evidence", help="offline-verifiable evidence of one "
+                                                  "message"),
+                  "bcx evidence export --config bureau.fj/node.toml --message-id 01a23cb4 "
+                  "--out ev.json")
     ev_sub = ev.add_subparsers(metavar="ACTION")
-    a = ev_sub.add_parser("export", help="write the evidence bundle of a message")
-    a.add_argument("--config", required=True, type=Path)
-    a.add_argument("--message-id", required=True)
-    a.add_argument("--out", required=True, type=Path)
+    a = examples(ev_sub.add_parser("export", help="write the evidence bundle of a message"),
+                 "bcx evidence export --config bureau.fj/node.toml --message-id 01a23cb4 "
+                 "--out ev.json")
+    config_option(a)
+    a.add_argument("--message-id", required=True, metavar="ID",
+                   help="the message's id: 32 hex digits, or any unique prefix of 8 or "
+                        "more (as bcx ledger entries shows them)")
+    a.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="where to write the bundle (JSON, mode 0600; never through a "
+                        "symbolic link)")
+    json_option(a)
     a.set_defaults(func=cmd_evidence_export)
-    a = ev_sub.add_parser("verify", help="check an evidence bundle with only the CA")
-    a.add_argument("file", type=Path)
-    a.add_argument("--ca", required=True, type=Path)
+    a = examples(ev_sub.add_parser("verify", help="check an evidence bundle with only the CA"),
+                 "bcx evidence verify ev.json --ca pki/ca.pem",
+                 "bcx evidence verify ev.json --ca pki/ca.pem --json")
+    a.add_argument("file", type=Path, metavar="FILE",
+                   help="the bundle (bcx evidence export --out)")
+    a.add_argument("--ca", required=True, type=Path, metavar="ca.pem",
+                   help="the exchange CA certificate (PEM): the only trust root needed")
+    json_option(a)
     a.set_defaults(func=cmd_evidence_verify)
 
     from nodes import commands
 
     commands.add_commands(sub)
 
-    a = sub.add_parser("demo", help="run a whole federation on this machine and its scenario")
-    a.add_argument("--workspace", type=Path, default=None,
+    a = examples(sub.add_parser("demo", help="run a whole federation on this machine and "
+                                             "its scenario"),
+                 "bcx demo --numbers 50", "bcx demo --workspace /tmp/bcx-demo --keep")
+    a.add_argument("--workspace", type=Path, default=None, metavar="DIR",
                    help="directory for keys, configs and databases (default: a new temp dir)")
-    a.add_argument("--numbers", type=int, default=3000,
-                   help="numbers the police report (default 3000)")
+    a.add_argument("--numbers", type=int, default=3000, metavar="N",
+                   help="numbers the police report, at least 20 (default 3000)")
     a.add_argument("--keep", action="store_true",
                    help="leave the federation running until Ctrl-C")
     a.set_defaults(func=cmd_demo)
+
+    a = examples(sub.add_parser("completion", help="print a shell completion script"),
+                 'eval "$(bcx completion bash)"    # in ~/.bashrc',
+                 'eval "$(bcx completion zsh)"     # in ~/.zshrc')
+    a.add_argument("shell", choices=["bash", "zsh"], help="the shell: bash or zsh")
+    a.set_defaults(func=cmd_completion)
     return p
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(argcomplete.shellcode(["bcx"], shell=args.shell))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -176,17 +325,17 @@ def _count(text: str) -> int:
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
     files = pki.init_ca(trust_domain=args.trust_domain, out=args.out)
-    print(f"exchange CA for {args.trust_domain}: {files.cert} (key {files.key}, mode 0600)")
+    render.out(f"exchange CA for {args.trust_domain}: {files.cert} (key {files.key}, mode 0600)")
     return 0
 
 
 def cmd_pki_issue(args: argparse.Namespace) -> int:
     files = pki.issue_node(ca_dir=args.ca, node_id=args.node_id, out=args.out)
-    print(f"issued {args.node_id} into {files.dir}:")
+    render.out(f"issued {args.node_id} into {files.dir}:")
     for label, path in (("auth certificate", files.tls_cert), ("auth key", files.tls_key),
                         ("signing certificate", files.signing_cert),
                         ("signing key", files.signing_key), ("HPKE key", files.hpke_key)):
-        print(f"  {label:20} {path}")
+        render.out(f"  {label:20} {path}")
     return 0
 
 
@@ -232,22 +381,34 @@ def cmd_directory_build(args: argparse.Namespace) -> int:
         numbering_plan=plan, revoked_cert_serials=spec.get("revoked_cert_serials", []))
     signed = sign_with_office(directory, args.office_keys, ca)
     args.out.write_bytes(signed.to_bytes())
-    print(f"directory version {directory.version} with {len(members)} members, "
-          f"expires {directory.expires_at:%Y-%m-%d %H:%M} UTC: {args.out}")
+    render.out(f"directory version {directory.version} with {len(members)} members, "
+               f"expires {render.when(directory.expires_at)}: {args.out}")
     return 0
 
 
 def cmd_directory_show(args: argparse.Namespace) -> int:
     from exchange.identity import SignedDirectory, verify_directory
 
-    d = verify_directory(SignedDirectory.from_bytes(args.file.read_bytes()),
-                         ca=pki.load_certificate(args.ca), office_id=args.office,
-                         now=datetime.now(UTC))
-    print(f"directory {d.trust_domain} version {d.version}, expires {d.expires_at.isoformat()}")
-    for m in d.members:
-        print(f"  {m.node_id:14} {m.role.value:9} {m.province:4} {m.endpoint}")
-    print(f"  numbering plan: {len(d.numbering_plan)} blocks; "
-          f"revoked certificates: {len(d.revoked_cert_serials)}")
+    try:
+        raw = args.file.read_bytes()
+    except OSError as e:
+        raise ExchangeError(f"cannot read directory file {args.file}: {e.strerror}") from e
+    d = verify_directory(SignedDirectory.from_bytes(raw), ca=pki.load_certificate(args.ca),
+                         office_id=args.office, now=datetime.now(UTC))
+    members = [{"id": m.node_id, "role": m.role.value, "province": m.province,
+                "organisation": m.organisation, "endpoint": m.endpoint} for m in d.members]
+    if args.json:
+        render.out(render.to_json({
+            "trust_domain": d.trust_domain, "version": d.version,
+            "expires_at": render.when(d.expires_at), "members": members,
+            "numbering_plan_blocks": len(d.numbering_plan),
+            "revoked_certificates": len(d.revoked_cert_serials)}))
+        return 0
+    render.out(f"directory {d.trust_domain} version {d.version}, "
+               f"expires {render.when(d.expires_at)}")
+    render.out(render.table(members, ["id", "role", "province", "endpoint"]))
+    render.out(f"numbering plan: {len(d.numbering_plan)} blocks; "
+               f"revoked certificates: {len(d.revoked_cert_serials)}")
     return 0
 
 
@@ -260,12 +421,15 @@ def cmd_directory_publish(args: argparse.Namespace) -> int:
         raw = args.file.read_bytes()
     except OSError as e:
         raise ExchangeError(f"cannot read directory file {args.file}: {e.strerror}") from e
-    with operator.AdminClient(NodeConfig.from_file(args.config)) as client:
+    with operator.AdminClient(load_config(args.config)) as client:
         result = client.call("directory-publish",
                              directory=base64.b64encode(raw).decode("ascii"))
-    print(f"directory version {result['version']} in force on the office "
-          f"({result['members']} members, expires {result['expires_at']}); members adopt "
-          "it at their next refresh")
+    if args.json:
+        render.out(render.to_json(result))
+        return 0
+    render.out(f"directory version {result['version']} in force on the office "
+               f"({result['members']} members, expires {result['expires_at']}); members "
+               "adopt it at their next refresh")
     return 0
 
 
@@ -281,12 +445,15 @@ def cmd_node_init(args: argparse.Namespace) -> int:
                            listen=args.listen, database_url=url,
                            directory=args.directory.resolve(),
                            metrics_listen=args.metrics_listen)
-    print(f"wrote {path}; start the node with: bcx node run --config {path}")
+    render.out(f"wrote {path}; start the node with: bcx node run --config {path}")
     return 0
 
 
 def load_config(path: Path) -> NodeConfig:
-    return NodeConfig.from_file(path)
+    """The node's configuration; from then on times show in its zone (node.timezone)."""
+    config = NodeConfig.from_file(path)
+    render.set_timezone(config.timezone)
+    return config
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
@@ -311,8 +478,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     engine = storage.create_engine_for(config.database_url)
-    migrate.upgrade(engine)
-    print(f"database {storage.redact_url(config.database_url)} is at the newest schema")
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    render.out(f"database {storage.redact_url(config.database_url)} is at the newest schema")
     return 0
 
 
@@ -333,27 +503,28 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     store, _ = _offline_store(config)
-
-    def progress(done: int, total: int) -> None:
-        print(f"\r  verified {done}/{total} entries", end="", file=sys.stderr, flush=True)
-
+    result: dict[str, Any] = {"node": config.node_id}
     try:
-        report = verify_ledger(store.engine, log_verifier=store.verifier, progress=progress)
+        with render.Progress("  verified entries") as progress:
+            report = verify_ledger(store.engine, log_verifier=store.verifier,
+                                   progress=progress.update)
     except SQLAlchemyError as e:
-        print(file=sys.stderr)
-        print(f"ledger of {config.node_id} cannot be read (corrupt or tampered database): "
-              f"{str(e).splitlines()[0]}", file=sys.stderr)
-        return 3
+        result.update(intact=False, error="cannot be read (corrupt or tampered database): "
+                      f"{render.database_cause(e)}")
     except TamperError as e:
-        print(file=sys.stderr)
-        print(f"ledger of {config.node_id} is NOT intact: {e}", file=sys.stderr)
-        if e.index is not None:
-            print(f"first bad index: {e.index}", file=sys.stderr)
-        return 3
-    print(file=sys.stderr)
-    print(f"ledger of {config.node_id} is intact: {report.entries} entries, "
-          f"{report.checkpoints} checkpoints verified")
-    return 0
+        result.update(intact=False, error=str(e), first_bad_index=e.index)
+    else:
+        result.update(intact=True, entries=report.entries, checkpoints=report.checkpoints)
+    if args.json:
+        render.out(render.to_json(result))
+    elif result["intact"]:
+        render.out(f"ledger of {config.node_id} is intact: {report.entries} entries, "
+                   f"{report.checkpoints} checkpoints verified")
+    else:
+        render.err(f"ledger of {config.node_id} is NOT intact: {result['error']}")
+        if result.get("first_bad_index") is not None:
+            render.err(f"first bad index: {result['first_bad_index']}")
+    return 0 if result["intact"] else 3
 
 
 def cmd_ledger_entries(args: argparse.Namespace) -> int:
@@ -369,31 +540,41 @@ def cmd_ledger_entries(args: argparse.Namespace) -> int:
             "peer": r.peer,
             "message_id": bytes(r.message_id).hex() if r.message_id else "",
             "message_digest": bytes(r.message_digest).hex() if r.message_digest else "",
-            "time": from_micros(r.logged_at).isoformat(),
+            "time": render.when(from_micros(r.logged_at)),
         }
         for r in rows
     ]
     if args.json:
-        print(json.dumps(out, indent=2))
+        render.out(render.to_json(out))
         return 0
-    print(f"{'INDEX':>7}  {'KIND':9} {'PEER':12} {'MESSAGE ID':32} {'DIGEST':16} TIME")
-    for e in out:
-        print(f"{e['index']:>7}  {e['kind']:9} {e['peer'][:12]:12} {e['message_id']:32} "
-              f"{e['message_digest'][:16]:16} {e['time']}")
+    lines = [f"{'INDEX':>7}  {'KIND':9} {'PEER':12} {'MESSAGE ID':32} {'DIGEST':16} TIME"]
+    lines += [f"{e['index']:>7}  {e['kind']:9} {render.cell(e['peer'])[:12]:12} "
+              f"{e['message_id']:32} {e['message_digest'][:16]:16} {e['time']}" for e in out]
+    render.out("\n".join(lines))
     return 0
 
 
 def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
+    from exchange.ledger import note
+
     config = load_config(args.config)
     store, _ = _offline_store(config)
-    print(store.latest_cosigned_checkpoint(), end="")
+    text = store.latest_cosigned_checkpoint()
+    if not args.json:
+        render.out(text.removesuffix("\n"))
+        return 0
+    signed = note.parse_note(text)
+    cp = note.parse_checkpoint(signed.text)
+    render.out(render.to_json({
+        "origin": cp.origin, "size": cp.size, "root_hash": cp.root.hex(),
+        "signed_by": [s.name for s in signed.signatures], "note": text}))
     return 0
 
 
 def cmd_ledger_vkey(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store, _ = _offline_store(config)
-    print(store.verifier.vkey)
+    render.out(store.verifier.vkey)
     return 0
 
 
@@ -406,9 +587,11 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
     from exchange.ledger import evidence
     from exchange.ledger.entries import Entry, EntryKind
     from exchange.ledger.receipts import log_origin
-    from exchange.messages import decode_message, parse_message_id
+    from exchange.messages import decode_message
     from exchange.schema import directories
+    from nodes.operator import message_id_range, resolve_message_id
 
+    message_id_range(args.message_id)  # a malformed id is refused before anything opens
     config = load_config(args.config)
     store, creds = _offline_store(config)
     ca = pki.load_certificate(config.ca_cert)
@@ -417,15 +600,16 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
 
         row = conn.execute(select(directories.c.signed)
                            .order_by(directories.c.version.desc()).limit(1)).first()
+        mid = resolve_message_id(conn, args.message_id)
     signed = SignedDirectory.from_bytes(bytes(row.signed) if row else
                                         config.directory_file.read_bytes())
     directory = verify_directory(signed, ca=ca, office_id=config.office_id,
                                  now=datetime.now(UTC))
-    mid = parse_message_id(args.message_id)
     index = (store.find(message_id=mid, kind=EntryKind.RECEIVED)
              or store.find(message_id=mid, kind=EntryKind.SENT))
     if not index:
-        raise ExchangeError(f"this ledger holds no message with id {args.message_id}")
+        raise ExchangeError(f"this ledger holds message {mid.hex()} but neither sent nor "
+                            "received it (only a receipt or an action names it)")
     sender = decode_message(envelope.parse(Entry.decode(store.leaf(index[0])).envelope)
                             .payload).header.sender
     witnesses = {log_origin(creds.trust_domain, m.node_id): m.signing_key
@@ -435,9 +619,24 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
         signer_certificate_pem=directory.member(sender).signing_certificate_pem,
         log_certificate_pem=creds.signing_cert_pem, log_public_key=creds.signer.public_key,
         witnesses=witnesses, ca_pem=config.ca_cert.read_bytes())
-    args.out.write_text(json.dumps(bundle, indent=2) + "\n")
-    print(f"evidence for message {args.message_id} written to {args.out}")
+    write_private(args.out, json.dumps(bundle, indent=2) + "\n")
+    if args.json:
+        render.out(render.to_json({"message_id": mid.hex(), "out": str(args.out)}))
+    else:
+        render.out(f"evidence for message {mid.hex()} written to {args.out}")
     return 0
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as mode 0600, refusing to follow a symbolic link there."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        why = "it is a symbolic link" if path.is_symlink() else e.strerror
+        raise ExchangeError(f"cannot write {path}: {why}") from e
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
 
 
 def cmd_evidence_verify(args: argparse.Namespace) -> int:
@@ -445,11 +644,37 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
 
     try:
         bundle = json.loads(args.file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ExchangeError(f"cannot read evidence {args.file}: {e}") from e
     report = evidence.verify_evidence(bundle, ca=pki.load_certificate(args.ca))
-    print(f"evidence verifies: {report}")
+    summary = evidence_summary(report)
+    if args.json:
+        render.out(render.to_json({"verified": True, **summary}))
+    else:
+        render.out(evidence_text(summary))
     return 0
+
+
+def evidence_summary(report: Any) -> dict[str, Any]:
+    """What a verified bundle proves, as plain values (the --json form)."""
+    return {
+        "message_id": report.message_id.hex(), "sender": report.sender,
+        "recipient": report.recipient, "digest": report.digest.hex(),
+        "logged_as": report.kind.name, "log": report.log_origin,
+        "leaf_index": report.leaf_index, "checkpoint_size": report.checkpoint_size,
+        "cosigned_by": list(report.witnesses)}
+
+
+def evidence_text(s: dict[str, Any]) -> str:
+    logger = s["recipient"] if s["logged_as"] == "RECEIVED" else s["sender"]
+    witnesses = ", ".join(s["cosigned_by"]) or "no witness"
+    return "\n".join([
+        f"evidence verifies: message {s['message_id']}",
+        f"  from {s['sender']} to {s['recipient']}, signed by {s['sender']}'s certified key",
+        f"  digest sha256:{s['digest']}",
+        f"  {s['logged_as'].lower()} by {logger}: leaf {s['leaf_index']} of the "
+        f"{s['checkpoint_size']}-entry checkpoint of {s['log']}",
+        f"  checkpoint cosigned by {witnesses}"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ NODE_TOML = """\
 id = "{node_id}"
 # The office whose signature makes a member directory valid.
 office = "{office_id}"
+# The zone bcx shows times in (an IANA name); times are stored in UTC.
+# timezone = "Asia/Shanghai"
 
 [keys]
 # Made by `bcx pki issue`: tls/cert.pem, tls/key.pem, signing.key, signing.pem, hpke.key.

@@ -26,6 +26,7 @@ from exchange.ledger.receipts import log_origin
 from exchange.ledger.store import LedgerStore
 from exchange.schema import ledger_leaves, outbox
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
+from nodes import render
 from nodes.models import (
     appeals,
     case_requests,
@@ -80,7 +81,7 @@ class AdminClient:
                                 f"(start it with `bcx node run --config …`): {e.details()}") \
                     from None
             raise OperationError(f"{operation}: {e.details()}") from None
-        return json.loads(reply.result_json)
+        return render.localize_times(json.loads(reply.result_json))
 
     def close(self) -> None:
         self.channel.close()
@@ -100,7 +101,8 @@ def _hex(b: Any) -> str:
 
 
 def _when(micros: Any) -> str:
-    return from_micros(int(micros)).isoformat(timespec="seconds") if micros else ""
+    """A stored time (UTC microseconds) as the operator reads it (node.timezone, seconds)."""
+    return render.when(from_micros(int(micros))) if micros else ""
 
 
 def notice_rows(conn: Connection, *, node_id: str, now: datetime, overdue_only: bool = False
@@ -300,40 +302,163 @@ def offline_store(config: NodeConfig) -> tuple[LedgerStore, pki.NodeCredentials]
     may be running: this only reads)."""
     ca = pki.load_certificate(config.ca_cert)
     creds = pki.load_node_credentials(config.credentials_dir, ca=ca, now=datetime.now(UTC))
-    engine = storage.create_engine_for(config.database_url)
+    engine = open_database(config)
     origin = log_origin(creds.trust_domain, creds.node_id)
     return LedgerStore(engine, origin=origin, signer=creds.signer), creds
 
 
 def open_reader(config: NodeConfig) -> Any:
     """A read-only view of the node's database (the node may be running)."""
-    engine = storage.create_engine_for(config.database_url)
-    return storage.reader(engine)
+    return storage.reader(open_database(config))
+
+
+def open_database(config: NodeConfig) -> Any:
+    """The node's existing, migrated database, opened for reading only.
+
+    A listing must never create a database (SQLite makes an empty file on connect) nor
+    read one whose schema this bcx does not know: a missing file, a database never
+    migrated and one at another schema revision are each refused with one line saying
+    what to run. SQLite is opened read-only (``mode=ro``), so nothing is written; its
+    revision is read with the driver alone first, since the engine's set-up (WAL) would
+    try to write to a file that bcx never migrated.
+    """
+    url = storage.parse_url(config.database_url)
+    if url.get_backend_name() != "sqlite":
+        engine = storage.create_engine_for(config.database_url, pool_size=1)
+        try:
+            check_schema(_stored_revisions(engine, config), config)
+        except BaseException:
+            engine.dispose()
+            raise
+        return engine
+    if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+        raise OperationError(f"database.url of {config.node_id} names an in-memory "
+                             "database: there is nothing to read")
+    path = Path(url.database)
+    if not path.is_file():
+        raise OperationError(
+            f"no database at {path}: node {config.node_id} has not run with this "
+            f"configuration yet (start it with bcx node run --config {_config_hint(config)})")
+    uri = path.resolve().as_uri()
+    check_schema(_sqlite_revisions(uri, path), config)
+    return storage.create_engine_for(URL_READ_ONLY.format(uri=uri), pool_size=1)
+
+
+URL_READ_ONLY = "sqlite:///{uri}?mode=ro&uri=true"
+
+
+def _config_hint(config: NodeConfig) -> str:
+    return str(config.path) if config.path else "node.toml"
+
+
+def _sqlite_revisions(uri: str, path: Path) -> frozenset[str]:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise OperationError(f"cannot open database {path}: {e}") from e
+    try:
+        has_table = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                "AND name = 'alembic_version'").fetchone()
+        if not has_table:
+            return frozenset()
+        return frozenset(r[0] for r in con.execute("SELECT version_num FROM alembic_version"))
+    except sqlite3.DatabaseError as e:
+        raise OperationError(f"{path} is not a readable SQLite database: {e}") from e
+    finally:
+        con.close()
+
+
+def _stored_revisions(engine: Any, config: NodeConfig) -> frozenset[str]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from exchange import migrate
+
+    try:
+        with storage.reader(engine).connect() as conn:
+            return migrate.current_revisions(conn)
+    except SQLAlchemyError as e:
+        raise OperationError(f"cannot read database {storage.redact_url(config.database_url)}"
+                             f": {render.database_cause(e)}") from e
+
+
+def check_schema(current: frozenset[str], config: NodeConfig) -> None:
+    """Refuse a database whose schema revision is not the one this bcx migrates to."""
+    from exchange import migrate
+
+    head = migrate.head_revisions()
+    where = storage.redact_url(config.database_url)
+    upgrade = f"bcx db upgrade --config {_config_hint(config)}"
+    if not current:
+        raise OperationError(f"database {where} holds no bcx schema (never migrated): "
+                             f"start the node once or run {upgrade}")
+    if current != head:
+        raise OperationError(
+            f"database {where} is at schema revision {', '.join(sorted(current))}, this bcx "
+            f"reads {', '.join(sorted(head))}: run {upgrade}")
+
+
+# --- Message ids ----------------------------------------------------------------------------
+
+MIN_PREFIX = 8
+
+
+def message_id_range(text: str, *, what: str = "message") -> tuple[bytes, bytes]:
+    """The ids an operator's prefix stands for, as the lowest and highest 16-byte id.
+
+    Like git's abbreviated commits: any 8 or more hex digits (dashes of the UUID form
+    ignored, either case); the full 32 digits name one id.
+    """
+    digits = text.strip().replace("-", "").lower()
+    if not digits or any(c not in "0123456789abcdef" for c in digits):
+        raise OperationError(f"{what} id {text[:40]!r} is not hex digits")
+    if len(digits) > 32:
+        raise OperationError(f"{what} id {text[:40]!r} is longer than 32 hex digits")
+    if len(digits) < MIN_PREFIX:
+        raise OperationError(f"{what} id {text!r} is too short: give at least "
+                             f"{MIN_PREFIX} hex digits")
+    return bytes.fromhex(digits.ljust(32, "0")), bytes.fromhex(digits.ljust(32, "f"))
+
+
+def resolve_message_id(conn: Connection, text: str, *, what: str = "message") -> bytes:
+    """The one message of this node's ledger whose id starts with ``text``."""
+    low, high = message_id_range(text, what=what)
+    found = list(conn.scalars(
+        select(ledger_leaves.c.message_id).distinct()
+        .where(ledger_leaves.c.message_id.between(low, high)).limit(1000)))
+    if not found:
+        raise OperationError(f"this ledger holds no {what} with id {text.strip()}")
+    if len(found) > 1:
+        more = "1000 or more" if len(found) >= 1000 else str(len(found))
+        raise OperationError(f"{what} id {text.strip()} is ambiguous: {more} messages in this "
+                             "ledger start with it; give more digits")
+    return bytes(found[0])
+
+
+def expand_message_id(config: NodeConfig, text: str, *, what: str = "message") -> str:
+    """The full id of an abbreviated one (8–31 hex digits), found in the node's ledger.
+
+    A full id, or text that is no hex prefix at all, is passed on as given: the running
+    node checks it and answers precisely.
+    """
+    digits = text.strip().replace("-", "").lower()
+    if len(digits) >= 32 or not digits or any(c not in "0123456789abcdef" for c in digits):
+        return text
+    engine = open_database(config)
+    try:
+        with storage.reader(engine).connect() as conn:
+            return resolve_message_id(conn, text, what=what).hex()
+    finally:
+        engine.dispose()
 
 
 # --- Output -------------------------------------------------------------------------------
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows as an aligned text table; an empty list says so."""
-    if not rows:
-        return "(none)"
-    cols = list(columns or rows[0].keys())
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
-    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-            for row in cells]
-    return "\n".join(out)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """Rows as an aligned text table (every column of every row); an empty list says so."""
+    return render.table(rows, columns)
 
 
 def read_numbers_file(path: Path) -> list[str]:
