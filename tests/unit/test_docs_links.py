@@ -112,6 +112,27 @@ def test_the_docs_index_links_every_document() -> None:
     assert not missing, f"docs/README.md does not link {', '.join(missing)}"
 
 
+_CITED = re.compile(r"\bdocs/([\w-]+\.md)(?:#([\w-]+))?")
+
+
+def test_every_docs_section_cited_in_the_code_exists() -> None:
+    """Comments cite docs/<file>.md#<heading> for what a module implements: each exists."""
+    problems = []
+    for path in [*sorted((ROOT / "exchange").rglob("*.py")), *sorted((ROOT / "nodes").rglob(
+            "*.py")), *sorted((ROOT / "tests").rglob("*.py")), *sorted((ROOT / "proto").rglob(
+            "*.proto")), *sorted((ROOT / "scripts").glob("*.py"))]:
+        if path == Path(__file__).resolve():
+            continue  # this file's checker tests name made-up documents
+        for name, fragment in _CITED.findall(path.read_text(encoding="utf-8")):
+            target = DOCS / name
+            where = f"{path.relative_to(ROOT)}: docs/{name}"
+            if not target.is_file():
+                problems.append(f"{where} does not exist")
+            elif fragment and fragment not in anchors(target.read_text(encoding="utf-8")):
+                problems.append(f"{where} has no heading #{fragment}")
+    assert not problems, "\n".join(problems)
+
+
 # --- the checker itself ------------------------------------------------------------------
 
 
