@@ -39,7 +39,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def payload_digest(payload: bytes) -> bytes:
-    """A message's digest: SHA-256 of its DSSE payload (DESIGN.md §5)."""
+    """A message's digest: SHA-256 of its DSSE payload (docs/formats.md#message-digests)."""
     return hashlib.sha256(payload).digest()
 
 

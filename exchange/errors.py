@@ -119,12 +119,14 @@ class InvalidBodyError(VerificationError):
 
 class NotResponsibleError(VerificationError):
     """The sender may send this body, but not about this object: another bureau's
-    carrier, another carrier's line, a report that went elsewhere (DESIGN.md §3a)."""
+    carrier, another carrier's line, a report that went elsewhere
+    (docs/who-may-send-what.md#responsibility-rules)."""
 
 
 class StateConflictError(VerificationError):
     """What the message asks, the receiver's state does not allow: no such report or
-    appeal, an appeal decided already, a final outcome overwritten (DESIGN.md §3a)."""
+    appeal, an appeal decided already, a final outcome overwritten
+    (docs/who-may-send-what.md#state-rules)."""
 
 
 # --- Ledger ------------------------------------------------------------------

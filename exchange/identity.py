@@ -1,4 +1,4 @@
-"""Node identities, roles and the signed member directory (DESIGN.md §3).
+"""Node identities, roles and the signed member directory (docs/formats.md#the-member-directory).
 
 The role of a peer always comes from the directory the office signed, never from
 the peer's own word. Everything here is pure: bytes and values in, values out.
@@ -51,9 +51,10 @@ _PB_TO_ROLE = {v: k for k, v in _ROLE_TO_PB.items()}
 _ANY_AGENCY = frozenset({Role.POLICE, Role.BUREAU, Role.CARRIER, Role.COMMERCE})
 
 # Who may send which body to whom: (sender role, body kind) -> recipient roles, as
-# DESIGN.md §1 ("who sends, who receives") and §4 give them. Every pair listed here has
+# docs/who-may-send-what.md#the-role-table gives them. Every pair listed here has
 # a handler at the receiving role (tests/unit/test_rules.py holds the two together);
-# which member of a role, about whose object, is the rules' business (§3a).
+# which member of a role, about whose object, is the rules' business
+# (docs/who-may-send-what.md#responsibility-rules).
 ALLOWED: dict[tuple[Role, str], frozenset[Role]] = {
     (Role.POLICE, "number_report"): frozenset({Role.BUREAU}),
     (Role.COMMERCE, "number_report"): frozenset({Role.BUREAU}),

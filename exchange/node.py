@@ -1,9 +1,9 @@
 """The node runtime: directory, keys, ledger, transport, and dispatch of bodies to handlers.
 
-Receiving (DESIGN.md §4, §6): the checks of ``exchange.receive`` run on the event loop;
-then logging RECEIVED, recording the message for idempotence and the handler's workflow
-change run in one ledger transaction (group-committed); the receipt is built only once
-that transaction is durable. Sending: signing, logging SENT and queueing in the outbox
+Receiving (docs/architecture.md#receiving): the checks of ``exchange.receive`` run on the
+event loop; then logging RECEIVED, recording the message for idempotence and the handler's
+workflow change run in one ledger transaction (group-committed); the receipt is built only
+once that transaction is durable. Sending: signing, logging SENT and queueing in the outbox
 happen in one transaction too, and the outbox delivers until a receipt comes back.
 """
 
@@ -163,8 +163,9 @@ class Node:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.body_checks = dict(body_checks or {})
-        # Responsibility over this node's state (DESIGN.md §3a): run before any handler,
-        # in the transaction that logs the message, so a refusal leaves no trace.
+        # Responsibility over this node's state (docs/who-may-send-what.md#state-rules): run
+        # before any handler, in the transaction that logs the message, so a refusal leaves
+        # no trace.
         self.responsibility: Handler | None = None
         ca_pem = config.ca_cert.read_bytes()
         self.ca = pki.load_certificate(config.ca_cert)
@@ -322,7 +323,8 @@ class Node:
     # --- receiving -----------------------------------------------------------------
 
     def check(self, raw: bytes, peer: str) -> checks.Accepted:
-        """The pure checks of DESIGN.md §4 against the directory in force now."""
+        """The pure checks of docs/messages.md#how-a-receiver-checks-a-message against
+        the directory in force now."""
         now = self.clock()
         try:
             self._directory.check_current(now)

@@ -1,4 +1,4 @@
-"""The exchange CA and node credentials (DESIGN.md §3).
+"""The exchange CA and node credentials (docs/formats.md#names-and-keys).
 
 The CA issues each node two certificates, as X-Road does:
 

@@ -1,11 +1,12 @@
-"""The receive pipeline's checks (DESIGN.md §4), in order, as one pure function.
+"""The receive pipeline's checks, in order, as one pure function
+(docs/messages.md#how-a-receiver-checks-a-message).
 
 Everything a node must decide about an incoming envelope before it may log it:
 bytes, the directory, who the mTLS peer is and the time go in; an accepted
 message comes out, or the error that names the first check it failed. The last
-step is responsibility (DESIGN.md §3a): the directory's rules here, then, inside
-the transaction that logs the message and before any handler, the rules over the
-receiver's own state (``Node.responsibility``).
+step is responsibility (docs/who-may-send-what.md#responsibility-rules): the directory's
+rules here, then, inside the transaction that logs the message and before any handler, the
+rules over the receiver's own state (``Node.responsibility``).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def check_incoming(
     limits: Limits,
     body_checks: Mapping[str, BodyCheck] | None = None,
 ) -> Accepted:
-    """Run every check of DESIGN.md §4 in order; return the accepted message or raise."""
+    """Run every receive check in order (docs/messages.md#how-a-receiver-checks-a-message);
+    return the accepted message or raise."""
     env = envelope.parse(raw, max_bytes=limits.max_envelope_bytes)
     if env.payload_type != envelope.PAYLOAD_TYPE_MESSAGE:
         raise MalformedEnvelopeError(f"payload type {env.payload_type!r} is not a bcx message")

@@ -1,12 +1,12 @@
 """Responsibility from the directory alone: may this sender say this about this object?
 
-The role table (``identity.ALLOWED``) says which role may send which body. One level
-up (DESIGN.md §3a), these rules ask *which* member, about *whose* object, using only
-the signed directory and the message itself, so they run in ``receive.check_incoming``
-before anything is logged. The rules that need the receiver's own state (does the
-report exist, is the appeal still open) live with the agencies' tables, in
-``nodes/rules.py``; both kinds are ``Rule`` values, listed in plain tables a script
-can read.
+The role table (``identity.ALLOWED``) says which role may send which body. One level up
+(docs/who-may-send-what.md#directory-rules), these rules ask *which* member, about
+*whose* object, using only the signed directory and the message itself, so they run in
+``receive.check_incoming`` before anything is logged. The rules that need the receiver's
+own state (does the report exist, is the appeal still open) live with the agencies'
+tables, in ``nodes/rules.py``; both kinds are ``Rule`` values, listed in plain tables a
+script can read.
 
 A refusal names its rule and is PERMISSION_DENIED (``NotResponsibleError``: this
 sender may not), FAILED_PRECONDITION (``StateConflictError``: the state does not

@@ -142,7 +142,8 @@ class RunningNode:
         return f"adopted v{d.version}"
 
     async def refresh_directory_loop(self) -> None:
-        """Keep the directory current (DESIGN §3); failures are logged and retried."""
+        """Keep the directory current (docs/architecture.md#the-directory); failures are
+        logged and retried."""
         node = self.node
         interval = node.config.directory_refresh_seconds
         failures = 0

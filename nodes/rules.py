@@ -1,4 +1,5 @@
-"""Responsibility over the receiver's own state (DESIGN.md §3a), checked before any handler.
+"""Responsibility over the receiver's own state, checked before any handler
+(docs/who-may-send-what.md#state-rules).
 
 ``exchange.responsibility`` decides what the directory alone can: which bureau may
 notice which carrier, whose envelope a forwarded report carries. What needs this

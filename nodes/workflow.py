@@ -112,7 +112,7 @@ class Router:
 
     The default plan is phonenumbers' offline data (host carrier and home province of
     every 7-digit block); the office's directory overrides it for reseller blocks,
-    ported ranges and local corrections (DESIGN.md §7).
+    ported ranges and local corrections (docs/formats.md#numbers).
     """
 
     plan: numbers.NumberingPlan

@@ -15,7 +15,8 @@ and this script rewrites what lies between them from the code itself:
     route KIND     who may send body KIND to whom, and whether each receiver handles it
     roles          the role table, exchange.identity.ALLOWED, row by row
     matrix         the same table as sender role x recipient role
-    rules          the responsibility rules, where the code has a rules layer
+    rules LAYER    the responsibility rules of LAYER: `directory`
+                   (exchange.responsibility.RULES) or `state` (nodes.rules.RULES)
 
 The role table is read for what it is (pairs of roles and body kinds), never from a list
 kept here, so a change to it shows up in the docs on the next `make docs`. Completeness is
@@ -29,7 +30,6 @@ stale or missing.
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
 import re
 import sys
@@ -49,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 import exchange.wire.bcx.v1 as wire  # noqa: E402 - after the path is set
 from exchange import identity  # noqa: E402
+from exchange.responsibility import Rule  # noqa: E402
+from exchange.transport.status import status_for  # noqa: E402
 from exchange.wire.bcx.v1 import message_pb2  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -93,7 +95,8 @@ class Facts:
     handled: dict[str, frozenset[str]]
     roles: tuple[str, ...]
     bodies: tuple[FieldDescriptor, ...]
-    rules: list[tuple[str, str]] | None
+    # layer (directory, state) -> its responsibility rules.
+    rules: dict[str, tuple[RuleRow, ...]]
 
 
 def _walk(messages: Iterable[Descriptor], out_m: dict[str, Descriptor],
@@ -190,32 +193,64 @@ def handled_kinds() -> dict[str, frozenset[str]]:
     return {_role(role): frozenset(str(k) for k in table) for role, table in handlers.items()}
 
 
-def responsibility_rules() -> list[tuple[str, str]] | None:
-    """(name, what it says) of each rule of the rules layer, or None if there is none."""
-    try:
-        module = importlib.import_module("exchange.rules")
-    except ImportError:
-        return None
-    rules = getattr(module, "RULES", None)
-    if rules is None:
-        # No table of rules: the module's public functions are the rules.
-        return [(name, _first_paragraph(fn.__doc__))
-                for name, fn in inspect.getmembers(module, inspect.isfunction)
-                if fn.__module__ == module.__name__ and not name.startswith("_")]
-    items = rules.items() if isinstance(rules, Mapping) else ((None, r) for r in rules)
-    out = []
-    for key, rule in items:
-        name = getattr(rule, "name", None) or getattr(rule, "__name__", None) or key or rule
-        text = getattr(rule, "description", None) or _first_paragraph(
-            getattr(rule, "__doc__", None))
-        if isinstance(rule, str):
-            text = ""
-        out.append((str(name), " ".join(str(text).split())))
-    return out
+# The responsibility rules, layer by layer: directive argument -> the module whose
+# RULES table holds them.
+# ``directory``: rules over the signed directory and the message alone, run by
+# ``exchange.receive.check_incoming``; ``state``: rules over the receiver's own tables,
+# run by ``Node.responsibility`` before any handler.
+RULE_LAYERS: dict[str, str] = {
+    "directory": "exchange.responsibility",
+    "state": "nodes.rules",
+}
 
 
-def _first_paragraph(doc: str | None) -> str:
-    return " ".join((doc or "").strip().split("\n\n")[0].split())
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    name: str
+    bodies: tuple[str, ...]
+    status: str  # the gRPC status a refusal under the rule is answered with
+    requires: str
+
+
+def rule_rows(rules: Any, *, where: str) -> tuple[RuleRow, ...]:
+    """The rows of one table of ``exchange.responsibility.Rule`` values, each refusal's
+    status taken from the status table (``exchange.transport.status``)."""
+    if not isinstance(rules, tuple | list):
+        raise DocsError(f"{where}.RULES is a {type(rules).__name__}, not a tuple of Rule")
+    rows = []
+    for rule in rules:
+        if not isinstance(rule, Rule):
+            raise DocsError(f"{where}.RULES holds {rule!r}, which is not a Rule")
+        if not rule.name or not rule.bodies or not rule.requires.strip():
+            raise DocsError(f"{where}: rule {rule.name!r} lacks a name, bodies or what it "
+                            "requires")
+        code = status_for(rule.refuse("x"))
+        rows.append(RuleRow(rule.name, tuple(rule.bodies), code.name,
+                            " ".join(rule.requires.split())))
+    return tuple(rows)
+
+
+def responsibility_rules() -> dict[str, tuple[RuleRow, ...]]:
+    """Layer -> its rules, read from the tables in ``RULE_LAYERS``; a missing table, a
+    name used twice or a body the Message oneof does not have is an error."""
+    layers: dict[str, tuple[RuleRow, ...]] = {}
+    for layer, module_name in RULE_LAYERS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise DocsError(f"cannot read the {layer} rules: {e}") from None
+        table = getattr(module, "RULES", None)
+        if table is None:
+            raise DocsError(f"{module_name} has no RULES table")
+        layers[layer] = rule_rows(table, where=module_name)
+    seen: dict[str, str] = {}
+    for layer, rows in layers.items():
+        for row in rows:
+            if row.name in seen:
+                raise DocsError(f"rule {row.name!r} is in the {seen[row.name]} and the "
+                                f"{layer} tables")
+            seen[row.name] = layer
+    return layers
 
 
 def wire_files() -> list[FileDescriptor]:
@@ -403,12 +438,19 @@ class Renderer:
             rows.append(f"| **{sender}** | " + " | ".join(cells) + " |")
         return "\n".join(rows) + "\n"
 
-    def rules(self) -> str:
-        if self.facts.rules is None:
-            return ("The code has no responsibility rules layer (`exchange/rules.py`) yet: "
-                    "the checks the handlers make are listed below.\n")
-        rows = ["| rule | what it says |", "|---|---|"]
-        rows += [f"| `{name}` | {_cell(text)} |" for name, text in self.facts.rules]
+    def rules(self, layer: str) -> str:
+        rows_of = self.facts.rules.get(layer)
+        if rows_of is None:
+            raise DocsError(f"no rules layer {layer!r} (known: {', '.join(self.facts.rules)})")
+        known = {f.name for f in self.facts.bodies}
+        rows = ["| rule | bodies | refused with | requires |", "|---|---|---|---|"]
+        for r in rows_of:
+            unknown = [b for b in r.bodies if b not in known]
+            if unknown:
+                raise DocsError(f"rule {r.name} governs bodies {MESSAGE} does not have: "
+                                f"{', '.join(unknown)}")
+            bodies = ", ".join(f"`{b}`" for b in r.bodies)
+            rows.append(f"| `{r.name}` | {bodies} | `{r.status}` | {_cell(r.requires)} |")
         return "\n".join(rows) + "\n"
 
     def render(self, spec: str) -> str:

@@ -2,7 +2,8 @@
 
 Used by the fixtures in tests/conftest.py. ``initdb`` and ``pg_ctl`` refuse to run as
 root, and CI runs as root: then every server command runs as the ``postgres`` system
-user through ``runuser``, in a temporary directory that user owns (DESIGN §8).
+user through ``runuser``, in a temporary directory that user owns
+(docs/architecture.md#storage).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``bcx ledger verify``: recompute a node's Merkle tree from its stored leaves and check
-every stored subtree hash and every signed checkpoint against it (DESIGN.md §5).
+every stored subtree hash and every signed checkpoint against it (docs/formats.md#the-ledger).
 
 The database refuses UPDATE and DELETE on the ledger tables, but whoever owns the
 database file can drop the triggers. This audit is what finds such a change afterwards:

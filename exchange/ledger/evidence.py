@@ -1,5 +1,6 @@
 """Evidence bundles: everything needed to prove, offline and with nothing but the exchange
-CA, that a node logged a message signed by its sender (DESIGN.md §5, ``bcx evidence``).
+CA, that a node logged a message signed by its sender (docs/formats.md#evidence-files,
+``bcx evidence``).
 
 A bundle is a JSON object (format ``bcx-evidence/v1``)::
 
@@ -80,7 +81,7 @@ class EvidenceReport:
     sender: str
     recipient: str
     digest: bytes
-    """SHA-256 of the DSSE payload: the message's digest (DESIGN.md §5)."""
+    """SHA-256 of the DSSE payload: the message's digest (docs/formats.md#message-digests)."""
     kind: EntryKind
     """SENT (the sender logged it) or RECEIVED (the recipient logged it)."""
     log_origin: str

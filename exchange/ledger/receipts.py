@@ -12,7 +12,7 @@ from exchange.ledger.entries import Entry, EntryKind, Receipt
 
 
 def log_origin(trust_domain: str, node_id: str) -> str:
-    """A node's ledger origin (DESIGN.md §5)."""
+    """A node's ledger origin (docs/formats.md#checkpoints-signed-notes)."""
     return f"{trust_domain}/{node_id}"
 
 

@@ -2,9 +2,10 @@
 cosignatures, and group commit.
 
 Appends arriving together share one database transaction and one signed
-checkpoint (DESIGN.md §6a). Work submitted to the ``GroupCommitter`` runs inside
-that transaction, so a message is logged and its workflow effect applied together
-or not at all; its caller learns the outcome only once the transaction is durable.
+checkpoint (docs/architecture.md#the-ledger-writer). Work submitted to the
+``GroupCommitter`` runs inside that transaction, so a message is logged and its workflow
+effect applied together or not at all; its caller learns the outcome only once the
+transaction is durable.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Witnessing peers' ledgers (DESIGN.md §5).
+"""Witnessing peers' ledgers (docs/architecture.md#witnessing).
 
 Each node checks the checkpoints of the peers it talks to (the office checks every
 member): a consistency proof from the last checkpoint it witnessed, then a

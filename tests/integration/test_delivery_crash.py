@@ -1,4 +1,5 @@
-"""Durable delivery with real node processes and real signals (DESIGN.md §6).
+"""Durable delivery with real node processes and real signals
+(docs/architecture.md#sending-and-delivery).
 
 Every node here is an operating-system process started with `bcx node run` (or
 tests/sendnode.py, the same node taking `send` commands on stdin), on loopback with real

@@ -1,6 +1,6 @@
-"""Nodes keep their directory current from the office (DESIGN.md §3): the refresh loop
-adopts what the office publishes, survives the office being down, and refuses a forged
-or older directory. Real gRPC over mTLS on loopback; SQLite files."""
+"""Nodes keep their directory current from the office (docs/architecture.md#the-directory):
+the refresh loop adopts what the office publishes, survives the office being down, and
+refuses a forged or older directory. Real gRPC over mTLS on loopback; SQLite files."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The accountability ledger end to end (DESIGN.md §5–6): receipts, witnessing, forks,
-proofs at scale, the Ledger service's access control and the database's append-only rule.
+"""The accountability ledger end to end (docs/formats.md#the-ledger,
+docs/architecture.md#witnessing): receipts, witnessing, forks, proofs at scale, the Ledger
+service's access control and the database's append-only rule.
 
 Servers are real (grpc.aio with mTLS on loopback, real PKI); databases are SQLite files
 in tmp_path or a real PostgreSQL server. Witness rounds are called directly: the

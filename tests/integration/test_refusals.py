@@ -1,4 +1,5 @@
-"""Every refusal of DESIGN.md §3–§4, over real mutual TLS on loopback.
+"""Every refusal of docs/messages.md#how-a-receiver-checks-a-message, over real mutual
+TLS on loopback.
 
 One case table (exchange/transport/status.py documents the same table): each row sends
 one call to a running bureau.fj and names the exact gRPC status and a pattern its

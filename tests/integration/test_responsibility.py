@@ -1,4 +1,5 @@
-"""A member may act only on what it is responsible for (DESIGN.md §3a), against real nodes.
+"""A member may act only on what it is responsible for, against real nodes
+(docs/who-may-send-what.md#responsibility-rules).
 
 Each test runs a real federation (gRPC, mTLS, SQLite) through the black-card path and
 then attacks it as a member holding its own real keys would: a signed envelope, sent

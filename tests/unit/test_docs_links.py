@@ -112,6 +112,27 @@ def test_the_docs_index_links_every_document() -> None:
     assert not missing, f"docs/README.md does not link {', '.join(missing)}"
 
 
+_CITED = re.compile(r"\bdocs/([\w-]+\.md)(?:#([\w-]+))?")
+
+
+def test_every_docs_section_cited_in_the_code_exists() -> None:
+    """Comments cite docs/<file>.md#<heading> for what a module implements: each exists."""
+    problems = []
+    for path in [*sorted((ROOT / "exchange").rglob("*.py")), *sorted((ROOT / "nodes").rglob(
+            "*.py")), *sorted((ROOT / "tests").rglob("*.py")), *sorted((ROOT / "proto").rglob(
+            "*.proto")), *sorted((ROOT / "scripts").glob("*.py"))]:
+        if path == Path(__file__).resolve():
+            continue  # this file's checker tests name made-up documents
+        for name, fragment in _CITED.findall(path.read_text(encoding="utf-8")):
+            target = DOCS / name
+            where = f"{path.relative_to(ROOT)}: docs/{name}"
+            if not target.is_file():
+                problems.append(f"{where} does not exist")
+            elif fragment and fragment not in anchors(target.read_text(encoding="utf-8")):
+                problems.append(f"{where} has no heading #{fragment}")
+    assert not problems, "\n".join(problems)
+
+
 # --- the checker itself ------------------------------------------------------------------
 
 
@@ -213,30 +234,180 @@ def test_generator_finds_a_stale_block_and_a_body_without_one(tmp_path: Path) ->
     assert "route number_report" in gen.missing_from_catalogue(facts, specs)
 
 
-def test_generator_lists_a_rules_layer_whatever_its_shape(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+# --- the responsibility rules ------------------------------------------------------------
+
+# The status each kind of refusal is answered with (docs/who-may-send-what.md).
+_STATUS = {"NOT_RESPONSIBLE": "PERMISSION_DENIED", "STATE": "FAILED_PRECONDITION",
+           "INVALID": "INVALID_ARGUMENT"}
+# A rule's name as quoted in code and docs: "rule own-notice", "rules `a`, `b` and `c`".
+_NAME = r"`?[a-z]+(?:-[a-z]+)+`?"
+_QUOTED = re.compile(rf"\brules?:?\s+((?:{_NAME}(?:,\s*|\s+and\s+|\s+)?)+)")
+
+
+def _tables() -> dict[str, tuple]:
+    import exchange.responsibility
+    import nodes.rules
+    return {"directory": exchange.responsibility.RULES, "state": nodes.rules.RULES}
+
+
+def _documented(layer: str) -> dict[str, tuple[str, str, str]]:
+    """name -> (bodies, status, requires) as the generated block of ``layer`` shows it."""
+    text = (DOCS / "who-may-send-what.md").read_text(encoding="utf-8")
+    block = re.search(rf"<!-- BEGIN GENERATED rules {layer} -->\n(.*?)<!-- END GENERATED -->",
+                      text, re.S)
+    assert block is not None, f"docs/who-may-send-what.md has no block 'rules {layer}'"
+    rows = {}
+    for line in block.group(1).splitlines()[2:]:
+        name, bodies, status, requires = (c.strip() for c in line.strip("|").split(" | "))
+        rows[name.strip("`")] = (bodies, status.strip("`"), requires)
+    return rows
+
+
+def test_generator_reads_both_real_rule_tables() -> None:
     gen = _gen_docs()
-    module = ModuleType("exchange.rules")
+    facts = gen.gather()
+    assert set(facts.rules) == {"directory", "state"}
+    for layer, table in _tables().items():
+        assert [(r.name, r.bodies, r.status) for r in facts.rules[layer]] == [
+            (r.name, r.bodies, _STATUS[r.refusal.name]) for r in table]
 
-    def notice_from_the_carriers_bureau() -> None:
-        """A ShutdownNotice only from the bureau of the carrier's province.
 
-        More detail that is not shown."""
+def test_every_rule_of_both_tables_is_in_the_generated_docs() -> None:
+    for layer, table in _tables().items():
+        shown = _documented(layer)
+        assert list(shown) == [r.name for r in table], layer
+        for r in table:
+            bodies, status, requires = shown[r.name]
+            assert bodies == ", ".join(f"`{b}`" for b in r.bodies), r.name
+            assert status == _STATUS[r.refusal.name], r.name
+            assert requires == " ".join(r.requires.split()).replace("|", "\\|"), r.name
 
-    notice_from_the_carriers_bureau.__module__ = "exchange.rules"
-    module.notice_from_the_carriers_bureau = notice_from_the_carriers_bureau  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "exchange.rules", module)
-    assert gen.responsibility_rules() == [
-        ("notice_from_the_carriers_bureau",
-         "A ShutdownNotice only from the bureau of the carrier's province.")]
 
-    class Rule:
-        def __init__(self, name: str, description: str) -> None:
-            self.name, self.description = name, description
+def test_the_state_checks_table_is_the_codes() -> None:
+    """The hand-written table of which state rules each (receiver, body) runs lists every
+    pair of nodes.rules.CHECKS, and only rules that govern that body."""
+    from nodes.rules import CHECKS
+    governs = {r.name: r.bodies for r in _tables()["state"]}
+    text = (DOCS / "who-may-send-what.md").read_text(encoding="utf-8")
+    head = "| receiver | body | state rules checked |"
+    assert head in text
+    pairs, problems = set(), []
+    for line in text[text.index(head):].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        receivers, body, checked = (c.strip() for c in line.strip("|").split(" | "))
+        kind = body.strip("`")
+        for role in receivers.split(", "):
+            pairs.add((role, kind))
+        problems += [f"{kind}: rule {n} does not govern it"
+                     for n in re.findall(r"`([a-z]+(?:-[a-z]+)+)`", checked)
+                     if kind not in governs.get(n, ())]
+    assert pairs == {(role.value, kind) for role, kind in CHECKS}
+    assert not problems, "\n".join(problems)
 
-    module.RULES = (Rule("appeal-by-cutter", "an Appeal only from the carrier that cut the line"),)  # type: ignore[attr-defined]
-    assert gen.responsibility_rules() == [
-        ("appeal-by-cutter", "an Appeal only from the carrier that cut the line")]
-    module.RULES = {"party-fields": Rule("", "province and party fields are the sender's")}  # type: ignore[attr-defined]
-    assert gen.responsibility_rules() == [
-        ("party-fields", "province and party fields are the sender's")]
+
+def _sources() -> list[Path]:
+    here = Path(__file__).resolve()
+    files = [*sorted((ROOT / "exchange").rglob("*.py")), *sorted((ROOT / "nodes").rglob("*.py")),
+             *sorted((ROOT / "tests").rglob("*.py")), *documents()]
+    return [f for f in files if f != here and "wire" not in f.parts]
+
+
+def quoted_rule_names(text: str) -> set[str]:
+    """Every rule name ``text`` quotes: refusal texts, comments, docs."""
+    return {name.strip("`") for m in _QUOTED.finditer(text)
+            for name in re.findall(_NAME, m.group(1))}
+
+
+def test_quoted_rule_names_are_found() -> None:
+    text = ("raise X('rule own-notice: …')  # rules withdrawn-report, forwarding-bureau\n"
+            "refused (rules `own-report`, `report-bureau` and `outcome-transition`); "
+            "a rule of thumb; (rule `served-numbers`: …)")
+    assert quoted_rule_names(text) == {"own-notice", "withdrawn-report", "forwarding-bureau",
+                                       "own-report", "report-bureau", "outcome-transition",
+                                       "served-numbers"}
+
+
+def test_every_rule_named_in_the_code_and_docs_is_in_a_table() -> None:
+    import ast
+
+    from exchange.responsibility import Rule
+    tables = _tables()
+    names = {r.name for table in tables.values() for r in table}
+    in_tables = {id(r) for table in tables.values() for r in table}
+    import exchange.responsibility
+    import nodes.rules
+    bound = {var for module in (exchange.responsibility, nodes.rules)
+             for var, value in vars(module).items()
+             if isinstance(value, Rule) and id(value) in in_tables}
+    problems = []
+    for path in _sources():
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(ROOT)
+        problems += [f"{where}: quotes rule {n!r}, in no table"
+                     for n in sorted(quoted_rule_names(text) - names)]
+        if path.suffix != ".py":
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.Call):
+                continue
+            fn = node.func
+            if isinstance(fn, ast.Name) and fn.id == "Rule" and node.args and isinstance(
+                    node.args[0], ast.Constant) and node.args[0].value not in names:
+                problems.append(f"{where}:{node.lineno}: Rule {node.args[0].value!r} is in "
+                                "no table")
+            if isinstance(fn, ast.Attribute) and fn.attr == "refuse" and isinstance(
+                    fn.value, ast.Name) and fn.value.id.isupper() and fn.value.id not in bound:
+                problems.append(f"{where}:{node.lineno}: {fn.value.id}.refuse is no rule of "
+                                "a table")
+    assert not problems, "\n".join(problems)
+
+
+def test_generator_refuses_a_bad_rule_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _gen_docs()
+    from exchange.responsibility import Refusal, Rule
+    ok = Rule("made-up", ("penalty",), Refusal.STATE, "a made-up rule")
+    assert gen.rule_rows((ok,), where="t") == (
+        gen.RuleRow("made-up", ("penalty",), "FAILED_PRECONDITION", "a made-up rule"),)
+    with pytest.raises(gen.DocsError, match="not a Rule"):
+        gen.rule_rows((ok, "own-party"), where="t")
+    with pytest.raises(gen.DocsError, match="not a tuple"):
+        gen.rule_rows({"made-up": ok}, where="t")
+    with pytest.raises(gen.DocsError, match="lacks"):
+        gen.rule_rows((Rule("made-up", ("penalty",), Refusal.STATE, " "),), where="t")
+
+    facts = gen.gather()
+    renderer = gen.Renderer(gen.Facts(**{
+        **{f: getattr(facts, f) for f in facts.__dataclass_fields__},
+        "rules": {**facts.rules, "state": (gen.RuleRow("made-up", ("telegram",),
+                                                       "PERMISSION_DENIED", "x"),)}}), set())
+    with pytest.raises(gen.DocsError, match=r"rule made-up governs bodies .* telegram"):
+        renderer.render("rules state")
+    with pytest.raises(gen.DocsError, match="no rules layer 'handlers'"):
+        renderer.render("rules handlers")
+    with pytest.raises(gen.DocsError, match="directive 'rules'"):
+        renderer.render("rules")
+
+    for layers, message in (
+            ({"directory": "exchange.responsibility", "again": "exchange.responsibility"},
+             "'province-bureau' is in the directory and the again tables"),
+            ({"directory": "exchange.no_such_rules"}, "cannot read the directory rules"),
+            ({"directory": "exchange.errors"}, "exchange.errors has no RULES table")):
+        monkeypatch.setattr(gen, "RULE_LAYERS", layers)
+        with pytest.raises(gen.DocsError, match=message):
+            gen.responsibility_rules()
+
+
+def test_a_rule_added_to_the_code_makes_the_docs_stale() -> None:
+    gen = _gen_docs()
+    facts = gen.gather()
+    path = DOCS / "who-may-send-what.md"
+    text = path.read_text(encoding="utf-8")
+    assert gen.regenerate(text, facts, path)[0] == text
+    more = gen.Facts(**{**{f: getattr(facts, f) for f in facts.__dataclass_fields__},
+                        "rules": {**facts.rules, "state": (*facts.rules["state"], gen.RuleRow(
+                            "made-up", ("penalty",), "FAILED_PRECONDITION", "a made-up rule"))}})
+    new, specs = gen.regenerate(text, more, path)
+    assert {"rules directory", "rules state"} <= set(specs)
+    assert "| `made-up` | `penalty` | `FAILED_PRECONDITION` | a made-up rule |\n" in new
+    assert new != text

@@ -333,7 +333,7 @@ def test_disallowed(sender: Role, kind: str, recipient: Role) -> None:
 
 
 @pytest.mark.parametrize(("sender", "kind", "recipients"), [
-    # DESIGN.md §4, row by row.
+    # docs/who-may-send-what.md#the-role-table, row by row.
     (Role.POLICE, "number_report", {Role.BUREAU}),
     (Role.COMMERCE, "number_report", {Role.BUREAU}),
     (Role.BUREAU, "shutdown_notice", {Role.CARRIER}),
@@ -343,7 +343,8 @@ def test_disallowed(sender: Role, kind: str, recipient: Role) -> None:
     (Role.CARRIER, "id_concentration_report", {Role.BUREAU}),
     (Role.POLICE, "case_request", {Role.CARRIER}),
     (Role.CARRIER, "case_response", {Role.POLICE}),
-    # Feedback goes to reporters: §1 lists no circulars among what a carrier receives.
+    # Feedback goes to reporters: a carrier receives no circulars
+    # (docs/architecture.md#differences-from-the-original-design).
     (Role.BUREAU, "circular", {Role.POLICE, Role.COMMERCE}),
     (Role.BUREAU, "penalty", {Role.CARRIER}),
     (Role.CARRIER, "appeal", {Role.BUREAU}),

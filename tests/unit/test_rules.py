@@ -1,4 +1,5 @@
-"""Responsibility (DESIGN.md §3a): case tables generated from the rules and the role table.
+"""Responsibility (docs/who-may-send-what.md#responsibility-rules): case tables generated
+from the rules and the role table.
 
 Directory rules (exchange/responsibility.py) run over every (sender role, body,
 recipient role) the role table accepts, in every relationship that matters: same or
@@ -197,7 +198,8 @@ def test_every_handler_is_reachable_through_the_table(role: Role, kind: str) -> 
 
 
 def test_withdrawals_follow_the_design() -> None:
-    # DESIGN.md §1: the police withdraw; a bureau passes withdrawals on. Carriers never do.
+    # docs/who-may-send-what.md#the-role-table: the police withdraw; a bureau passes
+    # withdrawals on. Carriers never do.
     senders = {s for (s, k) in ALLOWED if k == "withdrawal"}
     assert senders == {Role.POLICE, Role.COMMERCE, Role.BUREAU}
     assert ALLOWED[(Role.BUREAU, "withdrawal")] == {Role.BUREAU, Role.CARRIER}

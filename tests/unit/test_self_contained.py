@@ -25,6 +25,9 @@ FORBIDDEN: tuple[tuple[str, re.Pattern[bytes]], ...] = (
         rb"(?<![\w.-])/(?:" + b"home" + rb"|" + b"Users" + rb")/[A-Za-z0-9_.-]+")),
     ("root's home directory", re.compile(rb"(?<![\w.-])/" + b"root" + rb"/")),
     ("a Windows home directory", re.compile(rb"[A-Za-z]:\\\\?" + b"Users" + rb"\\")),
+    # The design lives in docs/; the file it started from is not in the repository.
+    ("a citation of a design file the repository does not hold",
+     re.compile(rb"\b" + b"DESIGN" + rb"(?:\.md\b|\s*\xc2\xa7)")),
 )
 
 
@@ -109,6 +112,9 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
     (b"open('/" + b"Users/bob/x.json')", "a home directory"),
     (b"export PATH=/" + b"root/.local/bin:$PATH", "root's home directory"),
     (b"C:\\" + b"Users\\carol\\bcx", "a Windows home directory"),
+    (b'"""The receive checks (' + b"DESIGN" + b".md \xc2\xa74)." + b'"""',
+     "a citation of a design file the repository does not hold"),
+    (b"# see " + b"DESIGN \xc2\xa73a", "a citation of a design file the repository does not hold"),
 ])
 def test_each_kind_of_outside_reference_is_found(line: bytes, what: str) -> None:
     assert [w for _, w, _ in offences(b"fine\n" + line + b"\n")] == [what]
@@ -120,6 +126,7 @@ def test_each_kind_of_outside_reference_is_found(line: bytes, what: str) -> None
     b"runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb",
     b"the workspace is in ./workspace/ (ignored)",
     b"an ID holder's home/work address is never sent",
+    b"(docs/who-may-send-what.md#state-rules); RFC 9162 \xc2\xa72.1.1",
 ])
 def test_ordinary_paths_are_not_outside_references(line: bytes) -> None:
     assert offences(line) == []
