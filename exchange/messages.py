@@ -226,6 +226,8 @@ class NumberReport:
     case_number: str = ""
     evidence_summary: str = ""
     confidence: int = 0
+    # Set on a later part of a report sent in several messages: the first part's id.
+    report_id: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -669,6 +671,7 @@ def _number_report_to_wire(b: NumberReport, path: str) -> wire.NumberReport:
         case_number=b.case_number,
         evidence_summary=b.evidence_summary,
         confidence=_uint32(b.confidence, f"{path}.confidence"),
+        report_id=b.report_id,
     )
 
 
@@ -680,6 +683,7 @@ def _number_report_from_wire(w: wire.NumberReport, path: str) -> NumberReport:
         case_number=w.case_number,
         evidence_summary=w.evidence_summary,
         confidence=w.confidence,
+        report_id=w.report_id,
     )
 
 
