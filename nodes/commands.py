@@ -126,9 +126,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--confidence", type=_percent, default=80,
                    help="how sure the finding is, 0-100 (default 80)")
 
-    p = command("withdraw", "police/commerce: retract a report", cmd_simple("withdraw"))
-    p.add_argument("--report", required=True, dest="report_id")
-    p.add_argument("--reason", required=True)
+    p = command("withdraw", "police/commerce: retract a report, every number and part of it",
+                cmd_simple("withdraw"), example=(
+                    "bcx withdraw --config node.toml --report 01a23e93a39e7485b0d2bf0209aa0275 "
+                    "--reason 'numbers mistyped from the seized phone'",))
+    p.add_argument("--report", required=True, dest="report_id", metavar="REPORT_ID",
+                   help="the report's id as `bcx report` printed it (32 hex digits)")
+    p.add_argument("--reason", required=True,
+                   help="why, in a sentence: the bureau and carriers log it")
 
     p = command("ask", "police: ask a carrier for case cooperation", cmd_ask)
     p.add_argument("--carrier", required=True)
@@ -447,7 +452,7 @@ def _report_check(args: argparse.Namespace, sources: Sequence[tuple[str, intake.
 
 def _send_report(args: argparse.Namespace, found: Sequence[str]) -> dict[str, Any]:
     """Send ``found`` as one report, REPORT_BATCH numbers per call to the node."""
-    rid, bureau, parts, done = args.add_to, "", [], 0
+    rid, bureau, parts, done, added = args.add_to, "", [], 0, 0
     with operator.AdminClient(_config(args)) as client:
         for k in range(0, len(found), REPORT_BATCH):
             batch = found[k:k + REPORT_BATCH]
@@ -466,12 +471,13 @@ def _send_report(args: argparse.Namespace, found: Sequence[str]) -> dict[str, An
             rid, bureau = result["report"], result["bureau"]
             parts += result["parts"]
             done += len(batch)
+            added += result["numbers"]  # less those the report held already (--add-to)
             if len(found) > REPORT_BATCH:
                 print(f"\rreported {done}/{len(found)} numbers", end="", file=sys.stderr,
                       flush=True)
     if len(found) > REPORT_BATCH:
         print(file=sys.stderr)
-    return {"bureau": bureau, "numbers": done, "report": rid, "parts": parts}
+    return {"bureau": bureau, "numbers": added, "report": rid, "parts": parts}
 
 
 def cmd_report_show(args: argparse.Namespace) -> int:

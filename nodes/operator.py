@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -340,25 +339,5 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def read_numbers_file(path: Path) -> list[str]:
-    """Numbers from a CSV (a 'number' column, else the first column) or a plain list."""
-    import csv
-
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            sample = f.read(4096)
-            f.seek(0)
-            rows = list(csv.reader(f))
-    except OSError as e:
-        raise OperationError(f"cannot read {path}: {e.strerror}") from e
-    if not rows:
-        return []
-    header = [h.strip().lower() for h in rows[0]]
-    col = header.index("number") if "number" in header else 0
-    body = rows[1:] if "number" in header or not any(ch.isdigit() for ch in sample[:20]) \
-        else rows
-    return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
 
 

@@ -278,3 +278,25 @@ def test_reports_show_names_an_unknown_or_short_id(desk: Desk) -> None:
     assert unknown.stderr.strip() == f"bcx: OperationError: this node holds no report {'ab' * 16}"
     short = bcx("reports", "show", "abc", "--config", desk.cfg("police.fj"))
     assert short.returncode == 1 and "the first 8 or more" in short.stderr
+
+
+def test_add_to_makes_later_numbers_parts_of_the_same_report(desk: Desk) -> None:
+    a, b, c = ACTIVE[BULK + 5], ACTIVE[BULK + 6], ACTIVE[BULK + 7]
+    police = desk.cfg("police.fj")
+    rid, _ = sent_report(bcx("report", "--config", police, a, b, "--category", "fraud",
+                             "--case-number", "FZ-2026-0106").stdout)
+    more = bcx("report", "--config", police, b, c, "--add-to", rid, "--category", "fraud",
+               "--case-number", "FZ-2026-0106")
+    assert more.returncode == 0, more.stderr
+    assert f"reported 1 number(s) to bureau.fj as report {rid} (1 message(s))" in more.stdout
+    desk.settled(rid)
+    at_bureau = json.loads(bcx("reports", "--config", desk.cfg("bureau.fj"), "--json",
+                               "--case-number", "FZ-2026-0106").stdout)
+    assert [(r["report"], r["numbers"], r["state"]) for r in at_bureau] == [
+        (rid, 3, "fed back")]
+    other = bcx("report", "--config", police, c, "--add-to", rid, "--category", "fraud",
+                "--case-number", "FZ-2026-0107")
+    assert other.returncode == 1
+    assert other.stderr.strip() == (
+        f"bcx: OperationError: report: report {rid} is for case FZ-2026-0106 (fraud); its "
+        "further parts must be too")
