@@ -35,11 +35,14 @@ SPECS = (
     ("police.fj", Role.POLICE, "fj"),
     ("bureau.fj", Role.BUREAU, "fj"),
     ("cmcc.fj", Role.CARRIER, "fj"),
+    ("bureau.gd", Role.BUREAU, "gd"),
+    ("cmcc.gd", Role.CARRIER, "gd"),
 )
 BULK = 2500  # numbers of the large file: three messages of at most 1000
 ACTIVE = [report_number(i) for i in range(BULK + 20)]
 NOT_OURS = report_number(9000)  # a China Mobile Fujian number the carrier does not serve
-GD = "+8613802500001"  # Guangdong's: no bureau of Guangdong in this federation
+BJ = "+8613910000001"  # Beijing's: no bureau of Beijing in this federation
+GD = [f"+86138025{i:05d}" for i in range(2)]  # Guangdong's: bureau.gd's to act on
 
 
 def bcx(*args: str) -> subprocess.CompletedProcess[str]:
@@ -227,7 +230,7 @@ def test_reports_show_gives_each_numbers_verdict_and_rejected_lists_only_those_n
                 "--category", "fraud", "--case-number", "FZ-2026-0103")
     rid1, _ = sent_report(first.stdout)
     desk.settled(rid1)
-    result = bcx("report", "--config", desk.cfg("police.fj"), ACTIVE[BULK + 4], NOT_OURS, GD,
+    result = bcx("report", "--config", desk.cfg("police.fj"), ACTIVE[BULK + 4], NOT_OURS, BJ,
                  "--category", "fraud", "--case-number", "FZ-2026-0104")
     assert result.returncode == 0, result.stderr
     rid, _ = sent_report(result.stdout)
@@ -243,14 +246,14 @@ def test_reports_show_gives_each_numbers_verdict_and_rejected_lists_only_those_n
     assert verdicts[ACTIVE[BULK + 4]] == ("already known (shut_down)", "")
     assert verdicts[NOT_OURS][0] == "not_our_subscriber"
     assert "no other carrier to ask" in verdicts[NOT_OURS][1]
-    assert verdicts[GD][0] == "unroutable" and "no bureau" in verdicts[GD][1]
+    assert verdicts[BJ][0] == "unroutable" and "no bureau" in verdicts[BJ][1]
     assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", r["when"]) for r in rows)
 
     rejected = bcx("reports", "show", rid, "--config", desk.cfg("police.fj"), "--rejected",
                    "--csv")
     assert rejected.returncode == 0, rejected.stderr
     got = list(csv.DictReader(io.StringIO(rejected.stdout.removeprefix("\ufeff"))))
-    assert sorted(r["number"] for r in got) == sorted([NOT_OURS, GD])
+    assert sorted(r["number"] for r in got) == sorted([NOT_OURS, BJ])
 
 
 @pytest.mark.parametrize(("make", "message"), [
@@ -300,3 +303,25 @@ def test_add_to_makes_later_numbers_parts_of_the_same_report(desk: Desk) -> None
     assert other.stderr.strip() == (
         f"bcx: OperationError: report: report {rid} is for case FZ-2026-0106 (fraud); its "
         "further parts must be too")
+
+
+def test_every_forwarded_part_of_a_report_is_acted_on_by_the_other_province(
+        desk: Desk) -> None:
+    # Each part of a report forwards its other province's numbers under the one report
+    # id: the other bureau must take the second forward as more of the report, not as a
+    # repeat of the first to drop (its numbers would never get an outcome).
+    fj = [report_number(3000 + i) for i in range(999)]  # served by cmcc.fj, not subscribers
+    path = desk.dir / "two-provinces.csv"
+    path.write_text("号码\n" + "\n".join([GD[0], *fj, GD[1]]) + "\n")
+    result = bcx("report", "--config", desk.cfg("police.fj"), "--file", str(path),
+                 "--category", "fraud", "--case-number", "FZ-2026-0108")
+    assert result.returncode == 0, result.stderr
+    rid, parts = sent_report(result.stdout)
+    assert parts == 2
+    desk.settled(rid)
+    rows = json.loads(bcx("reports", "show", rid, "--config", desk.cfg("police.fj"),
+                          "--json").stdout)
+    got = {r["number"]: (r["verdict"], r["carrier"]) for r in rows if r["number"] in GD}
+    assert got == {n: ("not_our_subscriber", "cmcc.gd") for n in GD}
+    at_gd = json.loads(bcx("reports", "--config", desk.cfg("bureau.gd"), "--json").stdout)
+    assert [(r["report"], r["origin"], r["numbers"]) for r in at_gd] == [(rid, "police.fj", 2)]
