@@ -207,15 +207,18 @@ def add_commands(sub: Any) -> None:
     show.set_defaults(func=cmd_report_show)
     p = command("notices", "shutdown notices sent (bureau) or received (carrier)",
                 cmd_list(lambda conn, cfg, now, a: operator.notice_rows(
-                    conn, node_id=cfg.node_id, now=now, overdue_only=a.overdue)))
+                    conn, node_id=cfg.node_id, now=now, overdue_only=a.overdue)),
+                listing=True, example=("bcx notices --config node.toml --overdue --csv",))
     p.add_argument("--overdue", action="store_true", help="only those past their deadline")
     p = command("cases", "case-cooperation requests, and opening an answer", cmd_cases)
     p.add_argument("--open", metavar="REQUEST_ID",
                    help="open the sealed answer to this request (police only)")
     command("appeals", "appeals and their decisions",
-            cmd_list(lambda conn, cfg, now, a: operator.appeal_rows(conn, now=now)))
+            cmd_list(lambda conn, cfg, now, a: operator.appeal_rows(conn, now=now)),
+            listing=True, example=("bcx appeals --config node.toml --json",))
     command("channels", "channel reports received (bureau), with penalties",
-            cmd_list(lambda conn, cfg, now, a: operator.channel_rows(conn)))
+            cmd_list(lambda conn, cfg, now, a: operator.channel_rows(conn)),
+            listing=True, example=("bcx channels --config node.toml --csv",))
     add_listings(command)
     num = sub.add_parser("numbers", help="one number's history")
     num_sub = num.add_subparsers(metavar="ACTION")

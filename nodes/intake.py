@@ -57,6 +57,7 @@ _XLSX_MAGIC = b"PK\x03\x04"
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0"  # the OLE2 container of Excel 97-2003 .xls
 _MAX_SHOWN = 40
 _SAMPLE_ROWS = 200
+_TITLE_ROWS = 3  # rows of title a sheet may have above its header
 
 
 class IntakeError(OperationError):
@@ -232,13 +233,27 @@ def _label(index: int, header: Sequence[str] | None) -> str:
     return f"column {index + 1}" + (f" {name!r}" if name else "")
 
 
+def _header_position(rows: Sequence[tuple[int, list[str]]], *, want: str = "") -> int:
+    """The position of the row that may be the header: the first row naming the column
+    (``want``, or any of HEADER_NAMES) among the first few, when only title rows without
+    a number stand above it ("涉诈号码清单" over "序号,号码"); else the first row."""
+    filled = [k for k, (_, cells) in enumerate(rows) if any(c.strip() for c in cells)]
+    if not filled:
+        raise IntakeError("holds no rows")
+    for k in filled[:_TITLE_ROWS + 1]:
+        keys = {_header_key(c) for c in rows[k][1]}
+        if (want in keys) if want else bool(keys & HEADER_NAMES):
+            return k
+        if any(_judge(c.strip())[0] for c in rows[k][1] if c.strip()):
+            break  # a row with a number: the list has begun, no header below it
+    return filled[0]
+
+
 def _choose_column(rows: Sequence[tuple[int, list[str]]], column: str | None
                    ) -> tuple[int, int | None]:
     """``(0-based column, header row's position in rows or None)``, or raise."""
-    first = next((k for k, (_, cells) in enumerate(rows) if any(c.strip() for c in cells)),
-                 None)
-    if first is None:
-        raise IntakeError("holds no rows")
+    first = _header_position(rows, want=_header_key(column) if column is not None and
+                             not column.strip().isdigit() else "")
     head_line, head = rows[first]
     keys = [_header_key(c) for c in head]
     known = [i for i, k in enumerate(keys) if k in HEADER_NAMES]
@@ -253,7 +268,7 @@ def _choose_column(rows: Sequence[tuple[int, list[str]]], column: str | None
         named = [i for i, k in enumerate(keys) if k == want]
         if not named:
             shown = ", ".join(repr(c) for c in head if c.strip())
-            raise IntakeError(f"has no column named {column!r} in its first row "
+            raise IntakeError(f"has no column named {column!r} in its header "
                               f"(line {head_line}: {shown})")
         return named[0], first
     if len(known) > 1:

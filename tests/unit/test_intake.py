@@ -46,6 +46,12 @@ CASES = [
                  [(2, "no number")], id="empty-cell-in-a-row-with-content"),
     pytest.param(b'number,note\n15959000001,"two\nlines"\n15959000002,x\n', None, [A, B],
                  [], id="quoted-newline-keeps-line-numbers"),
+    pytest.param("涉诈号码清单,,\n,,\n序号,号码,备注\n1,15959000001,x\n".encode(), None, [A], [],
+                 id="title-rows-above-the-header"),
+    pytest.param("线索\n报送单位\n号码\n15959000001\n".encode(), "号码", [A], [],
+                 id="title-rows-above-a-named-column"),
+    pytest.param("15959000001,a\n号码,b\n".encode(), None, [A], [(2, "contains letters")],
+                 id="no-header-below-the-first-number"),
 ]
 
 
@@ -102,7 +108,7 @@ def test_full_width_digits_are_numbers() -> None:
     ("手机号,电话\n15959000001,15959000002\n".encode(), None, "both name numbers"),
     (b"15959000001,15959000002\n", None, "numbers in 2 columns"),
     (b"number\n15959000001\n", "3", "--column 3 is not one of them"),
-    (b"number\n15959000001\n", "phone", "no column named 'phone'"),
+    (b"number\n15959000001\n", "phone", "no column named 'phone' in its header"),
     (b"\xef\xbb\xbfnumber\n\xff\n", None, "not UTF-8"),
 ])
 def test_a_file_that_cannot_be_read_is_one_clear_error(data: bytes, column: str | None,
@@ -136,4 +142,4 @@ def test_a_long_list_is_read_quickly() -> None:
     got = read_report_file(data)
     elapsed = time.perf_counter() - start
     assert len(got.numbers) + len(got.problems) == 100_000
-    assert elapsed < 10, elapsed
+    assert elapsed < 30, elapsed  # about 1 s on an idle machine; minutes if per-cell work grew
