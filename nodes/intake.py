@@ -49,6 +49,8 @@ HEADER_NAMES: frozenset[str] = frozenset({
     "number", "numbers", "phone", "phonenumber", "phoneno", "mobile", "mobilenumber",
     "mobileno", "mobilephone", "cellphone", "msisdn", "tel", "telephone", "telno", "e164",
 })
+# The few of them an error message names.
+HEADER_NAMES_SHOWN = ("号码", "手机号", "电话号码", "number", "phone", "msisdn")
 
 _DELIMITERS = ",\t;"
 _BRACKETED = re.compile(r"[(（\[【].*?[)）\]】]")
@@ -290,9 +292,6 @@ def _choose_column(rows: Sequence[tuple[int, list[str]]], column: str | None
     raise IntakeError(f"has numbers in {len(holding)} columns "
                       f"({', '.join(str(i + 1) for i in holding)}) and no header naming "
                       "one: choose it with --column NAME or N")
-
-
-HEADER_NAMES_SHOWN = ("号码", "手机号", "电话号码", "number", "phone", "msisdn")
 
 
 def _collect(cells: Iterable[tuple[int, str]]) -> tuple[list[str], list[Problem],
