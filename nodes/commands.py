@@ -82,8 +82,8 @@ def add_commands(sub: Any) -> None:
         return p
 
     p = command("report", "police/commerce: report numbers to the bureau, as one report",
-                cmd_report, example=(
-                    "bcx report --config node.toml --file 线索.csv --check",
+                cmd_report, config_required=False, example=(
+                    "bcx report --file 线索.csv --check",
                     "bcx report --config node.toml --file 线索.xlsx --column 手机号 "
                     "--category fraud --case-number FZ-2026-0042",
                     "bcx report --config node.toml 15959000001 +86-159-5900-0002 "
@@ -101,7 +101,8 @@ def add_commands(sub: Any) -> None:
         "name, 110…) is a problem, printed as FILE:LINE: reason, and is never sent. With "
         "problems the report is refused (nothing is sent) unless --skip-invalid; a "
         "number given twice is sent once.\n\n"
-        "--check reads and validates only, sending nothing: it exits 0 when the report "
+        "--check reads and validates only, sending nothing (and needs no --config): "
+        "it exits 0 when the report "
         "would be sent as it is, 1 when it would be refused (any problem; with "
         "--skip-invalid: no valid number at all).")
     p.add_argument("numbers", nargs="*",
@@ -407,6 +408,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.category or not args.case_number:
         raise OperationError("a report needs --category and --case-number (--check needs "
                              "neither)")
+    config = _config(args)
     if problems and not args.skip_invalid:
         for line in problems:
             print(line, file=sys.stderr)
@@ -418,7 +420,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                              if problems else "no numbers to report")
     for line in problems:
         print(f"{line} (skipped)", file=sys.stderr)
-    result = _send_report(args, found)
+    result = _send_report(args, config, found)
     result["skipped"] = len(problems)
     text = (f"reported {result['numbers']} number(s) to {result['bureau']} as report "
             f"{result['report']} ({len(result['parts'])} message(s))")
@@ -453,10 +455,11 @@ def _report_check(args: argparse.Namespace, sources: Sequence[tuple[str, intake.
     return 0 if would_send else 1
 
 
-def _send_report(args: argparse.Namespace, found: Sequence[str]) -> dict[str, Any]:
+def _send_report(args: argparse.Namespace, config: NodeConfig, found: Sequence[str]
+                 ) -> dict[str, Any]:
     """Send ``found`` as one report, REPORT_BATCH numbers per call to the node."""
     rid, bureau, parts, done, added = args.add_to, "", [], 0, 0
-    with operator.AdminClient(_config(args)) as client:
+    with operator.AdminClient(config) as client:
         for k in range(0, len(found), REPORT_BATCH):
             batch = found[k:k + REPORT_BATCH]
             try:
