@@ -153,7 +153,7 @@ async def bulk_full_path(running: RunningNode, numbers: list[str]) -> BulkRun:
             return police.report(ctx, numbers_found=part, category="fraud",
                                  case_number="FZ-BENCH", evidence="bench")
         result = await node.run_work(report)
-        messages += len(result["reports"])
+        messages += len(result["parts"])
 
     # Is any number still without a final outcome? The first open line answers it (a
     # count walked up to 100,000 index entries every poll: 16 % of the police process).

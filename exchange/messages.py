@@ -228,6 +228,8 @@ class NumberReport:
     confidence: int = 0
     # A forwarded report: the reporter's signed envelope as the forwarding bureau got it.
     origin_envelope: bytes = b""
+    # Set on a later part of a report sent in several messages: the first part's id.
+    report_id: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -674,6 +676,7 @@ def _number_report_to_wire(b: NumberReport, path: str) -> wire.NumberReport:
         evidence_summary=b.evidence_summary,
         confidence=_uint32(b.confidence, f"{path}.confidence"),
         origin_envelope=b.origin_envelope,
+        report_id=b.report_id,
     )
 
 
@@ -686,6 +689,7 @@ def _number_report_from_wire(w: wire.NumberReport, path: str) -> NumberReport:
         evidence_summary=w.evidence_summary,
         confidence=w.confidence,
         origin_envelope=w.origin_envelope,
+        report_id=w.report_id,
     )
 
 

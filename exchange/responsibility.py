@@ -100,6 +100,9 @@ class Origin:
 
     sender: str
     message_id: bytes
+    # The report the carried message belongs to: a later part of a report names its first
+    # part; otherwise the carried message's own id.
+    report_id: bytes = b""
 
 
 def check(msg: messages.Message, *, sender: Member, recipient: Member,
@@ -234,7 +237,9 @@ def origin_of(msg: messages.Message, *, sender: Member, directory: Directory
             raise FORWARDED_ORIGIN.refuse("the withdrawal carried withdraws another report")
     if first.numbers:  # a withdrawal listing none withdraws every number
         _check_covered(body.numbers, first.numbers, inner.kind)
-    return Origin(sender=reporter.node_id, message_id=inner.header.message_id)
+    part_of = first.report_id if isinstance(first, messages.NumberReport) else b""
+    return Origin(sender=reporter.node_id, message_id=inner.header.message_id,
+                  report_id=part_of or inner.header.message_id)
 
 
 def _check_covered(passed_on: tuple[str, ...], reported: tuple[str, ...], kind: str) -> None:

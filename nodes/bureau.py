@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -95,28 +95,24 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
     # A forwarded report's reporter and id come from the reporter's own envelope, which
     # the receive checks verified (rule forwarded-origin); it travels on with the numbers.
     if acc.origin is not None:
-        origin, report_id = acc.origin.sender, acc.origin.message_id
+        # A part's report id is the first part's, as the reporter's envelope says.
+        origin, report_id = acc.origin.sender, acc.origin.report_id
         origin_envelope = body.origin_envelope
     else:
-        origin, report_id = h.sender, h.message_id
+        if len(body.report_id) not in (0, 16):
+            raise InvalidBodyError(f"number_report.report_id must be a 16-byte message id, "
+                                   f"got {len(body.report_id)} bytes")
+        # A later part of a report names its first part: one report, however many parts.
+        origin, report_id = h.sender, body.report_id or h.message_id
         origin_envelope = acc.envelope.raw
-    if ctx.conn.execute(select(reports.c.report_id).where(
-            reports.c.report_id == report_id)).first() is not None:
-        # The same report again under a new message (a second forward): already handled.
-        ctx.log_action("report.already-known", report_id, message_id=h.message_id)
+    reported = _new_in_report(ctx, report_id, origin, body.numbers, message_id=h.message_id)
+    if not reported:
         return
-    deadlines = ctx.node.config.deadlines
-    ctx.conn.execute(insert(reports), {
-        "report_id": report_id, "origin": origin, "counterpart": h.sender,
-        "category": body.category.value, "case_number": body.case_number,
-        "numbers_total": len(body.numbers), "created_at": to_micros(ctx.now),
-        "feedback_due_at": to_micros(ctx.now + timedelta(hours=deadlines.feedback_hours)),
-        "withdrawn_at": None, "escalated_at": None})
-    candidates = {n for n, _ in map(judge_number, body.numbers) if n}
+    candidates = {n for n, _ in map(judge_number, reported) if n}
     known = {r.number: r for r in _numbers_rows(ctx, candidates)}
     live_known = [n for n, r in known.items() if r.status not in (Status.WITHDRAWN,
                                                                    Status.RESTORED)]
-    decisions = triage(body.numbers, province=_province(ctx), known=live_known,
+    decisions = triage(reported, province=_province(ctx), known=live_known,
                        router=router_for(ctx), directory=ctx.directory)
     now = to_micros(ctx.now)
     rows: dict[str, tuple[Status, str, str]] = {}
@@ -141,6 +137,8 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
         else:
             rows[key] = (Status.NOTICED, f"notice to {t.target}", t.target)
             to_notice[t.target].append(t.number)
+    _count_report_numbers(ctx, report_id, origin=origin, sender=h.sender, body=body,
+                          count=len(rows))
     category = body.category
     # A number whose earlier case ended (withdrawn, restored) starts a new one in its row.
     reopened = [n for ns in to_notice.values() for n in ns if n in known]
@@ -176,6 +174,51 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
          status in FINAL or status is Status.FORWARDED, feedback_id, now)
         for (number, (status, detail, carrier)), feedback_id in zip(rows.items(), told,
                                                                     strict=True)])
+
+
+def _new_in_report(ctx: Context, report_id: bytes, origin: str, reported: Sequence[str], *,
+                   message_id: bytes) -> list[str]:
+    """The numbers of this message that its report does not hold yet.
+
+    A report's parts (and a bureau's forwards of them) arrive as several messages; a
+    part sent again under a new message adds nothing, and a part arriving after its
+    report was withdrawn is not acted on.
+    """
+    row = ctx.conn.execute(select(reports.c.origin, reports.c.withdrawn_at).where(
+        reports.c.report_id == report_id)).first()
+    if row is None:
+        return list(reported)
+    if row.origin != origin:
+        raise InvalidBodyError(f"number_report is a part of report {report_id.hex()}, "
+                               f"which is no report of {origin}")
+    if row.withdrawn_at is not None:
+        ctx.log_action("report.part-after-withdrawal", report_id, message_id=message_id)
+        return []
+    keys = {n: judge_number(n)[0] or n for n in reported}
+    have: set[str] = set()
+    for part in chunks(sorted(set(keys.values()))):
+        have.update(ctx.conn.scalars(select(report_numbers.c.number).where(
+            report_numbers.c.report_id == report_id, report_numbers.c.number.in_(part))))
+    fresh = [n for n in reported if keys[n] not in have]
+    if not fresh:
+        ctx.log_action("report.already-known", report_id, message_id=message_id)
+    return fresh
+
+
+def _count_report_numbers(ctx: Context, report_id: bytes, *, origin: str, sender: str,
+                          body: NumberReport, count: int) -> None:
+    """Create the report on its first part to arrive; add each later part's numbers."""
+    updated = ctx.conn.execute(update(reports).where(reports.c.report_id == report_id)
+                               .values(numbers_total=reports.c.numbers_total + count))
+    if updated.rowcount:
+        return
+    deadlines = ctx.node.config.deadlines
+    ctx.conn.execute(insert(reports), {
+        "report_id": report_id, "origin": origin, "counterpart": sender,
+        "category": body.category.value, "case_number": body.case_number,
+        "numbers_total": count, "created_at": to_micros(ctx.now),
+        "feedback_due_at": to_micros(ctx.now + timedelta(hours=deadlines.feedback_hours)),
+        "withdrawn_at": None, "escalated_at": None})
 
 
 _CASES = DriverStatement.listing(
@@ -578,3 +621,27 @@ def overdue_notices(ctx: Context) -> list[bytes]:
                          .values(escalated_at=to_micros(ctx.now)))
     return raised
 
+
+
+# --- Listings (read the node's database; the node may be running) --------------------
+
+
+def id_holder_rows(conn: Any, *, since: datetime | None = None, carrier: str = "",
+                   min_cards: int = 0, outcome: str = "") -> list[dict[str, Any]]:
+    """ID holders carriers reported (IdConcentrationReport), one row per holder: the
+    keyed HMAC of the ID (never the ID number), its card count and verification outcome."""
+    q = select(id_holders).order_by(id_holders.c.received_at, id_holders.c.report_id,
+                                    id_holders.c.id_hmac)
+    if since is not None:
+        q = q.where(id_holders.c.received_at >= to_micros(since))
+    if carrier:
+        q = q.where(id_holders.c.carrier == carrier)
+    if min_cards:
+        q = q.where(id_holders.c.card_count >= min_cards)
+    if outcome:
+        q = q.where(id_holders.c.outcome == outcome)
+    return [{
+        "report": bytes(h.report_id).hex(), "received": from_micros(h.received_at)
+        .isoformat(timespec="seconds"), "carrier": h.carrier, "province": h.province,
+        "id_hmac": bytes(h.id_hmac).hex(), "hmac_key": h.hmac_key_id, "cards": h.card_count,
+        "outcome": h.outcome} for h in conn.execute(q)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -324,3 +324,25 @@ def overdue(ctx: Context) -> list[bytes]:
         ctx.conn.execute(update(appeals).where(appeals.c.appeal_id == a.appeal_id)
                          .values(escalated_at=now))
     return raised
+
+
+# --- Listings (read the node's database; the node may be running) --------------------
+
+
+def penalty_rows(conn: Any, *, since: datetime | None = None, carrier: str = "",
+                 outlet: str = "") -> list[dict[str, Any]]:
+    """Penalties received (carrier) or issued (bureau), oldest first, optionally since a
+    time, for one carrier or one outlet code."""
+    q = select(penalties).order_by(penalties.c.issued_at, penalties.c.penalty_id)
+    if since is not None:
+        q = q.where(penalties.c.issued_at >= to_micros(since))
+    if carrier:
+        q = q.where(penalties.c.carrier == carrier)
+    if outlet:
+        q = q.where(penalties.c.outlet_code == outlet)
+    return [{
+        "penalty": bytes(p.penalty_id).hex(),
+        "issued": from_micros(p.issued_at).isoformat(timespec="seconds"),
+        "bureau": p.bureau, "carrier": p.carrier, "outlet": p.outlet_code,
+        "violation": p.violation, "measure": p.measure, "legal_basis": p.legal_basis,
+        "numbers": p.numbers_total} for p in conn.execute(q)]

@@ -14,12 +14,16 @@ from pathlib import Path
 CONFIG_ENV = "BCX_CONFIG"
 
 
-def config_option(parser: argparse.ArgumentParser, what: str = "the node's") -> None:
-    """``--config NODE.toml``, defaulting to ``$BCX_CONFIG``; required when that is unset."""
+def config_option(parser: argparse.ArgumentParser, what: str = "the node's", *,
+                  required: bool = True, suppress: bool = False) -> None:
+    """``--config NODE.toml``, defaulting to ``$BCX_CONFIG``; required when that is unset
+    (unless ``required`` is False: a command that can run without a node). ``suppress``:
+    a subcommand's own ``--config`` that leaves its parent's value alone when not given."""
     default = os.environ.get(CONFIG_ENV) or None
+    value: object = argparse.SUPPRESS if suppress else (Path(default) if default else None)
     parser.add_argument(
-        "--config", type=Path, default=Path(default) if default else None,
-        required=default is None, metavar="NODE.toml",
+        "--config", type=Path, default=value,
+        required=required and not suppress and default is None, metavar="NODE.toml",
         help=f"{what} node.toml (default: ${CONFIG_ENV}"
              + (f", now {default})" if default else ", unset)"))
 

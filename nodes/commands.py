@@ -3,64 +3,135 @@
 Every command takes ``--config NODE.toml``. Commands that send or change (report,
 withdraw, ask, appeal, decide, penalty, channel, id-report, progress, tick, outbox retry)
 go to the running node; the listings (reports, notices, cases, appeals, channels,
-numbers show, outbox list, status) read its database. Tables by default, ``--json`` for
-scripts.
+penalties, id-holders, escalations, progress-reports, numbers show, outbox list, status)
+read its database. Tables by default, ``--json`` or ``--csv`` for scripts and
+spreadsheets (one renderer: ``render_rows``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import re
 import sys
-from datetime import UTC, datetime
+import textwrap
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from exchange import messages
 from exchange.config import NodeConfig
 from exchange.errors import OperationError
-from nodes import cliopts, operator, render
+from nodes import cliopts, intake, operator, render
 
-REPORT_BATCH = 5000
+# Numbers per operator call: one call is one transaction on the node (its parts are
+# signed and queued together); a longer list takes further calls that add parts to the
+# same report. 50,000 numbers are about 1 MB of JSON, well inside the node's 4 MB limit.
+REPORT_BATCH = 50_000
+
+# A date or time without an offset is Beijing time, as desks read their clocks.
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+_SPAN = re.compile(r"([1-9][0-9]*)([mhd])")
+SINCE_HELP = ("only those from this time on: a date or time in Beijing time (2026-12-01, "
+              "2026-12-01T08:30), one with an offset (2026-12-01T00:00+00:00), or a span "
+              "back from now (90m, 24h, 7d)")
+
+
+def since_arg(text: str) -> datetime:
+    """argparse type for --since: an ISO date/time (Beijing time unless it says) or a span."""
+    span = _SPAN.fullmatch(text.strip())
+    if span:
+        n, unit = int(span.group(1)), span.group(2)
+        delta = {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n)}
+        return datetime.now(UTC) - delta[unit]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a date/time (2026-12-01, 2026-12-01T08:30) nor a span "
+            "(90m, 24h, 7d)") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=BEIJING)
+
+
+def _paragraphs(text: str) -> str:
+    """Help text kept as paragraphs (the formatter does not rewrap it), each wrapped."""
+    return "\n\n".join(textwrap.fill(p, 78) for p in text.split("\n\n"))
+
+
+def _example(*lines: str) -> str:
+    return "example:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def add_commands(sub: Any) -> None:
-    def command(name: str, help_text: str, func: Any, *example: str, json_flag: bool = True
-                ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
-        cliopts.config_option(p)
-        if json_flag:
+    def command(name: str, help_text: str, func: Any, *example_lines: str,
+                json_flag: bool = True, example: Sequence[str] = (), listing: bool = False,
+                config_required: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text,
+                                                    description=help_text)
+        cliopts.config_option(p, required=config_required)
+        if listing:
+            add_output_flags(p)
+        elif json_flag:
             cliopts.json_option(p)
+        example = (*example_lines, *example)
         p.set_defaults(func=func)
         return cliopts.examples(p, *example)
 
-    p = command("report", "police/commerce: report numbers to the bureau", cmd_report,
-                "bcx report --config police.fj/node.toml --category fraud "
-                "--case-number FZ-2026-0412 +8615959000123 0086-159-5900-0124",
-                "bcx report --config police.fj/node.toml --category fraud "
-                "--case-number FZ-2026-0412 --file numbers.csv")
-    p.add_argument("numbers", nargs="*", metavar="NUMBER",
-                   help="numbers as found: +86…, 0086…, 86…, with spaces or dashes")
-    p.add_argument("--file", type=Path, metavar="FILE.csv",
-                   help="CSV with a 'number' column (or one number per line)")
-    p.add_argument("--category", required=True,
-                   choices=[c.value for c in messages.Category],
-                   help="what the numbers were used for: "
-                        + ", ".join(c.value for c in messages.Category))
-    p.add_argument("--case-number", required=True, metavar="TEXT",
-                   help="the police case number the numbers belong to, e.g. FZ-2026-0412")
-    p.add_argument("--evidence", default="", metavar="TEXT",
-                   help="evidence summary (no personal data; default empty)")
-    p.add_argument("--confidence", type=int, default=80, metavar="0-100",
-                   help="how sure the finding is, 0 to 100 (default 80)")
+    p = command("report", "police/commerce: report numbers to the bureau, as one report",
+                cmd_report, config_required=False, example=(
+                    "bcx report --file 线索.csv --check",
+                    "bcx report --config node.toml --file 线索.xlsx --column 手机号 "
+                    "--category fraud --case-number FZ-2026-0042",
+                    "bcx report --config node.toml 15959000001 +86-159-5900-0002 "
+                    "--category fraud --case-number FZ-2026-0042"))
+    p.description = _paragraphs(
+        "Report numbers to the province's bureau. The numbers of one command are one "
+        "report with one id, however many: `bcx withdraw --report ID` retracts all of "
+        "them.\n\n"
+        "--file reads CSV (comma, tab or semicolon separated; UTF-8 with or without BOM, "
+        "or GBK/GB18030 as Excel saves it on Chinese Windows) or .xlsx (the first sheet). "
+        "A first row naming the column (号码, 手机号, 手机号码, 电话号码, 电话, number, "
+        "phone, mobile, msisdn, tel, …) is the header; without one, the only column "
+        "holding numbers is read.\n\n"
+        "A row whose cell is not a mainland mobile number (a header, a serial number, a "
+        "name, 110…) is a problem, printed as FILE:LINE: reason, and is never sent. With "
+        "problems the report is refused (nothing is sent) unless --skip-invalid; a "
+        "number given twice is sent once.\n\n"
+        "--check reads and validates only, sending nothing (and needs no --config): "
+        "it exits 0 when the report "
+        "would be sent as it is, 1 when it would be refused (any problem; with "
+        "--skip-invalid: no valid number at all).")
+    p.add_argument("numbers", nargs="*",
+                   help="numbers as found: 15959000001, +86 159 5900 0001, 0086…")
+    p.add_argument("--file", type=Path,
+                   help="a CSV, TSV or .xlsx list of numbers (see above)")
+    p.add_argument("--column", metavar="NAME|N",
+                   help="the file's column of numbers: its header name (号码) or its "
+                        "position, 1 for the first (default: found from the header)")
+    p.add_argument("--check", action="store_true",
+                   help="validate and print the problems by line; send nothing")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="send the valid numbers although some rows are problems")
+    p.add_argument("--add-to", metavar="REPORT_ID", default="",
+                   help="add the numbers to an earlier report of this node (same case and "
+                        "category; numbers it holds already are skipped)")
+    p.add_argument("--category", choices=[c.value for c in messages.Category],
+                   help="what the numbers were used for (needed to send)")
+    p.add_argument("--case-number", help="the case the numbers belong to (needed to send)")
+    p.add_argument("--evidence", default="",
+                   help="evidence summary, free text without personal data")
+    p.add_argument("--confidence", type=_percent, default=80,
+                   help="how sure the finding is, 0-100 (default 80)")
 
-    p = command("withdraw", "police/commerce: retract a report",
-                cmd_simple("withdraw", {"report_id": "report"}),
-                "bcx withdraw --config police.fj/node.toml --report 0192f3c4e5a67b8c9d0e1f2a"
-                "3b4c5d6e --reason 'numbers belong to a different case'")
-    p.add_argument("--report", required=True, dest="report_id", metavar="ID",
+    p = command("withdraw", "police/commerce: retract a report, every number and part of it",
+                cmd_simple("withdraw", {"report_id": "report"}), example=(
+                    "bcx withdraw --config node.toml --report 01a23e93a39e7485b0d2bf0209aa0275 "
+                    "--reason 'numbers mistyped from the seized phone'",))
+    p.add_argument("--report", required=True, dest="report_id", metavar="REPORT_ID",
                    help="the report's id: 32 hex digits or a unique prefix of 8+ (bcx reports)")
-    p.add_argument("--reason", required=True, metavar="TEXT",
-                   help="why the report was wrong (sent to everyone who acted on it)")
+    p.add_argument("--reason", required=True,
+                   help="why, in a sentence: the bureau and carriers log it")
 
     p = command("ask", "police: ask a carrier for case cooperation", cmd_ask,
                 "bcx ask --config police.fj/node.toml --carrier cmcc.fj --case-number "
@@ -141,13 +212,36 @@ def add_commands(sub: Any) -> None:
             cmd_simple("tick"), "bcx tick --config bureau.fj/node.toml")
 
     p = command("reports", "reports sent or received, and whether each is fed back",
-                cmd_list(lambda conn, cfg, now, a: operator.report_rows(conn)),
-                "bcx reports --config police.fj/node.toml",
-                "bcx reports --config police.fj/node.toml --json")
+                cmd_list(lambda conn, cfg, now, a: operator.report_rows(
+                    conn, since=a.since, case_number=a.case_number)),
+                listing=True, config_required=False,
+                example=("bcx reports --config node.toml --since 7d",
+                         "bcx reports show 01938f2a --config node.toml --rejected"))
+    p.add_argument("--since", type=since_arg, help=SINCE_HELP)
+    p.add_argument("--case-number", default="", help="only the reports of this case")
+    r_sub = p.add_subparsers(metavar="ACTION")
+    show = r_sub.add_parser(
+        "show", help="one report: the bureau's verdict on each number, and when",
+        description=_paragraphs(
+            "One report and, per number, what the bureau did with it (noticed to a "
+            "carrier, forwarded to another province, already known, rejected with the "
+            "reason, unroutable) and the carrier's outcome (shut down, already inactive, "
+            "not our subscriber, refused), with the time of the last word on it."),
+        epilog=_example("bcx reports show 01938f2a5c7e7c1d --config node.toml",
+                        "bcx reports show 01938f2a --config node.toml --rejected --csv"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("report_id", metavar="REPORT_ID",
+                      help="the report's id: 32 hex digits, or its first 8 or more")
+    show.add_argument("--rejected", action="store_true",
+                      help="only numbers nobody acted on: rejected, unroutable, refused, "
+                           "not our subscriber")
+    cliopts.config_option(show, suppress=True)
+    add_output_flags(show, suppress=True)
+    show.set_defaults(func=cmd_report_show)
     p = command("notices", "shutdown notices sent (bureau) or received (carrier)",
                 cmd_list(lambda conn, cfg, now, a: operator.notice_rows(
                     conn, node_id=cfg.node_id, now=now, overdue_only=a.overdue)),
-                "bcx notices --config bureau.fj/node.toml --overdue")
+                listing=True, example=("bcx notices --config node.toml --overdue --csv",))
     p.add_argument("--overdue", action="store_true", help="only those past their deadline")
     p = command("cases", "case-cooperation requests, and opening an answer", cmd_cases,
                 "bcx cases --config police.fj/node.toml",
@@ -158,10 +252,11 @@ def add_commands(sub: Any) -> None:
                         "prefix of 8+ (police only)")
     command("appeals", "appeals and their decisions",
             cmd_list(lambda conn, cfg, now, a: operator.appeal_rows(conn, now=now)),
-            "bcx appeals --config bureau.fj/node.toml")
+            listing=True, example=("bcx appeals --config node.toml --json",))
     command("channels", "channel reports received (bureau), with penalties",
             cmd_list(lambda conn, cfg, now, a: operator.channel_rows(conn)),
-            "bcx channels --config bureau.fj/node.toml")
+            listing=True, example=("bcx channels --config node.toml --csv",))
+    add_listings(command)
     num = cliopts.examples(sub.add_parser("numbers", help="one number's history"),
                            "bcx numbers show +8615959000123 --config bureau.fj/node.toml")
     num_sub = num.add_subparsers(metavar="ACTION")
@@ -218,9 +313,89 @@ def add_commands(sub: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> NodeConfig:
+    if getattr(args, "config", None) is None:
+        raise OperationError("which node? give its node.toml with --config or $BCX_CONFIG")
     config = NodeConfig.from_file(args.config)
     render.set_timezone(config.timezone)
     return config
+
+
+def _percent(text: str) -> int:
+    """argparse type: a whole number 0-100."""
+    if not text.strip().isdigit() or not 0 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 100")
+    return int(text)
+
+
+def add_output_flags(p: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """--json and --csv, for a listing (the table is the default)."""
+    default: Any = argparse.SUPPRESS if suppress else False
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", default=default,
+                   help="a JSON list of rows, for scripts")
+    g.add_argument("--csv", action="store_true", default=default,
+                   help="CSV with a header row (UTF-8 with BOM, which Excel opens as is)")
+
+
+def add_listings(command: Any) -> None:
+    """The desks' listings of what their node received: one shape, one renderer."""
+    from nodes import bureau, carrier, office
+
+    p = command("escalations", "office: escalations received (overdue obligations, "
+                "forks, delivery failures)",
+                cmd_list(lambda conn, cfg, now, a: office.escalation_rows(
+                    conn, since=a.since, about=a.about, kind=a.kind)), listing=True,
+                example=("bcx escalations --config node.toml --since 24h",
+                         "bcx escalations --config node.toml --about cmcc.fj --csv"))
+    p.add_argument("--since", type=since_arg, help=SINCE_HELP)
+    p.add_argument("--about", default="", metavar="NODE",
+                   help="only those about this node (a carrier, bureau or police id)")
+    p.add_argument("--kind", default="", choices=[k.value for k in messages.EscalationKind],
+                   help="only this kind")
+
+    p = command("progress-reports", "office: the bureaus' progress reports, one row per "
+                "carrier and category",
+                cmd_list(lambda conn, cfg, now, a: office.progress_rows(
+                    conn, since=a.since, bureau=a.bureau, carrier=a.carrier)), listing=True,
+                example=("bcx progress-reports --config node.toml --since 2026-12-01",
+                         "bcx progress-reports --config node.toml --carrier cmcc.fj --json"))
+    p.add_argument("--since", type=since_arg, help=SINCE_HELP)
+    p.add_argument("--bureau", default="", metavar="NODE", help="only this bureau's reports")
+    p.add_argument("--carrier", default="", metavar="NODE",
+                   help="only the lines of this carrier")
+
+    p = command("penalties", "carrier: penalties received; bureau: penalties issued",
+                cmd_list(lambda conn, cfg, now, a: carrier.penalty_rows(
+                    conn, since=a.since, carrier=a.carrier, outlet=a.outlet)), listing=True,
+                example=("bcx penalties --config node.toml --since 30d",
+                         "bcx penalties --config node.toml --outlet FZ-0457 --csv"))
+    p.add_argument("--since", type=since_arg, help=SINCE_HELP)
+    p.add_argument("--carrier", default="", metavar="NODE",
+                   help="only those of this carrier (a bureau's listing)")
+    p.add_argument("--outlet", default="", metavar="CODE",
+                   help="only those about this sales outlet code")
+
+    p = command("id-holders", "bureau: ID holders with many cards, as carriers reported "
+                "them (keyed HMACs, never ID numbers)",
+                cmd_list(lambda conn, cfg, now, a: bureau.id_holder_rows(
+                    conn, since=a.since, carrier=a.carrier, min_cards=a.min_cards,
+                    outcome=a.outcome)), listing=True,
+                example=("bcx id-holders --config node.toml --carrier cmcc.fj",
+                         "bcx id-holders --config node.toml --min-cards 10 --since 7d --csv"))
+    p.add_argument("--since", type=since_arg, help=SINCE_HELP)
+    p.add_argument("--carrier", default="", metavar="NODE",
+                   help="only those this carrier reported")
+    p.add_argument("--min-cards", type=_cards, default=0, metavar="N",
+                   help="only holders with at least N cards (a whole number, 1 or more)")
+    p.add_argument("--outcome", default="",
+                   choices=[o.value for o in messages.VerificationOutcome],
+                   help="only holders with this verification outcome")
+
+
+def _cards(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
 
 
 def _print(args: argparse.Namespace, result: Any, text: str | None = None) -> None:
@@ -253,30 +428,144 @@ def cmd_simple(operation: str, ids: dict[str, str] | None = None) -> Any:
     return run
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    found = list(args.numbers)
+def _read_sources(args: argparse.Namespace) -> list[tuple[str, intake.Intake]]:
+    """Each source of numbers (the arguments, the file) with what it holds."""
+    sources = []
+    if args.numbers:
+        sources.append(("argument", intake.read_values(args.numbers)))
     if args.file:
-        found += operator.read_numbers_file(args.file)
-    if not found:
+        try:
+            data = args.file.read_bytes()
+        except OSError as e:
+            raise OperationError(f"cannot read {args.file}: {e.strerror}") from e
+        try:
+            sources.append((str(args.file), intake.read_report_file(
+                data, name=args.file.name, column=args.column)))
+        except intake.IntakeError as e:
+            raise intake.IntakeError(f"{args.file} {e}") from None
+    elif args.column:
+        raise OperationError("--column chooses a column of --file; there is no --file")
+    if not sources:
         raise OperationError("no numbers: give them as arguments or with --file")
-    done, report_ids, bureau = 0, [], ""
-    with operator.AdminClient(_config(args)) as client:
+    return sources
+
+
+def _problem_lines(sources: Sequence[tuple[str, intake.Intake]]) -> list[str]:
+    out = []
+    for label, got in sources:
+        sep = " " if label == "argument" else ":"
+        for p in got.problems:
+            shown = f"{p.value!r}: " if p.value else ""
+            out.append(f"{label}{sep}{p.line}: {shown}{p.reason}")
+    return out
+
+
+def _duplicate_lines(sources: Sequence[tuple[str, intake.Intake]]) -> list[str]:
+    return [f"{label}{' ' if label == 'argument' else ':'}{d.line}: {d.number} again "
+            f"(first on line {d.first_line}): sent once"
+            for label, got in sources for d in got.duplicates]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    sources = _read_sources(args)
+    found = list(dict.fromkeys(n for _, got in sources for n in got.numbers))
+    problems = _problem_lines(sources)
+    if args.check:
+        return _report_check(args, sources, found, problems)
+    if not args.category or not args.case_number:
+        raise OperationError("a report needs --category and --case-number (--check needs "
+                             "neither)")
+    config = _config(args)
+    if problems and not args.skip_invalid:
+        for line in problems:
+            render.err(line)
+        raise OperationError(
+            f"{len(problems)} row(s) are not numbers (listed above), so nothing was sent: "
+            f"correct them, or send the {len(found)} valid number(s) with --skip-invalid")
+    if not found:
+        raise OperationError("no numbers to report: every row is a problem (listed above)"
+                             if problems else "no numbers to report")
+    for line in problems:
+        render.err(f"{line} (skipped)")
+    result = _send_report(args, config, found)
+    result["skipped"] = len(problems)
+    text = (f"reported {result['numbers']} number(s) to {result['bureau']} as report "
+            f"{result['report']} ({len(result['parts'])} message(s))")
+    if problems:
+        text += f"; {len(problems)} row(s) skipped"
+    _print(args, result, text)
+    return 0
+
+
+def _report_check(args: argparse.Namespace, sources: Sequence[tuple[str, intake.Intake]],
+                  found: Sequence[str], problems: Sequence[str]) -> int:
+    would_send = bool(found) and (not problems or args.skip_invalid)
+    if args.json:
+        render.out(render.to_json({"numbers": len(found), "problems": len(problems),
+                                   "would_send": would_send,
+                                   "sources": [{"file": label, **got.as_dict()}
+                                               for label, got in sources]}))
+        return 0 if would_send else 1
+    for label, got in sources:
+        if label != "argument":
+            header = f", header on line {got.header_line}" if got.header_line else ""
+            render.out(f"{label}: {got.source}; numbers from {got.column}{header}")
+    for line in [*problems, *_duplicate_lines(sources)]:
+        render.out(line)
+    duplicates = sum(len(got.duplicates) for _, got in sources)
+    verdict = "would be sent" if would_send else \
+        "would be refused: no valid number" if not found else \
+        "would be refused (send the valid ones with --skip-invalid)"
+    render.out(f"{len(found)} number(s) to report, {len(problems)} problem row(s), "
+          f"{duplicates} duplicate(s): {verdict}")
+    return 0 if would_send else 1
+
+
+def _send_report(args: argparse.Namespace, config: NodeConfig, found: Sequence[str]
+                 ) -> dict[str, Any]:
+    """Send ``found`` as one report, REPORT_BATCH numbers per call to the node."""
+    rid, bureau, parts, done, added = args.add_to, "", [], 0, 0
+    with operator.AdminClient(config) as client, render.Progress("reported") as progress:
         for k in range(0, len(found), REPORT_BATCH):
-            part = found[k:k + REPORT_BATCH]
-            result = client.call("report", numbers_found=part, category=args.category,
-                                 case_number=args.case_number, evidence=args.evidence,
-                                 confidence=args.confidence)
-            done += len(part)
-            report_ids += result["reports"]
-            bureau = result["bureau"]
+            batch = found[k:k + REPORT_BATCH]
+            try:
+                result = client.call("report", numbers_found=list(batch),
+                                     category=args.category, case_number=args.case_number,
+                                     evidence=args.evidence, confidence=args.confidence,
+                                     report_id=rid)
+            except OperationError as e:
+                if not rid or rid == args.add_to:
+                    raise
+                raise OperationError(
+                    f"report {rid}: {done} of {len(found)} number(s) sent, then: {e}; send "
+                    f"the rest with the same command and --add-to {rid}, or withdraw it "
+                    f"with `bcx withdraw --report {rid}`") from None
+            rid, bureau = result["report"], result["bureau"]
+            parts += result["parts"]
+            done += len(batch)
+            added += result["numbers"]  # less those the report held already (--add-to)
             if len(found) > REPORT_BATCH:
-                print(f"\rreported {done}/{len(found)} numbers", end="", file=sys.stderr,
-                      flush=True)
-    if len(found) > REPORT_BATCH:
-        print(file=sys.stderr)
-    result = {"bureau": bureau, "numbers": done, "reports": report_ids}
-    _print(args, result, f"reported {done} number(s) to {bureau} in {len(report_ids)} "
-           f"message(s):\n" + "\n".join(f"  report {r}" for r in report_ids))
+                progress.update(done, len(found))
+    return {"bureau": bureau, "numbers": added, "report": rid, "parts": parts}
+
+
+def cmd_report_show(args: argparse.Namespace) -> int:
+    from nodes.police import report_view
+
+    cfg = _config(args)
+    with operator.open_reader(cfg).connect() as conn:
+        view = report_view(conn, args.report_id, rejected_only=args.rejected)
+    if getattr(args, "json", False) or getattr(args, "csv", False):
+        render_rows(args, view["lines"])
+        return 0
+    counts = ", ".join(f"{k} {v}" for k, v in view["verdicts"].items()) or "none"
+    lines = [f"report {view['report']} by {view['origin']} to {view['bureau']}, case "
+             f"{view['case']} ({view['category']}), {view['numbers']} number(s), sent "
+             f"{view['sent']}" + (f", withdrawn {view['withdrawn']}" if view["withdrawn"]
+                                  else ""),
+             f"verdicts: {counts}", "",
+             operator.table(view["lines"], _columns(view["lines"]))]
+    render.out("\n".join(lines))
     return 0
 
 
@@ -335,9 +624,41 @@ def cmd_list(query: Any) -> Any:
         cfg = _config(args)
         with operator.open_reader(cfg).connect() as conn:
             rows = query(conn, cfg, datetime.now(UTC), args)
-        _print(args, rows, operator.table(rows))
+        render_rows(args, rows)
         return 0
     return run
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every key of every row, in the order first seen (rows may differ)."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def render_rows(args: argparse.Namespace, rows: Sequence[dict[str, Any]]) -> None:
+    """A listing as a table, or with --json a JSON list, or with --csv CSV (one place)."""
+    if getattr(args, "json", False):
+        render.out(render.to_json(list(rows)))
+    elif getattr(args, "csv", False):
+        columns = _columns(rows)
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        sys.stdout.write("\ufeff")  # Excel reads UTF-8 only after a byte-order mark
+        out.writerow(columns)
+        for r in rows:
+            out.writerow([_csv_cell(r.get(c)) for c in columns])
+    else:
+        render.out(operator.table(rows, _columns(rows)))
+
+
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: times in the display zone, booleans as true/false, terminal-safe text
+    (a spreadsheet opens it, but so does `cat`)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, datetime):
+        return render.when(value)
+    return render.sanitize(str(value))
 
 
 def cmd_cases(args: argparse.Namespace) -> int:

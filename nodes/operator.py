@@ -155,18 +155,24 @@ def channel_rows(conn: Connection) -> list[dict[str, Any]]:
         for c in conn.execute(select(channel_reports).order_by(channel_reports.c.received_at))]
 
 
-def report_rows(conn: Connection) -> list[dict[str, Any]]:
+def report_rows(conn: Connection, *, since: datetime | None = None, case_number: str = ""
+                ) -> list[dict[str, Any]]:
     open_lines = dict(conn.execute(
         select(report_numbers.c.report_id, func.count()).where(
             report_numbers.c.final.is_(False)).group_by(report_numbers.c.report_id)).all())
+    q = select(reports).order_by(reports.c.created_at)
+    if since is not None:
+        q = q.where(reports.c.created_at >= to_micros(since))
+    if case_number:
+        q = q.where(reports.c.case_number == case_number)
     return [{
         "report": _hex(r.report_id), "origin": r.origin, "via": r.counterpart,
         "case": r.case_number, "category": r.category, "numbers": r.numbers_total,
         "awaiting_outcome": open_lines.get(r.report_id, 0),
         "state": "withdrawn" if r.withdrawn_at else
         "open" if open_lines.get(r.report_id) else "fed back",
-        "feedback_due": _when(r.feedback_due_at)}
-        for r in conn.execute(select(reports).order_by(reports.c.created_at))]
+        "sent": _when(r.created_at), "feedback_due": _when(r.feedback_due_at)}
+        for r in conn.execute(q)]
 
 
 def outbox_rows(conn: Connection, *, refused_only: bool = False) -> list[dict[str, Any]]:
@@ -459,25 +465,5 @@ def expand_message_id(config: NodeConfig, text: str, *, what: str = "message") -
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     """Rows as an aligned text table (every column of every row); an empty list says so."""
     return render.table(rows, columns)
-
-
-def read_numbers_file(path: Path) -> list[str]:
-    """Numbers from a CSV (a 'number' column, else the first column) or a plain list."""
-    import csv
-
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            sample = f.read(4096)
-            f.seek(0)
-            rows = list(csv.reader(f))
-    except OSError as e:
-        raise OperationError(f"cannot read {path}: {e.strerror}") from e
-    if not rows:
-        return []
-    header = [h.strip().lower() for h in rows[0]]
-    col = header.index("number") if "number" in header else 0
-    body = rows[1:] if "number" in header or not any(ch.isdigit() for ch in sample[:20]) \
-        else rows
-    return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
 
 

@@ -32,6 +32,7 @@ from nodes.models import (
 )
 from nodes.obligations import raise_overdue
 from nodes.workflow import (
+    CHUNK,
     FINAL,
     Status,
     chunks,
@@ -122,8 +123,14 @@ def prepare(reported: Sequence[str]) -> list[str]:
 
 def report(ctx: Context, *, numbers_found: Sequence[str], category: str, case_number: str,
            evidence: str = "", confidence: int = 80, bureau: str = "",
-           discovered_at: str = "") -> dict[str, Any]:
-    """Report numbers to the bureau, in messages of at most CHUNK numbers."""
+           discovered_at: str = "", report_id: str = "") -> dict[str, Any]:
+    """Report numbers to the bureau as one report, sent in parts of at most CHUNK numbers.
+
+    Every part after the first names the first part's message id, the report's id, so
+    the bureau keeps them as one report and one withdrawal retracts all of them. With
+    ``report_id`` (a report of this node, not withdrawn) the numbers are further parts
+    of that report: a list larger than one operator call stays one report.
+    """
     try:
         cat = Category(category)
     except ValueError as e:
@@ -136,26 +143,63 @@ def report(ctx: Context, *, numbers_found: Sequence[str], category: str, case_nu
     nums = prepare(numbers_found)
     if not nums:
         raise OperationError("no numbers to report")
-    me = ctx.directory.member(ctx.node.node_id)
-    to = bureau or ctx.directory.bureau_of(me.province).node_id
+    existing = _report_to_extend(ctx, report_id, category=cat, case_number=case_number) \
+        if report_id else None
+    if existing is not None:
+        to, rid = existing.counterpart, bytes(existing.report_id)
+        nums = _not_yet_in(ctx, rid, nums)
+    else:
+        me = ctx.directory.member(ctx.node.node_id)
+        to, rid = bureau or ctx.directory.bureau_of(me.province).node_id, b""
     found_at = datetime.fromisoformat(discovered_at) if discovered_at else ctx.now
     due = ctx.now + timedelta(hours=ctx.node.config.deadlines.feedback_hours)
     now = to_micros(ctx.now)
-    ids = []
+    parts = []
     for part in chunks(nums):
-        rid = ctx.send(to, NumberReport(numbers=tuple(part), category=cat,
+        mid = ctx.send(to, NumberReport(numbers=tuple(part), category=cat,
                                         discovered_at=found_at, case_number=case_number,
-                                        evidence_summary=evidence, confidence=confidence),
+                                        evidence_summary=evidence, confidence=confidence,
+                                        report_id=rid),
                        thread=case_number)
-        ctx.conn.execute(insert(reports), {
-            "report_id": rid, "origin": ctx.node.node_id, "counterpart": to,
-            "category": cat.value, "case_number": case_number, "numbers_total": len(part),
-            "created_at": to_micros(ctx.now), "feedback_due_at": to_micros(due),
-            "withdrawn_at": None, "escalated_at": None})
+        if not rid:
+            rid = mid
+            ctx.conn.execute(insert(reports), {
+                "report_id": rid, "origin": ctx.node.node_id, "counterpart": to,
+                "category": cat.value, "case_number": case_number, "numbers_total": 0,
+                "created_at": now, "feedback_due_at": to_micros(due),
+                "withdrawn_at": None, "escalated_at": None})
         INSERT_REPORT_LINE.run(ctx.conn, [
             (rid, n, Status.REPORTED.value, "", "", False, None, now) for n in part])
-        ids.append(rid.hex())
-    return {"bureau": to, "numbers": len(nums), "reports": ids}
+        parts.append(mid.hex())
+    if nums:
+        ctx.conn.execute(update(reports).where(reports.c.report_id == rid).values(
+            numbers_total=reports.c.numbers_total + len(nums)))
+    return {"bureau": to, "numbers": len(nums), "report": rid.hex(), "reports": [rid.hex()],
+            "parts": parts}
+
+
+def _report_to_extend(ctx: Context, report_id: str, *, category: Category,
+                      case_number: str) -> Any:
+    rid = message_id_arg(report_id, "report")
+    row = ctx.conn.execute(select(reports).where(
+        reports.c.report_id == rid, reports.c.origin == ctx.node.node_id)).first()
+    if row is None:
+        raise OperationError(f"{ctx.node.node_id} sent no report {report_id}")
+    if row.withdrawn_at is not None:
+        raise OperationError(f"report {report_id} was withdrawn: it takes no more numbers")
+    if (row.category, row.case_number) != (category.value, case_number):
+        raise OperationError(f"report {report_id} is for case {row.case_number} "
+                             f"({row.category}); its further parts must be too")
+    return row
+
+
+def _not_yet_in(ctx: Context, rid: bytes, nums: Sequence[str]) -> list[str]:
+    """``nums`` less those the report carries already (a repeated call adds nothing)."""
+    have: set[str] = set()
+    for part in chunks(list(nums)):
+        have.update(ctx.conn.scalars(select(report_numbers.c.number).where(
+            report_numbers.c.report_id == rid, report_numbers.c.number.in_(part))))
+    return [n for n in nums if n not in have]
 
 
 def withdraw(ctx: Context, *, report_id: str, reason: str) -> dict[str, Any]:
@@ -169,9 +213,13 @@ def withdraw(ctx: Context, *, report_id: str, reason: str) -> dict[str, Any]:
     if row.withdrawn_at is not None:
         raise OperationError(f"report {report_id} was withdrawn already")
     # Numbers the report carried as found and that never normalised stay out: a
-    # Withdrawal lists E.164 numbers only.
+    # Withdrawal lists E.164 numbers only. A report of several parts is withdrawn whole
+    # without a list (an empty list means every number), which would not fit a message.
     valid = [n for n in ctx.conn.scalars(select(report_numbers.c.number).where(
         report_numbers.c.report_id == rid)) if _is_e164(n)]
+    count = len(valid)
+    if count > CHUNK:
+        valid = []
     wid = ctx.send(row.counterpart, Withdrawal(withdrawn_message_id=rid, numbers=tuple(valid),
                                                reason=reason), in_reply_to=rid)
     ctx.conn.execute(update(reports).where(reports.c.report_id == rid)
@@ -179,7 +227,7 @@ def withdraw(ctx: Context, *, report_id: str, reason: str) -> dict[str, Any]:
     ctx.conn.execute(update(report_numbers).where(report_numbers.c.report_id == rid).values(
         status=Status.WITHDRAWN.value, detail=reason, final=True,
         updated_at=to_micros(ctx.now)))
-    return {"withdrawal_id": wid.hex(), "bureau": row.counterpart, "numbers": len(valid)}
+    return {"withdrawal_id": wid.hex(), "bureau": row.counterpart, "numbers": count}
 
 
 def _is_e164(n: str) -> bool:
@@ -283,3 +331,66 @@ def overdue(ctx: Context) -> list[bytes]:
         ctx.conn.execute(update(reports).where(reports.c.report_id == r.report_id)
                          .values(escalated_at=now))
     return raised
+
+
+# --- What became of a report (reads the node's database; the node may be running) ----
+
+# Numbers nobody acted on, with the reason: what `bcx reports show --rejected` lists.
+NOT_ACTED_ON = frozenset({Status.REJECTED, Status.UNROUTABLE, Status.REFUSED,
+                          Status.NOT_OUR_SUBSCRIBER})
+
+# How a bureau words a number it holds already (nodes.bureau: the KNOWN verdict).
+_ALREADY_KNOWN = "already known to this bureau"
+
+
+def find_report(conn: Any, text: str) -> Any:
+    """The report whose id is ``text`` or starts with it (8 hex digits at least)."""
+    digits = text.strip().lower().replace("-", "")
+    if len(digits) == 32:
+        rid = message_id_arg(digits, "report")
+        row = conn.execute(select(reports).where(reports.c.report_id == rid)).first()
+    else:
+        if len(digits) < 8 or len(digits) > 32 or any(c not in "0123456789abcdef"
+                                                      for c in digits):
+            raise OperationError(f"bad report id {text!r}: give its 32 hex digits, or the "
+                                 "first 8 or more")
+        low = bytes.fromhex(digits.ljust(32, "0"))
+        high = bytes.fromhex(digits.ljust(32, "f"))
+        found = conn.execute(select(reports).where(
+            reports.c.report_id >= low, reports.c.report_id <= high).limit(2)).all()
+        if len(found) > 1:
+            raise OperationError(f"report id {text} is ambiguous: more than one report "
+                                 "starts with it; give more digits")
+        row = found[0] if found else None
+    if row is None:
+        raise OperationError(f"this node holds no report {text}")
+    return row
+
+
+def report_view(conn: Any, text: str, *, rejected_only: bool = False) -> dict[str, Any]:
+    """One report and, per number, the bureau's verdict (or the carrier's outcome) and when."""
+    row = find_report(conn, text)
+    lines = conn.execute(select(report_numbers).where(
+        report_numbers.c.report_id == row.report_id).order_by(report_numbers.c.number)).all()
+    counts: dict[str, int] = {}
+    out = []
+    for ln in lines:
+        status = Status(ln.status)
+        verdict = f"already known ({status.value})" if ln.detail == _ALREADY_KNOWN \
+            else status.value
+        counts[verdict] = counts.get(verdict, 0) + 1
+        if rejected_only and status not in NOT_ACTED_ON:
+            continue
+        out.append({
+            "number": ln.number, "verdict": verdict,
+            "reason": "" if ln.detail == _ALREADY_KNOWN else ln.detail,
+            "carrier": ln.carrier_node, "final": bool(ln.final),
+            "when": from_micros(ln.updated_at).isoformat(timespec="seconds"),
+            "feedback": bytes(ln.feedback_id).hex() if ln.feedback_id else ""})
+    return {
+        "report": bytes(row.report_id).hex(), "origin": row.origin, "bureau": row.counterpart,
+        "case": row.case_number, "category": row.category, "numbers": row.numbers_total,
+        "sent": from_micros(row.created_at).isoformat(timespec="seconds"),
+        "withdrawn": from_micros(row.withdrawn_at).isoformat(timespec="seconds")
+        if row.withdrawn_at else "",
+        "verdicts": dict(sorted(counts.items())), "lines": out}

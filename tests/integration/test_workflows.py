@@ -42,6 +42,7 @@ from nodes.models import (
     penalties,
     progress,
     report_numbers,
+    reports,
     subscribers,
 )
 from nodes.subscribers import import_rows
@@ -295,9 +296,15 @@ def test_bad_numbers_in_a_large_report_are_rejected_and_the_rest_processed(
 
     async def scenario() -> None:
         async with world(fed, ["office.cn", "police.fj", "bureau.fj", "cmcc.fj"]) as w:
-            ids = await report(w, [*many[:1200], NEVER, "12321", "+86 abc", *many[1200:]])
-            assert len(ids) == 3  # 2503 numbers in messages of at most 1000
+            # 2503 numbers: one report, sent in three messages of at most 1000
+            [rid] = await report(w, [*many[:1200], NEVER, "12321", "+86 abc", *many[1200:]])
             await wait_for(all_final(w), timeout=60)
+            parts = w.entries("bureau.fj", EntryKind.RECEIVED, "number_report")
+            assert len(parts) == 3 and parts[0].message_id == rid
+            [held] = w.rows("bureau.fj", select(reports))
+            assert bytes(held.report_id) == rid and held.numbers_total == 2503
+            assert {bytes(r.report_id) for r in w.rows("police.fj", select(report_numbers))} \
+                == {rid}
             lines = w.lines()
             assert sum(r.status == "shut_down" for r in lines.values()) == 2500
             rejected = {n: r.detail for n, r in lines.items() if r.status == "rejected"}
@@ -494,14 +501,15 @@ def test_operator_walks_one_number_from_report_to_feedback(fed: Federation,
                                                            tmp_path: Path) -> None:
     police_cfg, bureau_cfg = str(fed.config("police.fj")), str(fed.config("bureau.fj"))
     found = tmp_path / "found.csv"
-    found.write_text(f"number,seen\n{SHUT},raid\n110,raid\n")
+    found.write_text(f"number,seen\n{SHUT},raid\n{GONE},raid\n")
 
     async def scenario() -> None:
         async with world(fed, ["office.cn", "police.fj", "bureau.fj", "cmcc.fj"]) as w:
             code, out, err = await bcx("report", "--config", police_cfg, "--file", str(found),
                                        "--category", "fraud", "--case-number", "FZ-2026-0042")
             assert code == 0, err
-            assert "reported 2 number(s) to bureau.fj in 1 message(s)" in out
+            assert re.search(r"reported 2 number\(s\) to bureau\.fj as report [0-9a-f]{32} "
+                             r"\(1 message\(s\)\)", out), out
             await wait_for(all_final(w))
             code, out, err = await bcx("numbers", "show", SHUT, "--config", police_cfg)
             assert code == 0, err
@@ -516,7 +524,7 @@ def test_operator_walks_one_number_from_report_to_feedback(fed: Federation,
             code, out, err = await bcx("notices", "--config", bureau_cfg)
             assert code == 0 and "answered" in out
             code, out, err = await bcx("status", "--config", police_cfg)
-            assert "reported numbers: rejected 1, shut_down 1" in out
+            assert "reported numbers: already_inactive 1, shut_down 1" in out
             code, out, err = await bcx("withdraw", "--config", police_cfg, "--report",
                                        "00" * 16, "--reason", "x")
             assert code == 1 and "police.fj sent no report" in err

@@ -146,7 +146,7 @@ class Message(_message.Message):
     def __init__(self, message_id: _Optional[bytes] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[bytes] = ..., thread: _Optional[str] = ..., number_report: _Optional[_Union[NumberReport, _Mapping]] = ..., shutdown_notice: _Optional[_Union[ShutdownNotice, _Mapping]] = ..., action_report: _Optional[_Union[ActionReport, _Mapping]] = ..., channel_report: _Optional[_Union[ChannelReport, _Mapping]] = ..., id_concentration_report: _Optional[_Union[IdConcentrationReport, _Mapping]] = ..., case_request: _Optional[_Union[CaseRequest, _Mapping]] = ..., case_response: _Optional[_Union[CaseResponse, _Mapping]] = ..., circular: _Optional[_Union[Circular, _Mapping]] = ..., penalty: _Optional[_Union[Penalty, _Mapping]] = ..., appeal: _Optional[_Union[Appeal, _Mapping]] = ..., appeal_decision: _Optional[_Union[AppealDecision, _Mapping]] = ..., withdrawal: _Optional[_Union[Withdrawal, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., progress_report: _Optional[_Union[ProgressReport, _Mapping]] = ...) -> None: ...
 
 class NumberReport(_message.Message):
-    __slots__ = ("numbers", "category", "discovered_at", "case_number", "evidence_summary", "confidence", "origin_envelope")
+    __slots__ = ("numbers", "category", "discovered_at", "case_number", "evidence_summary", "confidence", "origin_envelope", "report_id")
     NUMBERS_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     DISCOVERED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class NumberReport(_message.Message):
     EVIDENCE_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     numbers: _containers.RepeatedScalarFieldContainer[str]
     category: Category
     discovered_at: _timestamp_pb2.Timestamp
@@ -161,7 +162,8 @@ class NumberReport(_message.Message):
     evidence_summary: str
     confidence: int
     origin_envelope: bytes
-    def __init__(self, numbers: _Optional[_Iterable[str]] = ..., category: _Optional[_Union[Category, str]] = ..., discovered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., case_number: _Optional[str] = ..., evidence_summary: _Optional[str] = ..., confidence: _Optional[int] = ..., origin_envelope: _Optional[bytes] = ...) -> None: ...
+    report_id: bytes
+    def __init__(self, numbers: _Optional[_Iterable[str]] = ..., category: _Optional[_Union[Category, str]] = ..., discovered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., case_number: _Optional[str] = ..., evidence_summary: _Optional[str] = ..., confidence: _Optional[int] = ..., origin_envelope: _Optional[bytes] = ..., report_id: _Optional[bytes] = ...) -> None: ...
 
 class ShutdownNotice(_message.Message):
     __slots__ = ("numbers", "legal_basis", "deadline", "investigate_channel", "source_reports", "category")
