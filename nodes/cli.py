@@ -290,9 +290,12 @@ def load_config(path: Path) -> NodeConfig:
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
-    from nodes.agency import make_running
+    from exchange import lock
 
     config = load_config(args.config)
+    held = lock.acquire(config, purpose="starting a second one")  # before the database
+
+    from nodes.agency import make_running
 
     async def run() -> None:
         running = make_running(config)
@@ -302,16 +305,24 @@ def cmd_node_run(args: argparse.Namespace) -> int:
                  port, storage.redact_url(config.database_url))
         await running.serve_until_signalled()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        held.release()
     return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from exchange import migrate
+    from exchange import lock, migrate
 
     config = load_config(args.config)
+    held = lock.acquire(config, purpose="upgrading its database")
     engine = storage.create_engine_for(config.database_url)
-    migrate.upgrade(engine)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+        held.release()
     print(f"database {storage.redact_url(config.database_url)} is at the newest schema")
     return 0
 
@@ -435,7 +446,9 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
         signer_certificate_pem=directory.member(sender).signing_certificate_pem,
         log_certificate_pem=creds.signing_cert_pem, log_public_key=creds.signer.public_key,
         witnesses=witnesses, ca_pem=config.ca_cert.read_bytes())
-    args.out.write_text(json.dumps(bundle, indent=2) + "\n")
+    from exchange import files
+
+    files.create_private(args.out, (json.dumps(bundle, indent=2) + "\n").encode())
     print(f"evidence for message {args.message_id} written to {args.out}")
     return 0
 
