@@ -7,16 +7,14 @@ import asyncio
 import json
 import logging
 import sys
-import tomllib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from exchange import pki, storage
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError
-from exchange.identity import Role
 
 log = logging.getLogger("bcx")
 
@@ -82,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("file", type=Path, help="the signed directory (bcx directory build --out)")
     a.add_argument("--config", required=True, type=Path, help="the office's node.toml")
     a.set_defaults(func=cmd_directory_publish)
+    a = d_sub.add_parser("export-spec", help="print the members file (bcx directory build "
+                                             "--spec) of the directory a node holds")
+    a.add_argument("--config", required=True, type=Path, help="the node's node.toml")
+    a.set_defaults(func=cmd_directory_export_spec)
+    a = d_sub.add_parser("refresh", help="have the running node ask the office for a newer "
+                                         "directory now")
+    a.add_argument("--config", required=True, type=Path, help="the node's node.toml")
+    a.set_defaults(func=cmd_directory_refresh)
 
     n = sub.add_parser("node", help="configure and run one node")
     n_sub = n.add_subparsers(metavar="ACTION")
@@ -148,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="numbers the police report (default 3000)")
     a.add_argument("--keep", action="store_true",
                    help="leave the federation running until Ctrl-C")
+    a.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="start the federation of a kept workspace (--keep) again")
     a.set_defaults(func=cmd_demo)
     return p
 
@@ -194,46 +202,40 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_directory_build(args: argparse.Namespace) -> int:
-    from exchange.numbers import NumberBlock
-    from nodes.federation import (
-        MemberSpec,
-        build_directory,
-        member_from_credentials,
-        sign_with_office,
-    )
+    from nodes.federation import directory_from_spec, read_spec, sign_with_office
 
-    try:
-        spec = tomllib.loads(args.spec.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ExchangeError(f"cannot read directory spec {args.spec}: {e}") from e
+    spec = read_spec(args.spec)
     ca = pki.load_certificate(args.ca)
-    members = []
-    for i, m in enumerate(spec.get("member", [])):
-        try:
-            ms = MemberSpec(node_id=m["id"], role=Role(m["role"]), province=m["province"],
-                            organisation=m.get("organisation", m["id"]), endpoint=m["endpoint"],
-                            reseller=bool(m.get("reseller", False)))
-            keys = (args.spec.parent / m["keys"]).resolve()
-        except (KeyError, ValueError) as e:
-            raise ExchangeError(f"{args.spec}: member {i + 1}: missing or bad field {e}") from e
-        members.append(member_from_credentials(ms, keys, ca))
     try:
-        plan = [NumberBlock(prefix=b["prefix"], carrier_node=b["carrier"],
-                            province=b["province"], reseller=bool(b.get("reseller", False)))
-                for b in spec.get("block", [])]
-        trust_domain, version = spec["trust_domain"], int(spec["version"])
-        valid_for = timedelta(days=float(spec.get("valid_days", 30)))
-    except (KeyError, ValueError, TypeError) as e:
-        raise ExchangeError(f"{args.spec}: missing or bad field {e}") from e
-    if version < 1 or valid_for <= timedelta(0):
-        raise ExchangeError(f"{args.spec}: version must be ≥ 1 and valid_days positive")
-    directory = build_directory(
-        trust_domain=trust_domain, members=members, version=version, valid_for=valid_for,
-        numbering_plan=plan, revoked_cert_serials=spec.get("revoked_cert_serials", []))
+        directory = directory_from_spec(spec, base=args.spec.parent, ca=ca)
+    except ExchangeError as e:
+        raise ExchangeError(f"{args.spec}: {e}") from e
     signed = sign_with_office(directory, args.office_keys, ca)
     args.out.write_bytes(signed.to_bytes())
-    print(f"directory version {directory.version} with {len(members)} members, "
+    print(f"directory version {directory.version} with {len(directory.members)} members, "
           f"expires {directory.expires_at:%Y-%m-%d %H:%M} UTC: {args.out}")
+    return 0
+
+
+def cmd_directory_export_spec(args: argparse.Namespace) -> int:
+    from nodes.federation import directory_in_force, export_spec
+
+    print(export_spec(directory_in_force(load_config(args.config))), end="")
+    return 0
+
+
+def cmd_directory_refresh(args: argparse.Namespace) -> int:
+    from nodes import operator
+
+    config = load_config(args.config)
+    with operator.AdminClient(config) as client:
+        result = client.call("directory-refresh")
+    if result["outcome"] == "adopted":
+        print(f"{config.node_id}: directory version {result['version']} adopted from "
+              f"{result['office']}")
+    else:
+        print(f"{config.node_id}: directory version {result['version']} is the newest "
+              f"{result['office']} has")
     return 0
 
 
