@@ -385,6 +385,8 @@ class Demo:
                 self.keep(self.reported[1], self.reported[-1])
         except Interrupted as e:
             interrupted = e
+        except KeyboardInterrupt:
+            interrupted = Interrupted(signal.SIGINT)
         except (ExchangeError, OSError) as e:
             ok = False
             self.stopped_by(e)
@@ -400,14 +402,13 @@ class Demo:
         return 0 if ok else 1
 
     def stopped_by(self, error: BaseException) -> None:
-        """Say why the demo stopped: a node that died is the cause of whatever failed after
-        (a call it did not answer, a wait that would never end), so it is named first."""
-        dead = self.exited()
-        if isinstance(error, NodeExitedError) or not dead:
+        """Say why the demo stopped. A node that died is the cause of whatever failed after
+        it (a call it did not answer), so every such node is named too, with its log."""
+        if isinstance(error, NodeExitedError):
             say(f"demo stopped: {error}")
         else:
             say(f"demo stopped: {type(error).__name__}: {error}")
-        for node_id in dead:
+        for node_id in self.exited():
             if not (isinstance(error, NodeExitedError) and f"node {node_id} " in str(error)):
                 say(self.describe_exit(node_id))
 
@@ -422,8 +423,8 @@ class Demo:
             number = self.query("bureau.fj", lambda conn: conn.scalar(
                 select(report_numbers.c.number).order_by(report_numbers.c.number).limit(1)))
             self.keep(number or "+8615959000100", "+8615959000200")
-        except Interrupted:
-            pass
+        except (Interrupted, KeyboardInterrupt):
+            pass  # asked to stop: every node is stopped below
         except (ExchangeError, OSError) as e:
             ok = False
             self.stopped_by(e)

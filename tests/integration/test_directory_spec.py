@@ -12,6 +12,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fedharness import make_federation, running, wait_for
@@ -192,7 +193,7 @@ def config_of(fed: Federation, node_id: str, refresh: float) -> NodeConfig:
                                     backoff_max_seconds=0.3))
 
 
-def queued(node: Node, kind: str | None = None) -> list[object]:
+def queued(node: Node, kind: str | None = None) -> list[Any]:
     q = select(outbox).order_by(outbox.c.seq)
     if kind is not None:
         q = q.where(outbox.c.kind == kind)
