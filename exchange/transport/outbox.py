@@ -310,9 +310,10 @@ class Outbox:
         age = time.time() - p.created_at / 1e6
         counts = True
         if isinstance(error, _Refused) and error.code is grpc.StatusCode.UNAUTHENTICATED:
-            counts = unauthenticated_counts(
-                directory_adopted_at=await self._directory_adopted_at(),
-                now=self.node.clock(), refresh_seconds=self.node.config.directory_refresh_seconds)
+            adopted = await self._directory_adopted_at()
+            counts = adopted is None or unauthenticated_counts(
+                directory_adopted_at=adopted, now=self.node.clock(),
+                refresh_seconds=self.node.config.directory_refresh_seconds)
             permanent = permanent and counts
         escalate = counts and not p.escalated and (
             permanent or attempts >= cfg.escalate_after_attempts
@@ -349,9 +350,10 @@ class Outbox:
             await asyncio.sleep(delay)
 
 
-    async def _directory_adopted_at(self) -> datetime:
+    async def _directory_adopted_at(self) -> datetime | None:
         """When this node adopted the directory in force (its row in ``directories``);
-        now, if it is not recorded yet (the writer records it as it starts)."""
+        now, if it is not recorded yet (the writer records it as it starts); None if the
+        database cannot say (then the answer counts, as it did before this rule)."""
         version = self.node.directory.version
         if self._adopted is not None and self._adopted[0] == version:
             return self._adopted[1]
@@ -361,7 +363,11 @@ class Outbox:
                 value = conn.scalar(select(directories.c.loaded_at).where(
                     directories.c.version == version))
             return None if value is None else int(value)
-        micros = await asyncio.to_thread(loaded_at)
+        try:
+            micros = await asyncio.to_thread(loaded_at)
+        except Exception as e:  # noqa: BLE001 - a failed delivery must never stop the worker
+            log.warning("cannot read when directory version %d was adopted: %s", version, e)
+            return None
         if micros is None:
             return self.node.clock()
         self._adopted = (version, from_micros(micros))
