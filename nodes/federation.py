@@ -276,24 +276,27 @@ def export_spec(d: Directory) -> str:
     # Each entry as a [[member]] or [[block]] section of its own, one to edit, copy or
     # delete at a time (tomli_w would write short ones as an inline array).
     sections = [tomli_w.dumps(top)]
-    sections += [f"[[member]]\n{tomli_w.dumps(_member_entry(m), multiline_strings=True)}"
-                 for m in d.members]
+    sections += [f"[[member]]\n{_member_section(m)}" for m in d.members]
     sections += [f"[[block]]\n{tomli_w.dumps(b)}" for b in blocks]
     header = SPEC_HEADER.format(trust_domain=d.trust_domain, version=d.version,
                                 members=len(d.members), blocks=len(d.numbering_plan))
     return header + "\n" + "\n".join(sections)
 
 
-def _member_entry(m: Member) -> dict[str, Any]:
+def _member_section(m: Member) -> str:
     entry: dict[str, Any] = {
         "id": m.node_id, "role": m.role.value, "province": m.province,
         "organisation": m.organisation, "endpoint": m.endpoint, "reseller": m.reseller,
         "auth_cert_sha256": m.auth_cert_sha256.hex(), "signing_key": m.signing_key.raw.hex(),
         "hpke_public_key": m.hpke_public_key.hex(),
     }
+    text = tomli_w.dumps(entry)
     if m.signing_certificate_pem:
-        entry["signing_certificate"] = m.signing_certificate_pem.decode("ascii")
-    return entry
+        pem = m.signing_certificate_pem.decode("ascii")
+        # The PEM as a multi-line string, readable; only where it has no CR, which a TOML
+        # reader would turn into LF (so an organisation's "\r\n" stays an escape).
+        text += tomli_w.dumps({"signing_certificate": pem}, multiline_strings="\r" not in pem)
+    return text
 
 
 def read_spec(path: Path) -> dict[str, Any]:
