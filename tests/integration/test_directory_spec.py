@@ -283,3 +283,12 @@ def test_unauthenticated_counts_once_the_peer_has_had_its_refresh(tmp_path: Path
             assert attempts > 1, body.detail  # the first answers did not count
 
     asyncio.run(scenario())
+
+
+def test_refresh_of_a_node_that_is_not_running_is_one_line(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    refused = bcx("directory", "refresh", "--config", str(fed.config(BUREAU)))
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("bcx: PeerError: node bureau.fj is not running at "), last
+    assert "Traceback" not in refused.stderr
