@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import stat
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from exchange import files
 from exchange.errors import (
     CertificateExpiredError,
     CertificateIdentityError,
@@ -554,10 +554,9 @@ def _private_pem(key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey | X25519Pri
 def _read_private(path: Path) -> bytes:
     """Read a private key file, refusing one that group or others may access."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            how = "readable" if mode & 0o044 else "accessible"
-            raise PKIError(f"{path} is {how} by others (mode {mode:04o}); chmod 600 {path}")
+        problem = files.private_mode_problem(path, path.stat().st_mode)
+        if problem is not None:
+            raise PKIError(problem)
         return path.read_bytes()
     except OSError as e:
         raise PKIError(f"cannot read private key {path}: {e}") from e

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from exchange import files
 from exchange.errors import ConfigError, ExchangeError, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -153,6 +154,14 @@ def _create_sqlite_engine(url: URL, *, pool_size: int, busy_timeout_ms: int) -> 
 
     engine = sqlalchemy.create_engine(url, pool_size=pool_size)
 
+    if not in_memory and not url.query.get("uri"):
+        path = Path(database)
+
+        @event.listens_for(engine, "do_connect")
+        def _on_do_connect(*_: Any) -> None:
+            # Before SQLite opens (and perhaps creates) the file: see private_database.
+            private_database(path)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take BEGIN away from the sqlite3 module (which would issue it late, only before
@@ -193,6 +202,28 @@ def _create_sqlite_engine(url: URL, *, pool_size: int, busy_timeout_ms: int) -> 
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+# The files of an SQLite database: SQLite makes the -wal and -shm files itself, each with
+# the mode of the database file (so a 0600 database gets 0600 companions).
+SQLITE_COMPANIONS: Final = ("-wal", "-shm")
+
+
+def private_database(path: Path) -> None:
+    """Make a new SQLite database file 0600, or refuse one that others may read.
+
+    A carrier's database holds subscriber names and ID numbers, every node's the messages
+    it exchanged: it is treated as a private key is. SQLite would create a missing file
+    with the process umask (0644 as a rule); creating it empty, 0600, first is the same
+    empty database. A database, -wal or -shm file group or others may open is refused
+    with ConfigError, naming the file and the chmod that fixes it, before it is read.
+    """
+    if files.precreate_private(path):
+        logger.debug("created SQLite database %s with mode 0600", path)
+    for name in (path, *(path.with_name(path.name + s) for s in SQLITE_COMPANIONS)):
+        problem = files.check_private(name)
+        if problem is not None:
+            raise ConfigError(f"database file {problem}")
 
 
 def _create_postgres_engine(url: URL, *, pool_size: int) -> sqlalchemy.Engine:

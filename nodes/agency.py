@@ -189,7 +189,11 @@ def _in_one_transaction(node: Node, fn: Work) -> Callable[[dict[str, Any]], Awai
 
 def make_running(config: NodeConfig, *, listen: str | None = None, **kw: Any) -> RunningNode:
     """A node ready to start: server, outbox, witness, deadline scheduler, operator commands."""
+    from nodes.federation import directory_refresh_operation
+
     node = make_node(config, **kw)
     scheduler = Scheduler(node)
-    return RunningNode(node, listen=listen, background=[scheduler.run],
-                       operations=operations(node, scheduler))
+    running = RunningNode(node, listen=listen, background=[scheduler.run],
+                          operations=operations(node, scheduler))
+    running.operations["directory-refresh"] = directory_refresh_operation(running)
+    return running

@@ -8,9 +8,8 @@ import json
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,7 +19,6 @@ import argcomplete
 from exchange import pki, storage
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError
-from exchange.identity import Role
 from nodes import render
 from nodes.cliopts import config_option, examples, json_option
 
@@ -79,6 +77,8 @@ def describe_error(e: BaseException) -> tuple[str, int]:
 
     if isinstance(e, ExchangeError):
         return str(e), EXIT_FAILED
+    if isinstance(e, OSError) and e.strerror is None and e.filename is None:
+        return str(e), EXIT_FAILED  # raised by bcx with its own sentence
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""
         return f"cannot use{where}: {e.strerror or e}", EXIT_FAILED
@@ -173,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(a, "the office's")
     json_option(a)
     a.set_defaults(func=cmd_directory_publish)
+    a = examples(d_sub.add_parser("export-spec", help="print the members file (bcx directory "
+                                                      "build --spec) of the directory a node "
+                                                      "holds"),
+                 "bcx directory export-spec --config office.cn/node.toml > members.toml")
+    config_option(a)
+    a.set_defaults(func=cmd_directory_export_spec)
+    a = examples(d_sub.add_parser("refresh", help="have the running node ask the office for "
+                                                  "a newer directory now"),
+                 "bcx directory refresh --config police.fj/node.toml")
+    config_option(a)
+    json_option(a)
+    a.set_defaults(func=cmd_directory_refresh)
 
     n = examples(sub.add_parser("node", help="configure and run one node"),
                  "bcx node run --config police.fj/node.toml")
@@ -286,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="numbers the police report, at least 20 (default 3000)")
     a.add_argument("--keep", action="store_true",
                    help="leave the federation running until Ctrl-C")
+    a.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="start the federation of a kept workspace (--keep) again")
     a.set_defaults(func=cmd_demo)
 
     a = examples(sub.add_parser("completion", help="print a shell completion script"),
@@ -343,46 +357,43 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_directory_build(args: argparse.Namespace) -> int:
-    from exchange.numbers import NumberBlock
-    from nodes.federation import (
-        MemberSpec,
-        build_directory,
-        member_from_credentials,
-        sign_with_office,
-    )
+    from nodes.federation import directory_from_spec, read_spec, sign_with_office
 
-    try:
-        spec = tomllib.loads(args.spec.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ExchangeError(f"cannot read directory spec {args.spec}: {e}") from e
+    spec = read_spec(args.spec)
     ca = pki.load_certificate(args.ca)
-    members = []
-    for i, m in enumerate(spec.get("member", [])):
-        try:
-            ms = MemberSpec(node_id=m["id"], role=Role(m["role"]), province=m["province"],
-                            organisation=m.get("organisation", m["id"]), endpoint=m["endpoint"],
-                            reseller=bool(m.get("reseller", False)))
-            keys = (args.spec.parent / m["keys"]).resolve()
-        except (KeyError, ValueError) as e:
-            raise ExchangeError(f"{args.spec}: member {i + 1}: missing or bad field {e}") from e
-        members.append(member_from_credentials(ms, keys, ca))
     try:
-        plan = [NumberBlock(prefix=b["prefix"], carrier_node=b["carrier"],
-                            province=b["province"], reseller=bool(b.get("reseller", False)))
-                for b in spec.get("block", [])]
-        trust_domain, version = spec["trust_domain"], int(spec["version"])
-        valid_for = timedelta(days=float(spec.get("valid_days", 30)))
-    except (KeyError, ValueError, TypeError) as e:
-        raise ExchangeError(f"{args.spec}: missing or bad field {e}") from e
-    if version < 1 or valid_for <= timedelta(0):
-        raise ExchangeError(f"{args.spec}: version must be ≥ 1 and valid_days positive")
-    directory = build_directory(
-        trust_domain=trust_domain, members=members, version=version, valid_for=valid_for,
-        numbering_plan=plan, revoked_cert_serials=spec.get("revoked_cert_serials", []))
+        directory = directory_from_spec(spec, base=args.spec.parent, ca=ca)
+    except ExchangeError as e:
+        raise ExchangeError(f"{args.spec}: {e}") from e
     signed = sign_with_office(directory, args.office_keys, ca)
     args.out.write_bytes(signed.to_bytes())
-    render.out(f"directory version {directory.version} with {len(members)} members, "
+    render.out(f"directory version {directory.version} with {len(directory.members)} members, "
                f"expires {render.when(directory.expires_at)}: {args.out}")
+    return 0
+
+
+def cmd_directory_export_spec(args: argparse.Namespace) -> int:
+    from nodes.federation import directory_in_force, export_spec
+
+    # TOML for `bcx directory build --spec`: written as is (sanitised, as all output is).
+    render.out(export_spec(directory_in_force(load_config(args.config))).rstrip("\n"))
+    return 0
+
+
+def cmd_directory_refresh(args: argparse.Namespace) -> int:
+    from nodes import operator
+
+    config = load_config(args.config)
+    with operator.AdminClient(config) as client:
+        result = client.call("directory-refresh")
+    if args.json:
+        render.out(render.to_json(result))
+    elif result["outcome"] == "adopted":
+        render.out(f"{config.node_id}: directory version {result['version']} adopted from "
+                   f"{result['office']}")
+    else:
+        render.out(f"{config.node_id}: directory version {result['version']} is the newest "
+                   f"{result['office']} has")
     return 0
 
 
@@ -457,9 +468,12 @@ def load_config(path: Path) -> NodeConfig:
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
-    from nodes.agency import make_running
+    from exchange import lock
 
     config = load_config(args.config)
+    held = lock.acquire(config, purpose="starting a second one")  # before the database
+
+    from nodes.agency import make_running
 
     async def run() -> None:
         running = make_running(config)
@@ -469,19 +483,24 @@ def cmd_node_run(args: argparse.Namespace) -> int:
                  port, storage.redact_url(config.database_url))
         await running.serve_until_signalled()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        held.release()
     return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from exchange import migrate
+    from exchange import lock, migrate
 
     config = load_config(args.config)
+    held = lock.acquire(config, purpose="upgrading its database")
     engine = storage.create_engine_for(config.database_url)
     try:
         migrate.upgrade(engine)
     finally:
         engine.dispose()
+        held.release()
     render.out(f"database {storage.redact_url(config.database_url)} is at the newest schema")
     return 0
 
@@ -619,24 +638,14 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
         signer_certificate_pem=directory.member(sender).signing_certificate_pem,
         log_certificate_pem=creds.signing_cert_pem, log_public_key=creds.signer.public_key,
         witnesses=witnesses, ca_pem=config.ca_cert.read_bytes())
-    write_private(args.out, json.dumps(bundle, indent=2) + "\n")
+    from exchange import files
+
+    files.create_private(args.out, (json.dumps(bundle, indent=2) + "\n").encode())
     if args.json:
         render.out(render.to_json({"message_id": mid.hex(), "out": str(args.out)}))
     else:
         render.out(f"evidence for message {mid.hex()} written to {args.out}")
     return 0
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` as mode 0600, refusing to follow a symbolic link there."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    except OSError as e:
-        why = "it is a symbolic link" if path.is_symlink() else e.strerror
-        raise ExchangeError(f"cannot write {path}: {why}") from e
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(text)
 
 
 def cmd_evidence_verify(args: argparse.Namespace) -> int:

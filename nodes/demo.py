@@ -10,6 +10,11 @@ with six cards is reported by HMAC, a case answer is sealed to the police, an ap
 restores a line, a report is withdrawn, and ctcc.fj is offline past its deadline so the
 bureau escalates to the office. It ends with a summary per node and an audit: every
 ledger verified, every latest checkpoint cosigned, every report fed back.
+
+The demo owns its node processes: SIGTERM, SIGHUP or Ctrl-C stops every one of them (they
+run in sessions of their own, so no terminal signal reaches them otherwise), and a node
+that exits on its own fails the demo, naming it and the end of its log. With ``--keep``
+the federation stays up until then; ``--resume DIR`` starts a kept workspace again.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,16 +87,97 @@ RESOLD = ["+8617059000001", "+8617059000002"]
 BAD = ["110", "12321", "1596-ABC"]
 DEADLINE_HOURS = 0.002  # 7.2 s: long enough for carriers that are up, short enough to miss
 TIMEOUT = 300.0
+# 30 of the numbers are the scenario's own (ported, protected, other provinces, …); the
+# appeal and the hints need at least three more of the sampled ones.
+MIN_NUMBERS = 40
+# SIGTERM to a node is a clean stop (calls and deliveries under way finish); past this,
+# what is left is killed.
+STOP_TIMEOUT = 30.0
+LOG_TAIL_LINES = 12
+# The signals that stop the demo and, with it, every node it started.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.numbers < 20:
-        print("bcx demo: --numbers must be at least 20", file=sys.stderr)
+    resume: Path | None = getattr(args, "resume", None)
+    if resume is not None and args.workspace is not None:
+        print("bcx demo: give --resume DIR or --workspace DIR, not both", file=sys.stderr)
+        return 2
+    if args.numbers < MIN_NUMBERS:
+        print(f"bcx demo: --numbers must be at least {MIN_NUMBERS}, got {args.numbers}",
+              file=sys.stderr)
+        return 2
+    workspace = resume or args.workspace
+    problem = workspace_problem(workspace, resume=resume is not None)
+    if problem is not None:
+        print(f"bcx demo: {problem}", file=sys.stderr)
         return 2
     # The demo's own progress lines tell the story; library chatter goes to the node logs.
     for name in ("exchange", "alembic", "nodes"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    return Demo(args.workspace, args.numbers).run(keep=args.keep)
+    demo = Demo(workspace, args.numbers)
+    with stopped_by_signals():
+        return demo.resume() if resume is not None else demo.run(keep=args.keep)
+
+
+def workspace_problem(workspace: Path | None, *, resume: bool) -> str | None:
+    """Why ``workspace`` cannot be used (to resume, or for a new federation), or None."""
+    if workspace is None:
+        return None
+    held = (workspace / MEMBERS[0][0] / "node.toml").is_file()
+    if resume:
+        if not workspace.is_dir():
+            return f"{workspace} is not a directory; a kept demo workspace is made by " \
+                   f"bcx demo --keep --workspace {workspace}"
+        missing = [i for i, *_ in MEMBERS if not (workspace / i / "node.toml").is_file()]
+        if missing:
+            return f"{workspace} is not a demo workspace (no node.toml for " \
+                   f"{', '.join(missing)}); make one with bcx demo --keep --workspace DIR"
+        return None
+    if held:
+        return f"{workspace} already holds a demo federation; start it again with: " \
+               f"bcx demo --resume {workspace}"
+    return None
+
+
+class Interrupted(BaseException):
+    """The demo was told to stop by a signal. A BaseException, as KeyboardInterrupt is, so
+    no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Interrupted in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so the demo's clean-up (stopping every node) runs; by default they
+    would end the process at once and leave the nodes running."""
+    def interrupt(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """While nodes are being stopped, a second signal must not cut that short."""
+    held = (*STOP_SIGNALS, signal.SIGINT)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class NodeExitedError(ExchangeError):
+    """A node process of the demo ended while the demo needed it."""
 
 
 def say(text: str) -> None:
@@ -188,20 +274,40 @@ class Demo:
     # --- processes ---------------------------------------------------------------------
 
     def start(self, node_id: str) -> None:
-        assert self.fed is not None
-        log = (self.ws / node_id / "node.log").open("ab")
-        self.procs[node_id] = subprocess.Popen(
-            [sys.executable, "-m", "nodes.cli", "node", "run", "--config",
-             str(self.fed.config(node_id))],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with self.log_path(node_id).open("ab") as log:
+            self.procs[node_id] = subprocess.Popen(
+                [sys.executable, "-m", "nodes.cli", "node", "run", "--config",
+                 str(self.ws / node_id / "node.toml")],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_path(self, node_id: str) -> Path:
+        return self.ws / node_id / "node.log"
+
+    def exited(self) -> list[str]:
+        """The nodes started and not stopped by the demo whose process has ended."""
+        return [i for i, p in self.procs.items() if p.poll() is not None]
+
+    def check_alive(self) -> None:
+        """Raise NodeExitedError for the first node whose process ended unasked."""
+        for node_id in self.exited():
+            raise NodeExitedError(self.describe_exit(node_id))
+
+    def describe_exit(self, node_id: str) -> str:
+        code = self.procs[node_id].returncode
+        how = (f"was killed by {signal.Signals(-code).name}" if code < 0
+               else f"exited with status {code}")
+        path = self.log_path(node_id)
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        except OSError as e:
+            lines = [f"(no log: {e.strerror})"]
+        tail = "".join(f"\n    {line}" for line in lines)
+        return f"node {node_id} {how}; last lines of {path}:{tail}"
 
     def wait_ready(self, node_id: str) -> None:
         deadline = time.monotonic() + 60
         while True:
-            proc = self.procs[node_id]
-            if proc.poll() is not None:
-                raise PeerError(f"{node_id} exited with status {proc.returncode}; see "
-                                f"{self.ws / node_id / 'node.log'}")
+            self.check_alive()
             try:
                 with operator.AdminClient(self.configs[node_id], timeout=5) as c:
                     c.call("tick")
@@ -213,21 +319,18 @@ class Demo:
 
     def stop(self, node_id: str) -> None:
         proc = self.procs.pop(node_id, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            _stop_processes([proc])
 
     def stop_all(self) -> None:
-        for node_id in list(self.procs):
-            self.stop(node_id)
-        for engine in self.engines.values():
-            engine.dispose()
-        self.engines.clear()
+        """SIGTERM every node at once, wait for them together, kill what outlasts that."""
+        with signals_held():
+            procs = list(self.procs.values())
+            self.procs.clear()
+            _stop_processes(procs)
+            for engine in self.engines.values():
+                engine.dispose()
+            self.engines.clear()
 
     # --- driving it ---------------------------------------------------------------------
 
@@ -250,6 +353,7 @@ class Demo:
     def wait(self, what: str, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
+            self.check_alive()
             if time.monotonic() > deadline:
                 raise PeerError(f"timed out waiting for: {what}")
             time.sleep(0.25)
@@ -258,28 +362,77 @@ class Demo:
         return self.count_rows(node_id, select(func.count()).select_from(report_numbers)
                                .where(report_numbers.c.final.is_(False)))
 
+    def start_all(self, node_ids: list[str]) -> None:
+        started = time.monotonic()
+        for node_id in node_ids:
+            self.start(node_id)
+        for node_id in node_ids:
+            self.wait_ready(node_id)
+        say(f"  {len(self.procs)} node processes up in {time.monotonic() - started:.1f}s")
+
     def run(self, *, keep: bool) -> int:
         ok = False
+        interrupted: Interrupted | None = None
         try:
             self.setup()
-            started = time.monotonic()
-            for node_id, *_ in MEMBERS:
-                if node_id != "ctcc.fj":
-                    self.start(node_id)
-            for node_id, *_ in MEMBERS:
-                if node_id != "ctcc.fj":
-                    self.wait_ready(node_id)
-            say(f"  {len(self.procs)} node processes up in {time.monotonic() - started:.1f}s "
-                "(ctcc.fj is offline for maintenance)")
+            self.start_all([i for i, *_ in MEMBERS if i != "ctcc.fj"])
+            say("  (ctcc.fj is offline for maintenance)")
             self.scenario()
+            self.check_alive()
             ok = self.audit()
+            self.check_alive()
             if keep:
-                self.keep()
+                self.keep(self.reported[1], self.reported[-1])
+        except Interrupted as e:
+            interrupted = e
+        except KeyboardInterrupt:
+            interrupted = Interrupted(signal.SIGINT)
         except (ExchangeError, OSError) as e:
-            say(f"demo stopped: {type(e).__name__}: {e}")
+            ok = False
+            self.stopped_by(e)
         finally:
             self.stop_all()
+        if keep:
+            say(f"workspace kept: {self.ws}; start it again with: bcx demo --resume {self.ws}")
+        if interrupted is not None and not (ok and keep):
+            # Stopped before the scenario was through: it neither passed nor failed.
+            say(f"demo {interrupted}: every node stopped")
+            return 128 + interrupted.signum
         say("demo " + ("PASSED" if ok else "FAILED"))
+        return 0 if ok else 1
+
+    def stopped_by(self, error: BaseException) -> None:
+        """Say why the demo stopped. A node that died is the cause of whatever failed after
+        it (a call it did not answer), so every such node is named too, with its log."""
+        if isinstance(error, NodeExitedError):
+            say(f"demo stopped: {error}")
+        else:
+            say(f"demo stopped: {type(error).__name__}: {error}")
+        for node_id in self.exited():
+            if not (isinstance(error, NodeExitedError) and f"node {node_id} " in str(error)):
+                say(self.describe_exit(node_id))
+
+    def resume(self) -> int:
+        """Start every node of a kept workspace again and keep them up until stopped."""
+        ok = True
+        try:
+            say(f"workspace: {self.ws}")
+            for node_id, *_ in MEMBERS:
+                self.configs[node_id] = NodeConfig.from_file(self.ws / node_id / "node.toml")
+            self.start_all([i for i, *_ in MEMBERS])
+            number = self.query("bureau.fj", lambda conn: conn.scalar(
+                select(report_numbers.c.number).order_by(report_numbers.c.number).limit(1)))
+            self.keep(number or "+8615959000100", "+8615959000200")
+        except (Interrupted, KeyboardInterrupt):
+            pass  # asked to stop: every node is stopped below
+        except (ExchangeError, OSError) as e:
+            ok = False
+            self.stopped_by(e)
+        finally:
+            self.stop_all()
+        say(f"every node stopped; start them again with: bcx demo --resume {self.ws}")
+        if not ok:
+            say("demo FAILED")
         return 0 if ok else 1
 
     def scenario(self) -> None:
@@ -439,17 +592,35 @@ class Demo:
             f"escalations at office.cn: {esc}")
         return ok and open_lines == 0
 
-    def keep(self) -> None:
-        assert self.fed is not None
-        police = self.fed.config("police.fj")
-        bureau = self.fed.config("bureau.fj")
+    def keep(self, known: str, new: str) -> None:
+        """Leave the federation running until Ctrl-C, SIGTERM or SIGHUP; a node that ends
+        on its own meanwhile fails the demo (NodeExitedError)."""
+        police = self.ws / "police.fj" / "node.toml"
+        bureau = self.ws / "bureau.fj" / "node.toml"
         say(f"\nfederation running. Try:\n"
             f"  bcx status --config {police}\n"
-            f"  bcx numbers show {self.reported[1]} --config {bureau}\n"
-            f"  bcx report --config {police} --category fraud --case-number X "
-            f"{self.reported[-1]}\n"
+            f"  bcx numbers show {known} --config {bureau}\n"
+            f"  bcx report --config {police} --category fraud --case-number X {new}\n"
             f"  bcx notices --config {bureau}\n"
-            "Ctrl-C stops every node cleanly.")
+            f"Ctrl-C (or SIGTERM, SIGHUP to PID {os.getpid()}) stops every node cleanly.")
         with contextlib.suppress(KeyboardInterrupt):
-            while all(p.poll() is None for p in self.procs.values()):
+            while True:
+                self.check_alive()
                 time.sleep(0.5)
+
+
+def _stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each node's process group, wait up to STOP_TIMEOUT for all of them, then
+    SIGKILL whatever is left; returns once every process has been reaped."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for p in running:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -1,21 +1,37 @@
 """Setting up members of an exchange: key material, the signed directory, node.toml files.
 
 Used by the CLI (`bcx pki`, `bcx directory`, `bcx node init`), the demo and the tests.
+
+The members file (`bcx directory build --spec`) is the office's editable description of a
+directory; `bcx directory export-spec` writes the one of the directory in force, with
+each member's public material inline, so admitting an agency is: export, add its
+``[[member]]`` (with ``keys`` naming its `bcx pki issue` directory) and its number
+blocks, build, publish.
 """
 
 from __future__ import annotations
 
 import socket
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import grpc
+import tomli_w
 from cryptography import x509
+from sqlalchemy import select
 
-from exchange import pki
+from exchange import envelope, identity, pki, storage
+from exchange.config import NodeConfig
+from exchange.errors import DirectoryError, ExchangeError, OperationError, PKIError
 from exchange.identity import Directory, Member, Role, SignedDirectory, sign_directory
+from exchange.keys import PublicKey
 from exchange.numbers import NumberBlock
+from exchange.runtime import RunningNode
+from exchange.schema import directories
 
 NODE_TOML = """\
 # bcx node configuration. Relative paths are relative to this file.
@@ -224,3 +240,268 @@ def create_federation(
             keys_dir=node_dir / "keys", ca=ca_files.cert, listen=spec.endpoint,
             database_url=url, directory=directory_file)
     return Federation(workspace, trust_domain, office_id, configs, directory_file, ca_files.cert)
+
+
+# --- the members file --------------------------------------------------------------------
+
+SPEC_HEADER = """\
+# Directory {trust_domain} version {version}: {members} members, {blocks} number blocks,
+# as `bcx directory build --spec` takes them. To admit an agency, add a
+# [[member]] with `keys` naming the directory `bcx pki issue` wrote for it (instead of the
+# inline public material the others carry) and its [[block]]s, then build and publish:
+#   bcx directory build --spec THIS_FILE --ca ca.pem --office-keys OFFICE_KEYS --out d.bin
+#   bcx directory publish d.bin --config OFFICE_NODE_TOML
+# `version` is already the next one; valid_days is how long the new directory is valid.
+"""
+
+_MEMBER_KEYS = frozenset({"id", "role", "province", "organisation", "endpoint", "reseller",
+                          "keys", "auth_cert_sha256", "signing_key", "hpke_public_key",
+                          "signing_certificate"})
+_INLINE_KEYS = ("auth_cert_sha256", "signing_key", "hpke_public_key")
+_BLOCK_KEYS = frozenset({"prefix", "carrier", "province", "reseller"})
+_TOP_KEYS = frozenset({"trust_domain", "version", "valid_days", "revoked_cert_serials",
+                       "retired_signing_keys", "member", "block"})
+
+
+def export_spec(d: Directory) -> str:
+    """The members file that builds ``d`` again (as its next version): pure."""
+    valid_days = (d.expires_at - d.issued_at).total_seconds() / 86400
+    top: dict[str, Any] = {
+        "trust_domain": d.trust_domain,
+        "version": d.version + 1,
+        "valid_days": int(valid_days) if valid_days.is_integer() else valid_days,
+        "revoked_cert_serials": sorted(d.revoked_cert_serials),
+        "retired_signing_keys": sorted(k.hex() for k in d.retired_signing_keys),
+    }
+    blocks = [{"prefix": b.prefix, "carrier": b.carrier_node, "province": b.province,
+               "reseller": b.reseller} for b in d.numbering_plan]
+    # Each entry as a [[member]] or [[block]] section of its own, one to edit, copy or
+    # delete at a time (tomli_w would write short ones as an inline array).
+    sections = [tomli_w.dumps(top)]
+    sections += [f"[[member]]\n{_member_section(m)}" for m in d.members]
+    sections += [f"[[block]]\n{tomli_w.dumps(b)}" for b in blocks]
+    header = SPEC_HEADER.format(trust_domain=d.trust_domain, version=d.version,
+                                members=len(d.members), blocks=len(d.numbering_plan))
+    return header + "\n" + "\n".join(sections)
+
+
+def _member_section(m: Member) -> str:
+    entry: dict[str, Any] = {
+        "id": m.node_id, "role": m.role.value, "province": m.province,
+        "organisation": m.organisation, "endpoint": m.endpoint, "reseller": m.reseller,
+        "auth_cert_sha256": m.auth_cert_sha256.hex(), "signing_key": m.signing_key.raw.hex(),
+        "hpke_public_key": m.hpke_public_key.hex(),
+    }
+    text = tomli_w.dumps(entry)
+    if m.signing_certificate_pem:
+        pem = m.signing_certificate_pem.decode("ascii")
+        # The PEM as a multi-line string, readable; only where it has no CR, which a TOML
+        # reader would turn into LF (so an organisation's "\r\n" stays an escape).
+        text += tomli_w.dumps({"signing_certificate": pem}, multiline_strings="\r" not in pem)
+    return text
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExchangeError(f"cannot read directory spec {path}: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ExchangeError(f"{path}: not valid TOML: {e}") from e
+
+
+def directory_from_spec(spec: dict[str, Any], *, base: Path, ca: x509.Certificate,
+                        now: datetime | None = None) -> Directory:
+    """The directory a members file describes (not yet signed). A member's keys come from
+    its `bcx pki issue` directory (``keys``, relative to ``base``) or inline, as
+    `export-spec` writes them; an inline signing certificate must be issued by ``ca`` to
+    that member and hold its signing key. Errors name the member or block and the field."""
+    now = now or datetime.now(UTC)
+    _known(spec, _TOP_KEYS, "the top level")
+    members = [_member_from_entry(i, m, base=base, ca=ca, now=now)
+               for i, m in enumerate(_tables(spec, "member"), start=1)]
+    plan = []
+    for i, b in enumerate(_tables(spec, "block"), start=1):
+        where = f"block {i}"
+        _known(b, _BLOCK_KEYS, where)
+        try:
+            plan.append(NumberBlock(prefix=_text(b, "prefix", where),
+                                    carrier_node=_text(b, "carrier", where),
+                                    province=_text(b, "province", where),
+                                    reseller=_flag(b, "reseller", where)))
+        except ExchangeError as e:
+            raise ExchangeError(f"{where}: {e}") from e
+    version = spec.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExchangeError(f"version must be a whole number ≥ 1, got {version!r}")
+    valid_days = spec.get("valid_days", 30)
+    if isinstance(valid_days, bool) or not isinstance(valid_days, int | float) \
+            or valid_days <= 0:
+        raise ExchangeError(f"valid_days must be a positive number, got {valid_days!r}")
+    try:
+        retired = frozenset(bytes.fromhex(k) for k in _strings(spec, "retired_signing_keys"))
+    except ValueError as e:
+        raise ExchangeError(f"retired_signing_keys: not hex: {e}") from e
+    return build_directory(
+        trust_domain=_text(spec, "trust_domain", "the top level"), members=members,
+        version=version, valid_for=timedelta(days=float(valid_days)), numbering_plan=plan,
+        revoked_cert_serials=_strings(spec, "revoked_cert_serials"),
+        retired_signing_keys=retired, issued_at=now)
+
+
+def _member_from_entry(i: int, m: Any, *, base: Path, ca: x509.Certificate,
+                       now: datetime) -> Member:
+    where = f"member {i}" + (f" ({m['id']})" if isinstance(m, dict) and "id" in m else "")
+    _known(m, _MEMBER_KEYS, where)
+    try:
+        role = Role(_text(m, "role", where))
+    except ValueError:
+        raise ExchangeError(f"{where}: role must be one of "
+                            f"{', '.join(r.value for r in Role)}, got {m['role']!r}") from None
+    spec = MemberSpec(node_id=_text(m, "id", where), role=role,
+                      province=_text(m, "province", where),
+                      organisation=m.get("organisation", m["id"]),
+                      endpoint=_text(m, "endpoint", where),
+                      reseller=_flag(m, "reseller", where))
+    inline = [k for k in (*_INLINE_KEYS, "signing_certificate") if k in m]
+    if "keys" in m and inline:
+        raise ExchangeError(f"{where}: give keys or {', '.join(inline)}, not both")
+    try:
+        if "keys" in m:
+            return member_from_credentials(spec, (base / _text(m, "keys", where)).resolve(), ca)
+        return _inline_member(spec, m, where, ca=ca, now=now)
+    except ExchangeError as e:
+        raise ExchangeError(f"{where}: {e}") from e
+
+
+def _inline_member(spec: MemberSpec, m: dict[str, Any], where: str, *,
+                   ca: x509.Certificate, now: datetime) -> Member:
+    missing = [k for k in _INLINE_KEYS if k not in m]
+    if missing:
+        raise ExchangeError(f"needs keys (a `bcx pki issue` directory) or "
+                            f"{', '.join(_INLINE_KEYS)}; missing {', '.join(missing)}")
+    raw = {k: _hex(m, k, where) for k in _INLINE_KEYS}
+    for key, value in raw.items():
+        if len(value) != 32:
+            raise ExchangeError(f"{key} must be 32 bytes (64 hex digits), got {len(value)}")
+    signing_key = PublicKey(raw["signing_key"])
+    pem = _text(m, "signing_certificate", where).encode() if "signing_certificate" in m else b""
+    if pem:
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+        except ValueError as e:
+            raise PKIError(f"signing_certificate is not a PEM certificate: {e}") from e
+        pki.check_certificate(cert, ca=ca, now=now, expect_node_id=spec.node_id)
+        if pki.signing_public_key_from_cert(cert) != signing_key:
+            raise PKIError("signing_certificate does not hold signing_key")
+    return Member(node_id=spec.node_id, role=spec.role, province=spec.province,
+                  organisation=spec.organisation, endpoint=spec.endpoint,
+                  auth_cert_sha256=raw["auth_cert_sha256"], signing_key=signing_key,
+                  hpke_public_key=raw["hpke_public_key"], reseller=spec.reseller,
+                  signing_certificate_pem=pem)
+
+
+def _known(table: Any, keys: frozenset[str], where: str) -> None:
+    if not isinstance(table, dict):
+        raise ExchangeError(f"{where} must be a table")
+    unknown = sorted(set(table) - keys)
+    if unknown:
+        raise ExchangeError(f"{where}: unknown field {', '.join(unknown)} "
+                            f"(known: {', '.join(sorted(keys))})")
+
+
+def _tables(spec: dict[str, Any], key: str) -> list[Any]:
+    value = spec.get(key, [])
+    if not isinstance(value, list):
+        raise ExchangeError(f"{key} must be an array of tables ([[{key}]])")
+    return value
+
+
+def _text(table: dict[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value:
+        what = "missing" if value is None else f"not a non-empty string ({value!r})"
+        raise ExchangeError(f"{where}: {key} {what}")
+    return value
+
+
+def _hex(table: dict[str, Any], key: str, where: str) -> bytes:
+    try:
+        return bytes.fromhex(_text(table, key, where))
+    except ValueError:
+        raise ExchangeError(f"{key} is not hexadecimal") from None
+
+
+def _flag(table: dict[str, Any], key: str, where: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ExchangeError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _strings(spec: dict[str, Any], key: str) -> list[str]:
+    value = spec.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ExchangeError(f"{key} must be a list of strings")
+    return value
+
+
+# --- the directory a node holds -------------------------------------------------------------
+
+
+def directory_in_force(config: NodeConfig, *, now: datetime | None = None) -> Directory:
+    """The directory ``config``'s node holds: the newest in its database, else the file
+    its node.toml names (a node that never ran). Checked against the CA and the office's
+    certificate as of a moment it was valid, so an expired one can still be renewed."""
+    now = now or datetime.now(UTC)
+    signed = _held_directory(config)
+    if signed is None:
+        try:
+            signed = SignedDirectory.from_bytes(config.directory_file.read_bytes())
+        except OSError as e:
+            raise DirectoryError(f"cannot read directory file {config.directory_file}: "
+                                 f"{e.strerror}") from e
+    claimed = identity.decode_directory(envelope.parse(signed.envelope).payload)
+    when = min(now, claimed.expires_at - timedelta(seconds=1))
+    return identity.verify_directory(signed, ca=pki.load_certificate(config.ca_cert),
+                                     office_id=config.office_id, now=when)
+
+
+def _held_directory(config: NodeConfig) -> SignedDirectory | None:
+    url = storage.parse_url(config.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return None  # never ran: nothing held (and no empty database made by looking)
+    engine = storage.create_engine_for(config.database_url)
+    try:
+        with storage.reader(engine).connect() as conn:
+            row = conn.execute(select(directories.c.signed)
+                               .order_by(directories.c.version.desc()).limit(1)).first()
+    finally:
+        engine.dispose()
+    return SignedDirectory.from_bytes(bytes(row.signed)) if row is not None else None
+
+
+def directory_refresh_operation(running: RunningNode) -> Any:
+    """The Admin operation `bcx directory refresh` calls: ask the office for a newer
+    directory now rather than at the next scheduled refresh."""
+    node = running.node
+    office = node.config.office_id
+
+    async def refresh(arguments: dict[str, Any]) -> dict[str, Any]:
+        if arguments:
+            raise OperationError(f"directory-refresh takes no arguments, got "
+                                 f"{', '.join(sorted(arguments))}")
+        if node.me.role is Role.OFFICE:
+            raise OperationError(f"{node.node_id} is the office: it puts a directory in "
+                                 "force with `bcx directory publish`, it fetches none")
+        try:
+            outcome = await running.refresh_directory()
+        except grpc.aio.AioRpcError as e:
+            raise OperationError(f"the office {office} could not be asked: "
+                                 f"{e.code().name}: {e.details()}") from None
+        except DirectoryError as e:
+            raise OperationError(f"the directory {office} answered with was refused: "
+                                 f"{e}") from e
+        return {"outcome": "adopted" if outcome.startswith("adopted") else "current",
+                "version": node.directory.version, "office": office}
+    return refresh

@@ -3,6 +3,12 @@
 A row leaves the queue only when a receipt that verifies is logged (RECEIPT entry), in
 the same transaction that marks it delivered. Failures back off exponentially with
 jitter; past a threshold the node escalates to the office and keeps trying.
+
+A refusal for good escalates at once, with one exception: UNAUTHENTICATED while the
+directory in force is younger than one refresh interval most likely says the peer has
+not fetched it yet (a member the office just admitted, or one whose keys it just
+renewed). That answer waits for the peer's next refresh before it counts
+(``unauthenticated_counts``); the message is retried meanwhile.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -23,9 +29,9 @@ from sqlalchemy import func, select, update
 from exchange import messages, storage
 from exchange.errors import ExchangeError, OperationError, ReceiptError
 from exchange.ledger import note
-from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
+from exchange.ledger.entries import Entry, EntryKind, Receipt, from_micros, to_micros
 from exchange.ledger.receipts import envelope_digest, log_origin, verify_receipt
-from exchange.schema import outbox, peer_checkpoints
+from exchange.schema import directories, outbox, peer_checkpoints
 from exchange.transport.status import RETRY_AFTER_METADATA, is_permanent
 from exchange.wire.bcx.v1 import service_pb2
 
@@ -66,6 +72,8 @@ class Outbox:
         self._known: dict[str, dict[str, note.Checkpoint]] = {}
         self._watchers: dict[bytes, asyncio.Future[int]] = {}
         self._stopping = False
+        # (version, when this node adopted it) of the directory in force.
+        self._adopted: tuple[int, datetime] | None = None
         self.delivered = 0
         self.failures = 0
         node.on_outbox(self.wake)
@@ -300,13 +308,24 @@ class Outbox:
         permanent = (isinstance(error, _Refused) and is_permanent(error.code)) \
             or isinstance(error, ReceiptError)
         age = time.time() - p.created_at / 1e6
-        escalate = not p.escalated and (
+        counts = True
+        if isinstance(error, _Refused) and error.code is grpc.StatusCode.UNAUTHENTICATED:
+            adopted = await self._directory_adopted_at()
+            counts = adopted is None or unauthenticated_counts(
+                directory_adopted_at=adopted, now=self.node.clock(),
+                refresh_seconds=self.node.config.directory_refresh_seconds)
+            permanent = permanent and counts
+        escalate = counts and not p.escalated and (
             permanent or attempts >= cfg.escalate_after_attempts
             or age >= cfg.escalate_after_seconds)
         # The peer's refusal text may quote the message's numbers: only the code is logged
         # (the whole text is kept in the outbox row's last_error).
         reason = error.code.name if isinstance(error, _Refused) else type(error).__name__
         outcome = "refused" if permanent else "retry"
+        if not counts:
+            log.info("peer %s does not authenticate this node: it may not have fetched "
+                     "directory version %d yet; retrying without escalating until its next "
+                     "refresh", recipient, self.node.directory.version)
         self.node.metrics.delivery_failed(p.kind, recipient, outcome, reason)
         log.warning("message delivery failed kind=%s id=%s sender=%s recipient=%s digest=%s "
                     "outcome=%s error=%s attempts=%d retry_in=%.1fs", p.kind, p.message_id.hex(),
@@ -330,6 +349,29 @@ class Outbox:
             log.warning("cannot record delivery failure for %s: %s", recipient, e)
             await asyncio.sleep(delay)
 
+
+    async def _directory_adopted_at(self) -> datetime | None:
+        """When this node adopted the directory in force (its row in ``directories``);
+        now, if it is not recorded yet (the writer records it as it starts); None if the
+        database cannot say (then the answer counts, as it did before this rule)."""
+        version = self.node.directory.version
+        if self._adopted is not None and self._adopted[0] == version:
+            return self._adopted[1]
+
+        def loaded_at() -> int | None:
+            with self.node.reader.connect() as conn:
+                value = conn.scalar(select(directories.c.loaded_at).where(
+                    directories.c.version == version))
+            return None if value is None else int(value)
+        try:
+            micros = await asyncio.to_thread(loaded_at)
+        except Exception as e:  # noqa: BLE001 - a failed delivery must never stop the worker
+            log.warning("cannot read when directory version %d was adopted: %s", version, e)
+            return None
+        if micros is None:
+            return self.node.clock()
+        self._adopted = (version, from_micros(micros))
+        return self._adopted[1]
 
     async def _set_aside(self, recipient: str, p: Pending, error: _Refused) -> None:
         """The peer refused ``p`` for good: take it out of the queue (the row stays, with
@@ -420,6 +462,20 @@ def _retry_hint(error: grpc.aio.AioRpcError) -> float | None:
 
 
 _STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def unauthenticated_counts(*, directory_adopted_at: datetime, now: datetime,
+                           refresh_seconds: float) -> bool:
+    """Whether a peer's UNAUTHENTICATED answer counts toward escalation yet.
+
+    Members ask the office for a newer directory every ``[directory] refresh_seconds``
+    (this node's own setting stands for the federation's). Until that long after this node
+    adopted the directory in force, the peer may simply not have fetched it: it does not
+    know this node yet (newly admitted) or not its current keys. Such an answer waits for
+    that refresh and is retried without escalating; from then on it counts, as any
+    refusal for good does. Pure: the caller finds the adoption time.
+    """
+    return now >= directory_adopted_at + timedelta(seconds=refresh_seconds)
 
 
 def _set_aside_on(code: grpc.StatusCode) -> bool:

@@ -290,7 +290,9 @@ def test_receiver_with_a_locked_sqlite_database_refuses_and_loses_nothing(
         cluster: Cluster) -> None:
     # Another process holds the write lock (a backup tool, an operator's sqlite3 shell);
     # the bureau's writer waits out its busy timeout and then refuses.
-    lock = sqlite3.connect(cluster.db(BUREAU).engine.url.database, isolation_level=None)
+    engine = cluster.db(BUREAU).engine
+    engine.connect().close()  # the file made as the node makes it, 0600, not by sqlite3
+    lock = sqlite3.connect(engine.url.database, isolation_level=None)
     try:
         deliver_through_an_outage(cluster, lambda: lock.execute("BEGIN EXCLUSIVE"),
                                   lambda: lock.execute("ROLLBACK"))

@@ -141,9 +141,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def ledger(template: Path, tmp_path: Path) -> Iterator[Ledger]:
     path = tmp_path / "n.db"
-    shutil.copyfile(template, path)
+    # copy, not copyfile: the copies keep the template's 0600 (a database others may
+    # read is refused).
+    shutil.copy(template, path)
     if template.with_name("n.db-wal").exists():
-        shutil.copyfile(template.with_name("n.db-wal"), path.with_name("n.db-wal"))
+        shutil.copy(template.with_name("n.db-wal"), path.with_name("n.db-wal"))
     engine = storage.create_engine_for(f"sqlite:///{path}")
     yield Ledger(engine, [entry(i).encode() for i in range(SIZE)])
     engine.dispose()
