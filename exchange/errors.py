@@ -167,6 +167,23 @@ class StorageUnavailableError(ExchangeError):
     """The database cannot be written now (locked, stopped); nothing was accepted."""
 
 
+class StorageFullError(StorageUnavailableError):
+    """The database's disk is full; nothing was accepted, and retrying may help later."""
+
+
+class QuotaExceededError(OverloadedError):
+    """A peer has used its storage quota for the day; ``retry_after`` is until the next day."""
+
+
+class InternalError(ExchangeError):
+    """Something failed that is no refusal: the peer is told only ``incident``, an opaque
+    id that this node's log carries beside the error's type."""
+
+    def __init__(self, incident: str) -> None:
+        super().__init__(f"internal error (incident {incident})")
+        self.incident = incident
+
+
 # --- Operators ---------------------------------------------------------------------
 
 
@@ -176,6 +193,10 @@ class OperationError(ExchangeError):
 
 class OperatorNotAllowedError(OperationError):
     """Only the node's own certificate may send operator commands."""
+
+
+class ReadNotAllowedError(ExchangeError):
+    """A ledger read beyond the caller's own entries that this node does not permit."""
 
 
 # --- Data --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from exchange import envelope, identity, messages, migrate, pki, storage
+from exchange import envelope, identity, messages, migrate, pki, quota, storage
 from exchange import receive as checks
 from exchange.config import NodeConfig
 from exchange.errors import DirectoryError, ExchangeError, InvalidBodyError, OverloadedError
@@ -201,6 +201,8 @@ class Node:
         self._directory = self._load_directory()
         self._outbox_wakeups: list[Callable[[str], None]] = []
         self._per_peer_pending: dict[str, int] = {}
+        self.quotas = quota.PeerQuotas(config.limits.quota_bytes_per_peer_per_day,
+                                       quota.stored_since(self.reader))
         self.metrics = NodeMetrics()
         self.metrics.watch(self)
 
@@ -323,9 +325,11 @@ class Node:
         now = self.clock()
         try:
             self._directory.check_current(now)
-            return checks.check_incoming(raw, directory=self._directory, me=self.node_id,
-                                          peer=peer, now=now, limits=self.limits,
-                                          body_checks=self.body_checks)
+            accepted = checks.check_incoming(raw, directory=self._directory, me=self.node_id,
+                                              peer=peer, now=now, limits=self.limits,
+                                              body_checks=self.body_checks)
+            self.quotas.charge(accepted.sender.node_id, len(raw), now)
+            return accepted
         except ExchangeError as e:
             self._refused(peer, None, e)
             raise
