@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import grpc
 
 from exchange import errors as e
+from exchange import storage
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ def answer_for(error: BaseException, *, where: str,
     """
     if isinstance(error, e.InternalError):
         return Answer(grpc.StatusCode.INTERNAL, str(error), error.incident)
+    if isinstance(error, e.StorageFullError) or storage.is_disk_full(error):
+        # Wherever it came from (a batch, or one unit of work's own statement).
+        return Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, STORAGE_FULL)
     code = status_for(error)
     if code is grpc.StatusCode.INTERNAL or isinstance(error, internal):
         incident = new_incident()
@@ -126,8 +130,6 @@ def answer_for(error: BaseException, *, where: str,
                   type(error).__name__)
         return Answer(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})",
                       incident)
-    if isinstance(error, e.StorageFullError):
-        return Answer(code, STORAGE_FULL)
     if isinstance(error, e.StorageUnavailableError):
         return Answer(code, STORAGE_UNAVAILABLE)
     return Answer(code, str(error) or type(error).__name__)
