@@ -185,14 +185,15 @@ def _refusal(error: BaseException) -> service_pb2.DeliverResponse:
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException,
-                 where: str, *, internal: tuple[type[BaseException], ...] = ()) -> None:
+                 where: str, *, internal: tuple[type[BaseException], ...] = (),
+                 to_peer: bool = True) -> None:
     """End the call with the status and text ``answer_for`` gives ``error``."""
     if isinstance(error, grpc.aio.AbortError):
         raise error  # already aborted, with its own status
     if isinstance(error, OverloadedError):
         context.set_trailing_metadata(
             ((RETRY_AFTER_METADATA, str(int(error.retry_after * 1000))),))
-    answer = answer_for(error, where=where, internal=internal)
+    answer = answer_for(error, where=where, internal=internal, to_peer=to_peer)
     await context.abort(answer.code, answer.details)
 
 
@@ -441,7 +442,7 @@ class AdminService(service_pb2_grpc.AdminServicer):
             # The operator is told why; the log gets the type only, as the text may quote
             # the command's numbers, names or ID numbers.
             log.info("operation %s refused: %s", request.operation, type(e).__name__)
-            await _abort(context, e, "Operate")
+            await _abort(context, e, "Operate", to_peer=False)
             raise  # unreachable: abort raises
         log.info("operation %s done", request.operation)
         return service_pb2.OperateResponse(result_json=json.dumps(result).encode())

@@ -33,11 +33,16 @@ full" and "database unavailable". Anything else (a database error, a defect) is 
 described to the peer, nor logged with its message: its text and a driver's parameters
 may quote the message's numbers, names or ID numbers. The peer gets INTERNAL with an
 opaque incident id; this node's log gets the same id with the error's type only.
+
+A refusal's message may name what it refused, a number among them; before it leaves the
+node (a peer keeps it with the message it could not deliver, and tells the office) every
+mobile or ID number in it is masked down to its last four characters (``redact``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -78,6 +83,20 @@ _TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (e.VerificationError, grpc.StatusCode.INVALID_ARGUMENT),
 )
 
+# Mainland mobile numbers, E.164 or national (with the separators people type), and
+# 18-character resident ID numbers, standing alone: not inside a hex id or a word.
+_ALONE_BEFORE, _ALONE_AFTER = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
+_PERSONAL_NUMBER = re.compile(
+    _ALONE_BEFORE + r"(?:(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d){8}|\d{17}[\dXx])"
+    + _ALONE_AFTER)
+
+
+def redact(text: str) -> str:
+    """``text`` with every mobile number and ID number in it masked but its last four
+    characters (``…9517``): enough for the sender to find it in its own message."""
+    return _PERSONAL_NUMBER.sub(lambda m: "…" + m.group(0)[-4:], text)
+
+
 # Told instead of the error's message, which names this node's database.
 STORAGE_FULL = "storage full: this node cannot store more now; retry later"
 STORAGE_UNAVAILABLE = "database unavailable: retry later"
@@ -109,13 +128,15 @@ def new_incident() -> str:
 
 
 def answer_for(error: BaseException, *, where: str,
-               internal: tuple[type[BaseException], ...] = ()) -> Answer:
+               internal: tuple[type[BaseException], ...] = (), to_peer: bool = True
+               ) -> Answer:
     """The status and text to send a peer for ``error`` (see the module's docstring).
 
     ``internal`` names error types that are refusals elsewhere but say, where they are
     raised now, that this node failed (a LedgerError out of the ledger writer while
     receiving is its own trouble, not a refusal of the message). ``where`` (an RPC name)
-    goes into the incident's log line.
+    goes into the incident's log line. ``to_peer`` False: the answer goes to this node's
+    own operator, who may see the numbers of the command it gave.
     """
     if isinstance(error, e.InternalError):
         return Answer(grpc.StatusCode.INTERNAL, str(error), error.incident)
@@ -132,7 +153,8 @@ def answer_for(error: BaseException, *, where: str,
                       incident)
     if isinstance(error, e.StorageUnavailableError):
         return Answer(code, STORAGE_UNAVAILABLE)
-    return Answer(code, str(error) or type(error).__name__)
+    text = str(error) or type(error).__name__
+    return Answer(code, redact(text) if to_peer else text)
 
 
 # Statuses after which the same envelope will never be accepted: the sender escalates at
