@@ -55,6 +55,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--question", action="append", default=[], dest="questions",
                    choices=[q.value for q in messages.CaseQuestion])
 
+    p = command("audit-read", "auditor: read a peer's ledger beyond this node's own entries; "
+                "the reason is logged on both ledgers, and the peer serves only members its "
+                "[ledger] audit_readers lists", cmd_simple("audit-read"))
+    p.add_argument("--peer", required=True, help="the node whose ledger to read")
+    p.add_argument("--reason", required=True, help="why (kept in both ledgers)")
+    p.add_argument("--from", dest="start", type=int, default=0, help="first index")
+    p.add_argument("--limit", type=int, default=100, help="at most this many entries")
+
     p = command("appeal", "carrier: a subscriber contests a shutdown", cmd_simple("appeal"))
     p.add_argument("--number", required=True)
     p.add_argument("--grounds", required=True)

@@ -19,6 +19,7 @@ refusals were logged with their numbers; the office read every entry of every le
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -35,7 +36,8 @@ from sqlalchemy import select
 from exchange import envelope, messages, storage
 from exchange.config import NodeConfig
 from exchange.ledger.entries import Entry
-from exchange.schema import outbox
+from exchange.schema import ledger_leaves, outbox
+from exchange.transport.reads import AUDIT_READ
 from exchange.transport.server import TLSMaterial
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 from nodes import operator
@@ -124,6 +126,11 @@ def personal_data(demo: MeasuredDemo) -> set[str]:
     found |= {n.removeprefix("+86") for n in numbers}  # the national form too
     # Codes and short test inputs ("110", "FZ city") are no one's personal data.
     return {s for s in found if len(s) >= 5}
+
+
+def rows_of_ledger(config: NodeConfig) -> list[tuple[int, bytes]]:
+    return [(r.idx, bytes(r.leaf)) for r in rows(config, select(
+        ledger_leaves.c.idx, ledger_leaves.c.leaf).order_by(ledger_leaves.c.idx))]
 
 
 def leaks(text: str, data: set[str]) -> list[str]:
@@ -226,6 +233,18 @@ def test_personal_data_reaches_no_log_metric_error_text_or_non_party(
     demo.wait("the bureau answers the ID number reported as a phone number", lambda: any(
         r.number == REPORTED_ID and r.final for r in rows(
             cfg["police.fj"], select(report_numbers))), timeout=60)
+
+    # 4. An audit read the bureau does not permit: refused, and recorded by the office.
+    audit = subprocess.run(
+        [str(BCX), "audit-read", "--config", str(cfg["office.cn"].path), "--peer",
+         "bureau.fj", "--reason", "review of the overdue notice escalation"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert audit.returncode != 0
+    assert "PERMISSION_DENIED" in audit.stderr and "[ledger] audit_readers" in audit.stderr
+    office_actions = [Entry.decode(leaf) for _, leaf in rows_of_ledger(cfg["office.cn"])]
+    assert [json.loads(e.detail)["reason"] for e in office_actions
+            if e.subject == AUDIT_READ and e.peer == "bureau.fj"] == [
+                "review of the overdue notice escalation"]
 
     data = personal_data(demo)
     assert HOLDER_CARDS[1] in data and "Li Si" in data and "350102198805052222" in data
