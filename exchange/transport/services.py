@@ -180,8 +180,9 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
 
 def _refusal(error: BaseException) -> service_pb2.DeliverResponse:
     answer = answer_for(error, where="DeliverStream", internal=RECEIVING_INTERNAL)
+    wait = int(error.retry_after * 1000) if isinstance(error, OverloadedError) else 0
     return service_pb2.DeliverResponse(error_code=answer.code.value[0],
-                                       error_message=answer.details)
+                                       error_message=answer.details, retry_after_ms=wait)
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException,

@@ -126,26 +126,37 @@ def test_no_storage_quota_per_peer_a_flood_of_large_reports_is_refused(tmp_path:
     asyncio.run(after_restart())
 
 
-def test_quota_refusal_is_not_retried_in_a_loop_by_the_senders_outbox(tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", [1, 12], ids=["unary", "stream"])
+def test_quota_refusal_is_not_retried_in_a_loop_by_the_senders_outbox(
+        tmp_path: Path, count: int) -> None:
+    # One message goes by Deliver (the hint in the retry-after-ms trailer); from
+    # bulk_threshold (8) on they go by DeliverStream (the hint in the response).
     bureau = node(tmp_path, BUREAU, limits={"quota_bytes_per_peer_per_day": MiB})
     carrier = node(tmp_path, CARRIER)
+    size = 2 * MiB if count == 1 else 200 * 1024
 
     async def scenario() -> None:
-        async with running(bureau, carrier):
-            await carrier.send(BUREAU, channel_report(2 * MiB))
-
-            def row() -> Any:
-                with carrier.reader.connect() as conn:
-                    return conn.execute(select(outbox).where(outbox.c.recipient == BUREAU)
-                                        ).first()
-            await wait_for(lambda: row().attempts >= 1, timeout=30)
-            await asyncio.sleep(2)
-            held = row()
-            assert held.attempts == 1, "the outbox retried a quota refusal at once"
-            assert held.delivered_at is None and held.refused_at is None  # kept, not lost
-            assert QUOTA_KEY in held.last_error
-            wait = held.next_attempt_at / 1e6 - time.time()
-            assert wait >= min(seconds_to_next_day(), 3600) - 120
+        async with running(bureau):
+            carrier.start_writer()  # queued before the carrier's outbox runs
+            for _ in range(count):
+                await carrier.send(BUREAU, channel_report(size))
+            carrier.stop_writer()
+            async with running(carrier):
+                def held() -> list[Any]:
+                    with carrier.reader.connect() as conn:
+                        return list(conn.execute(select(outbox).where(
+                            outbox.c.recipient == BUREAU, outbox.c.delivered_at.is_(None))
+                            .order_by(outbox.c.seq)))
+                await wait_for(lambda: held() and held()[0].attempts >= 1, timeout=60)
+                await asyncio.sleep(2)
+                head = held()[0]
+                assert head.attempts == 1, "the outbox retried a quota refusal at once"
+                assert head.refused_at is None  # kept, not set aside: it goes out tomorrow
+                assert QUOTA_KEY in head.last_error
+                wait = head.next_attempt_at / 1e6 - time.time()
+                assert wait >= min(seconds_to_next_day(), 3600) - 120
+                if count > 1:
+                    assert 0 < len(held()) < count  # the stream delivered what fitted
     asyncio.run(scenario())
 
 
