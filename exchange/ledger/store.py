@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, InvalidStateError
@@ -557,9 +558,12 @@ class GroupCommitter:
                         if not isinstance(e, ExchangeError | SQLAlchemyError | ValueError
                                           | KeyError):
                             # A defect in a handler: refuse this message (the sender retries
-                            # and escalates), keep the rest of the batch, and say where.
-                            log.exception("ledger work item failed")
-                            e = LedgerError(f"handler failed: {e!r}")
+                            # and escalates), keep the rest of the batch, and say where: the
+                            # frames, not the error's text, which may quote personal data.
+                            log.error(  # noqa: TRY400 - frames only, not the error's text
+                                "ledger work item failed: %s at\n%s", type(e).__name__,
+                                "".join(traceback.format_tb(e.__traceback__)))
+                            e = LedgerError(f"handler failed: {type(e).__name__}")
                         # Its failure is final whatever becomes of the batch: say so now,
                         # before the work after it runs.
                         with contextlib.suppress(InvalidStateError):
@@ -577,7 +581,7 @@ class GroupCommitter:
             if isinstance(e, DBAPIError | SQLAlchemyError):
                 err = storage.wrap_db_error(e, url=store.engine.url)
             elif not isinstance(e, ExchangeError):
-                err = LedgerError(f"ledger transaction failed: {e!r}")
+                err = LedgerError(f"ledger transaction failed: {type(e).__name__}")
             log.warning("ledger batch of %d rolled back: %s", len(batch), err)
             for work in batch:
                 with contextlib.suppress(InvalidStateError):
