@@ -202,7 +202,7 @@ class Node:
         self._outbox_wakeups: list[Callable[[str], None]] = []
         self._per_peer_pending: dict[str, int] = {}
         self.quotas = quota.PeerQuotas(config.limits.quota_bytes_per_peer_per_day,
-                                       quota.stored_since(self.reader))
+                                       quota.stored_since(self.reader), now=self.clock())
         self.metrics = NodeMetrics()
         self.metrics.watch(self)
 

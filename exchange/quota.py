@@ -10,8 +10,8 @@ in a loop.
 
 ``charge`` is the decision, pure. ``PeerQuotas`` holds today's usage in memory, charged
 as messages pass the receive checks (a repeat or a message refused later counts too:
-the quota errs towards refusing). It starts each day from what the ledger already
-holds for that day, so restarting a node does not give every peer a fresh quota.
+the quota errs towards refusing). A node starts from what its ledger already holds for
+the day, so restarting it does not give every peer a fresh quota.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Engine, func, select
 
 from exchange.errors import QuotaExceededError
-from exchange.ledger.entries import EntryKind, to_micros
-from exchange.schema import ledger_leaves
+from exchange.ledger.entries import to_micros
+from exchange.schema import inbox, ledger_leaves
 
 QUOTA_KEY = "[limits] quota_bytes_per_peer_per_day"
 
@@ -64,22 +64,24 @@ UsageLoader = Callable[[datetime], Mapping[str, int]]
 
 
 class PeerQuotas:
-    """Today's usage of every peer; ``charge`` is called for each message received."""
+    """Today's usage of every peer; ``charge`` is called for each message received.
 
-    def __init__(self, limit: int, load: UsageLoader) -> None:
+    The usage of the day the node starts in is read from the database once, when this is
+    made (before the node serves); a day that begins while it runs begins empty.
+    """
+
+    def __init__(self, limit: int, load: UsageLoader, *, now: datetime) -> None:
         self.limit = limit
-        self._load = load
-        self._day: date | None = None
-        self._usage: dict[str, Usage] = {}
+        self._day = day_of(now)
+        start = datetime.combine(self._day, time(), tzinfo=UTC)
+        self._usage = {p: Usage(self._day, n) for p, n in load(start).items()}
         self._lock = threading.Lock()
 
     def charge(self, peer: str, size: int, now: datetime) -> None:
         with self._lock:
             day = day_of(now)
             if day != self._day:
-                start = datetime.combine(day, time(), tzinfo=UTC)
-                self._usage = {p: Usage(day, n) for p, n in self._load(start).items()}
-                self._day = day
+                self._usage, self._day = {}, day
             usage = self._usage.get(peer, Usage(day, 0))
             self._usage[peer] = charge(usage, size, limit=self.limit, peer=peer, now=now)
 
@@ -90,13 +92,19 @@ class PeerQuotas:
 
 
 def stored_since(engine: Engine) -> UsageLoader:
-    """A loader of the bytes each peer has had this node log RECEIVED since a time."""
+    """A loader of the bytes of the messages each peer has had this node log since a time.
+
+    It goes through the inbox (small rows, one a message) to the leaves by index: the
+    ledger's own rows hold the leaf before the columns a filter would need, and reading
+    past large leaves costs their every page.
+    """
     def load(since: datetime) -> dict[str, int]:
-        c = ledger_leaves.c
+        leaf = ledger_leaves.c
         with engine.connect() as conn:
             rows = conn.execute(
-                select(c.peer, func.sum(func.length(c.leaf)))
-                .where(c.kind == int(EntryKind.RECEIVED), c.logged_at >= to_micros(since))
-                .group_by(c.peer)).all()
+                select(inbox.c.sender, func.sum(func.length(leaf.leaf)))
+                .select_from(inbox.join(ledger_leaves, leaf.idx == inbox.c.leaf_idx))
+                .where(inbox.c.received_at >= to_micros(since))
+                .group_by(inbox.c.sender)).all()
         return {str(peer): int(n or 0) for peer, n in rows}
     return load
