@@ -174,7 +174,11 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND,
                                 f"no directory newer than version {request.newer_than}")
         signed = directory_pb2.SignedDirectory()
-        signed.ParseFromString(self.node.signed_directory())
+        try:
+            signed.ParseFromString(await asyncio.to_thread(self.node.signed_directory))
+        except Exception as e:
+            await _abort(context, e, "GetDirectory")
+            raise
         return signed
 
 
