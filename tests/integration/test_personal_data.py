@@ -254,6 +254,11 @@ def test_personal_data_reaches_no_log_metric_error_text_or_non_party(
         assert not leaks(text, data), f"an error text told a peer {leaks(text, data)}: {text}"
     for r in rows(cfg["office.cn"], select(escalations)):
         assert not leaks(r.detail, data), f"an escalation relayed {leaks(r.detail, data)}"
+    for node_id, config in cfg.items():  # what peers answered the scenario's deliveries
+        for r in rows(config, select(outbox.c.last_error).where(
+                outbox.c.last_error.is_not(None))):
+            assert not leaks(r.last_error, data), \
+                f"a peer of {node_id} answered {leaks(r.last_error, data)}"
 
     # What members read of ledgers: only entries they are party to, and the office the
     # messages escalated to it; a proof's leaf under the same rule.
