@@ -385,12 +385,15 @@ class Node:
         """Count and log what became of a message once its transaction ended."""
         self._release(peer)
         if fut.cancelled():
+            self.quotas.refund(accepted.sender.node_id, len(accepted.envelope.raw))
             return
         error = fut.exception()
         if error is not None:
             self._refused(peer, accepted, error)
             return
         leaf_idx, duplicate, _ = fut.result().result
+        if duplicate:  # stored once already: a repeat costs the peer's quota nothing
+            self.quotas.refund(accepted.sender.node_id, len(accepted.envelope.raw))
         outcome = DUPLICATE if duplicate else ACCEPTED
         header = accepted.message.header
         self.metrics.received(accepted.message.kind, outcome)
@@ -402,6 +405,8 @@ class Node:
                  error: BaseException) -> None:
         # Only the error's type: its text may quote the message's numbers.
         kind = accepted.message.kind if accepted else UNKNOWN
+        if accepted is not None:  # charged to the peer's quota by check, stored not
+            self.quotas.refund(accepted.sender.node_id, len(accepted.envelope.raw))
         self.metrics.refused(kind, error)
         if accepted is None:
             log.info("message refused kind=%s peer=%s recipient=%s outcome=%s error=%s",

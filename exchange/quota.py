@@ -8,10 +8,12 @@ that it is refused RESOURCE_EXHAUSTED, naming the quota, with a ``retry-after-ms
 that reaches to the next day, so its outbox waits (and escalates) instead of retrying
 in a loop.
 
-``charge`` is the decision, pure. ``PeerQuotas`` holds today's usage in memory, charged
-as messages pass the receive checks (a repeat or a message refused later counts too:
-the quota errs towards refusing). A node starts from what its ledger already holds for
-the day, so restarting it does not give every peer a fresh quota.
+``charge`` is the decision, pure. ``PeerQuotas`` holds today's usage in memory: charged
+as a message passes the receive checks (so messages in flight together cannot pass the
+quota), given back if it is not stored after all (refused later, a repeat of one stored,
+its call gone), so a sender's retries never use it up. A node starts from what its
+ledger already holds for the day, so restarting it does not give every peer a fresh
+quota.
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ class PeerQuotas:
                 self._usage, self._day = {}, day
             usage = self._usage.get(peer, Usage(day, 0))
             self._usage[peer] = charge(usage, size, limit=self.limit, peer=peer, now=now)
+
+    def refund(self, peer: str, size: int) -> None:
+        """Give back what ``charge`` took for a message that was not stored after all
+        (refused later, a repeat, its call gone), so retries do not use up the quota."""
+        with self._lock:
+            usage = self._usage.get(peer)
+            if usage is not None and usage.day == self._day:
+                self._usage[peer] = Usage(usage.day, max(usage.used - size, 0))
 
     def used(self, peer: str) -> int:
         with self._lock:

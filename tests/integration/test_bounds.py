@@ -126,6 +126,22 @@ def test_no_storage_quota_per_peer_a_flood_of_large_reports_is_refused(tmp_path:
     asyncio.run(after_restart())
 
 
+def test_repeats_and_refused_messages_do_not_use_up_the_quota(tmp_path: Path) -> None:
+    # A sender retries what it got no receipt for; only what is stored counts.
+    bureau = node(tmp_path, BUREAU, limits={"quota_bytes_per_peer_per_day": 3 * MiB})
+    carrier = node(tmp_path, CARRIER)
+    first, second = (signed_envelope(carrier, BUREAU, channel_report(MiB)) for _ in range(2))
+
+    async def scenario() -> None:
+        async with running(bureau), client_channel(carrier, bureau) as ch:
+            stub = service_pb2_grpc.ExchangeStub(ch)
+            for _ in range(4):  # stored once, then answered with its first receipt
+                await stub.Deliver(service_pb2.DeliverRequest(envelope=first), timeout=30)
+            await stub.Deliver(service_pb2.DeliverRequest(envelope=second), timeout=30)
+        assert bureau.quotas.used(CARRIER) == len(first) + len(second)
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("count", [1, 12], ids=["unary", "stream"])
 def test_quota_refusal_is_not_retried_in_a_loop_by_the_senders_outbox(
         tmp_path: Path, count: int) -> None:

@@ -72,3 +72,15 @@ def test_usage_starts_from_what_the_ledger_holds_and_is_per_peer() -> None:
     quotas.charge("police.fj", 1000, NOON + timedelta(days=1))
     assert len(loads) == 1
     assert quotas.used("police.fj") == 1000 and quotas.used("commerce.fj") == 0
+
+
+def test_what_is_not_stored_is_given_back() -> None:
+    quotas = PeerQuotas(1000, lambda since: {}, now=NOON)
+    quotas.charge("police.fj", 800, NOON)
+    with pytest.raises(QuotaExceededError):
+        quotas.charge("police.fj", 800, NOON)  # a retry of it, while it is refused
+    quotas.refund("police.fj", 800)  # the first was refused later (overloaded)
+    quotas.charge("police.fj", 800, NOON)  # so its retry fits
+    assert quotas.used("police.fj") == 800
+    quotas.refund("police.fj", 5000)
+    assert quotas.used("police.fj") == 0  # never below nothing
