@@ -175,15 +175,6 @@ class QuotaExceededError(OverloadedError):
     """A peer has used its storage quota for the day; ``retry_after`` is until the next day."""
 
 
-class InternalError(ExchangeError):
-    """Something failed that is no refusal: the peer is told only ``incident``, an opaque
-    id that this node's log carries beside the error's type."""
-
-    def __init__(self, incident: str) -> None:
-        super().__init__(f"internal error (incident {incident})")
-        self.incident = incident
-
-
 # --- Operators ---------------------------------------------------------------------
 
 

@@ -138,8 +138,6 @@ def answer_for(error: BaseException, *, where: str,
     goes into the incident's log line. ``to_peer`` False: the answer goes to this node's
     own operator, who may see the numbers of the command it gave.
     """
-    if isinstance(error, e.InternalError):
-        return Answer(grpc.StatusCode.INTERNAL, str(error), error.incident)
     if isinstance(error, e.StorageFullError) or storage.is_disk_full(error):
         # Wherever it came from (a batch, or one unit of work's own statement).
         return Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, STORAGE_FULL)
