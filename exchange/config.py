@@ -36,6 +36,11 @@ class Limits:
     max_batch: int = 512
     # What an overloaded node asks a sender to wait before trying again.
     retry_after_ms: float = 500.0
+    # Bytes of envelopes one peer may have this node store a day (UTC); beyond it the
+    # peer is refused RESOURCE_EXHAUSTED until the next day.
+    quota_bytes_per_peer_per_day: int = 256 * 1024 * 1024
+    # Bytes of leaves one GetEntries answer holds at most (it says where to go on).
+    max_entries_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,9 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     delivery: Delivery = field(default_factory=Delivery)
     deadlines: Deadlines = field(default_factory=Deadlines)
+    # Members that may read this ledger beyond their own entries, each read naming its
+    # reason and logged on both sides ([ledger] audit_readers; none by default).
+    audit_readers: tuple[str, ...] = ()
     path: Path | None = None
 
     @classmethod
@@ -114,8 +122,12 @@ class NodeConfig:
         server = r.table("server")
         database = r.table("database")
         directory = r.table("directory")
+        ledger = data.get("ledger", {})
+        if not isinstance(ledger, dict):
+            raise ConfigError(f"{where}: [ledger] must be a table")
         for name, table in (("node", node), ("keys", keys), ("server", server),
-                            ("database", database), ("directory", directory)):
+                            ("database", database), ("directory", directory),
+                            ("ledger", ledger)):
             r.known(table, name, TABLES[name])
 
         def rel(p: str) -> Path:
@@ -172,6 +184,7 @@ class NodeConfig:
             limits=r.dataclass(Limits, data.get("limits", {}), "limits"),
             delivery=r.dataclass(Delivery, data.get("delivery", {}), "delivery"),
             deadlines=r.dataclass(Deadlines, data.get("deadlines", {}), "deadlines"),
+            audit_readers=r.node_ids(ledger, "ledger.audit_readers"),
             path=path,
         )
 
@@ -183,12 +196,13 @@ class NodeConfig:
 # Keys of the tables that are not read into a dataclass; "": the top level's tables.
 TABLES: dict[str, frozenset[str]] = {
     "": frozenset({"node", "keys", "server", "database", "directory", "limits", "delivery",
-                   "deadlines"}),
+                   "deadlines", "ledger"}),
     "node": frozenset({"id", "office", "timezone"}),
     "keys": frozenset({"dir", "ca"}),
     "server": frozenset({"listen", "metrics_listen"}),
     "database": frozenset({"url"}),
     "directory": frozenset({"file", "refresh_seconds"}),
+    "ledger": frozenset({"audit_readers"}),
 }
 
 
@@ -225,6 +239,14 @@ class _Reader:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{self.where}: {key} must be a non-empty string, got {value!r}")
         return value
+
+    def node_ids(self, table: dict[str, Any], key: str) -> tuple[str, ...]:
+        value = table.get(key.rsplit(".", maxsplit=1)[-1], [])
+        if not isinstance(value, list) or not all(
+                isinstance(v, str) and NODE_ID.match(v) for v in value):
+            raise ConfigError(f"{self.where}: {key} must be a list of node ids like "
+                              f"[\"office.cn\"], got {value!r}")
+        return tuple(value)
 
     def opt_str(self, table: dict[str, Any], key: str) -> str | None:
         if key.rsplit(".", maxsplit=1)[-1] not in table:

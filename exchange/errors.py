@@ -179,6 +179,14 @@ class StorageUnavailableError(ExchangeError):
     """The database cannot be written now (locked, stopped); nothing was accepted."""
 
 
+class StorageFullError(StorageUnavailableError):
+    """The database's disk is full; nothing was accepted, and retrying may help later."""
+
+
+class QuotaExceededError(OverloadedError):
+    """A peer has used its storage quota for the day; ``retry_after`` is until the next day."""
+
+
 # --- Operators ---------------------------------------------------------------------
 
 
@@ -188,6 +196,10 @@ class OperationError(ExchangeError):
 
 class OperatorNotAllowedError(OperationError):
     """Only the node's own certificate may send operator commands."""
+
+
+class ReadNotAllowedError(ExchangeError):
+    """A ledger read beyond the caller's own entries that this node does not permit."""
 
 
 # --- Data --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from exchange import envelope, identity, messages, migrate, pki, storage
+from exchange import envelope, identity, messages, migrate, pki, quota, storage
 from exchange import receive as checks
 from exchange.config import NodeConfig
 from exchange.errors import DirectoryError, ExchangeError, InvalidBodyError, OverloadedError
@@ -205,6 +205,8 @@ class Node:
         self._directory = self._load_directory()
         self._outbox_wakeups: list[Callable[[str], None]] = []
         self._per_peer_pending: dict[str, int] = {}
+        self.quotas = quota.PeerQuotas(config.limits.quota_bytes_per_peer_per_day,
+                                       quota.stored_since(self.reader), now=self.clock())
         self.metrics = NodeMetrics()
         self.metrics.watch(self)
 
@@ -328,9 +330,11 @@ class Node:
         now = self.clock()
         try:
             self._directory.check_current(now)
-            return checks.check_incoming(raw, directory=self._directory, me=self.node_id,
-                                          peer=peer, now=now, limits=self.limits,
-                                          body_checks=self.body_checks)
+            accepted = checks.check_incoming(raw, directory=self._directory, me=self.node_id,
+                                              peer=peer, now=now, limits=self.limits,
+                                              body_checks=self.body_checks)
+            self.quotas.charge(accepted.sender.node_id, len(raw), now)
+            return accepted
         except ExchangeError as e:
             self._refused(peer, None, e)
             raise
@@ -386,12 +390,15 @@ class Node:
         """Count and log what became of a message once its transaction ended."""
         self._release(peer)
         if fut.cancelled():
+            self.quotas.refund(accepted.sender.node_id, len(accepted.envelope.raw))
             return
         error = fut.exception()
         if error is not None:
             self._refused(peer, accepted, error)
             return
         leaf_idx, duplicate, _ = fut.result().result
+        if duplicate:  # stored once already: a repeat costs the peer's quota nothing
+            self.quotas.refund(accepted.sender.node_id, len(accepted.envelope.raw))
         outcome = DUPLICATE if duplicate else ACCEPTED
         header = accepted.message.header
         self.metrics.received(accepted.message.kind, outcome)
@@ -403,6 +410,8 @@ class Node:
                  error: BaseException) -> None:
         # Only the error's type: its text may quote the message's numbers.
         kind = accepted.message.kind if accepted else UNKNOWN
+        if accepted is not None:  # charged to the peer's quota by check, stored not
+            self.quotas.refund(accepted.sender.node_id, len(accepted.envelope.raw))
         self.metrics.refused(kind, error)
         if accepted is None:
             log.info("message refused kind=%s peer=%s recipient=%s outcome=%s error=%s",

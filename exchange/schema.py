@@ -47,7 +47,7 @@ ledger_leaves = Table(
     Column("logged_at", BigInteger, nullable=False),
     Index("ix_ledger_leaves_message_digest", "message_digest"),
     Index("ix_ledger_leaves_message_id", "message_id"),
-    Index("ix_ledger_leaves_peer", "peer"),
+    Index("ix_ledger_leaves_peer_idx", "peer", "idx"),
 )
 
 # Hash of every full subtree: leaves [idx * 2**level, (idx + 1) * 2**level).

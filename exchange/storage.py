@@ -8,6 +8,7 @@ UNAVAILABLE, retry) versus everything else.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import sqlite3
@@ -24,7 +25,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from exchange import files
-from exchange.errors import ConfigError, ExchangeError, StorageUnavailableError
+from exchange.errors import (
+    ConfigError,
+    ExchangeError,
+    StorageFullError,
+    StorageUnavailableError,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -152,7 +158,9 @@ def _create_sqlite_engine(url: URL, *, pool_size: int, busy_timeout_ms: int) -> 
                 f"cannot create the directory of SQLite database {database!r}: {e}"
             ) from e
 
-    engine = sqlalchemy.create_engine(url, pool_size=pool_size)
+    # hide_parameters: a statement's values may be personal data, and SQLAlchemy would
+    # put them into every error's text.
+    engine = sqlalchemy.create_engine(url, pool_size=pool_size, hide_parameters=True)
 
     if not in_memory and not url.query.get("uri"):
         path = Path(database)
@@ -231,7 +239,8 @@ def _create_postgres_engine(url: URL, *, pool_size: int) -> sqlalchemy.Engine:
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = DEFAULT_PG_CONNECT_TIMEOUT_S
     return sqlalchemy.create_engine(
-        url, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args
+        url, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args,
+        hide_parameters=True,
     )
 
 
@@ -266,9 +275,30 @@ def wrap_db_error(exc: BaseException, *, url: str | URL) -> ExchangeError:
     """
     database = redact_url(url)
     cause = _describe(exc)
+    if is_disk_full(exc):
+        return StorageFullError(f"database {database} is full: {cause}")
     if is_unavailable(exc):
         return StorageUnavailableError(f"database {database} is unavailable: {cause}")
     return ExchangeError(f"database {database} failed: {cause}")
+
+
+# SQLITE_FULL; PostgreSQL's disk_full; the operating system's ENOSPC and EDQUOT.
+_SQLITE_FULL_MESSAGE: Final = "database or disk is full"
+_PG_DISK_FULL: Final = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) says the database's disk is full."""
+    for error in _causes(exc):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(error, sqlite3.Error) and (
+                getattr(error, "sqlite_errorname", "") == "SQLITE_FULL"
+                or _SQLITE_FULL_MESSAGE in str(error)):
+            return True
+        if getattr(error, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+    return False
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -196,4 +196,35 @@ def make_running(config: NodeConfig, *, listen: str | None = None, **kw: Any) ->
     running = RunningNode(node, listen=listen, background=[scheduler.run],
                           operations=operations(node, scheduler))
     running.operations["directory-refresh"] = directory_refresh_operation(running)
+    running.operations["audit-read"] = _operation(
+        "audit-read", audit_read, lambda arguments: audit_read(running, **arguments))
     return running
+
+
+async def audit_read(running: RunningNode, *, peer: str, reason: str, start: int = 0,
+                     limit: int = 100) -> dict[str, Any]:
+    """An auditor's read of ``peer``'s ledger beyond this node's own entries: logged here
+    (ACTION audit-read) before asking, and by the peer, which serves it only if its
+    [ledger] audit_readers lists this node."""
+    import grpc
+
+    from exchange.ledger.entries import Entry
+    from exchange.transport.reads import read_entries
+
+    running.node.directory.member(peer)  # a peer the directory does not list is named
+    if not reason.strip():
+        raise OperationError("audit-read: name the reason for reading (--reason)")
+    try:
+        page = await read_entries(running.node, running.peers, peer, start=start,
+                                  limit=limit, audit_reason=reason)
+    except grpc.aio.AioRpcError as e:
+        raise OperationError(f"audit-read of {peer}: {e.code().name}: {e.details()}") from None
+    entries = []
+    for index, leaf in page.entries:
+        entry = Entry.decode(leaf)
+        entries.append({"index": index, "kind": entry.kind.name, "peer": entry.peer,
+                        "message_id": entry.message_id.hex(), "subject": entry.subject,
+                        "logged_at": entry.logged_at.isoformat(timespec="seconds"),
+                        "leaf": base64.b64encode(leaf).decode()})
+    return {"peer": peer, "read": len(entries), "next_start": page.next_start,
+            "entries": entries}

@@ -151,6 +151,21 @@ def add_commands(sub: Any) -> None:
                         + ", ".join(q.value for q in messages.CaseQuestion)
                         + " (default: all)")
 
+    p = command("audit-read", "auditor: read a peer's ledger beyond this node's own entries; "
+                "the reason is logged on both ledgers, and the peer serves only members its "
+                "[ledger] audit_readers lists", cmd_simple("audit-read"),
+                "bcx audit-read --config office.cn/node.toml --peer bureau.fj --reason "
+                "'inspection order 2026-17' --from 0 --limit 100")
+    p.add_argument("--peer", required=True, metavar="ID",
+                   help="node id of the peer whose ledger to read, e.g. bureau.fj")
+    p.add_argument("--reason", required=True, metavar="TEXT",
+                   help="why the read is needed (kept in both ledgers)")
+    p.add_argument("--from", dest="start", type=_count_arg, default=0, metavar="INDEX",
+                   help="first leaf index, a whole number ≥ 0 (default 0)")
+    p.add_argument("--limit", type=_count_arg, default=100, metavar="N",
+                   help="entries at most, a whole number ≥ 0 (default 100; a page also stops "
+                        "at the peer's byte limit)")
+
     p = command("appeal", "carrier: a subscriber contests a shutdown", cmd_simple("appeal"),
                 "bcx appeal --config cmcc.fj/node.toml --number +8615959000123 "
                 "--grounds 'subscriber registered in person on 2026-03-02'")
@@ -303,7 +318,10 @@ def add_commands(sub: Any) -> None:
         "bcx subscribers import subscribers.csv --config cmcc.fj/node.toml")
     s_sub = p.add_subparsers(metavar="ACTION")
     p = cliopts.examples(
-        s_sub.add_parser("import", help="load subscribers from a CSV file"),
+        s_sub.add_parser(
+            "import", help="load subscribers from a CSV file: every row is checked, and "
+            "written 5,000 rows a transaction (the running node waits for no longer); rows "
+            "already present are skipped, so an import that stopped is run again as it was"),
         "bcx subscribers import subscribers.csv --config cmcc.fj/node.toml")
     p.add_argument("file", type=Path, metavar="FILE.csv",
                    help="the subscriber system's export (UTF-8 CSV with a header row)")
@@ -318,6 +336,13 @@ def _config(args: argparse.Namespace) -> NodeConfig:
     config = NodeConfig.from_file(args.config)
     render.set_timezone(config.timezone)
     return config
+
+
+def _count_arg(text: str) -> int:
+    """argparse type: a whole number ≥ 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 0")
+    return int(text)
 
 
 def _percent(text: str) -> int:
@@ -737,7 +762,12 @@ def cmd_subscribers_import(args: argparse.Namespace) -> int:
     cfg = _config(args)
     engine = storage.create_engine_for(cfg.database_url)
     migrate.upgrade(engine)
-    n = import_csv(engine, args.file)
-    _print(args, {"node": cfg.node_id, "imported": n},
-           f"imported {n} subscriber(s) into {cfg.node_id}")
+    with render.Progress("imported rows:") as shown:
+        result = import_csv(engine, args.file, progress=shown.update)
+    _print(args, {"node": cfg.node_id, "imported": result.rows, "added": result.added,
+                  "already_present": result.rows - result.added,
+                  "longest_write_seconds": round(result.longest_write, 3)},
+           f"imported {result.rows} subscriber row(s) into {cfg.node_id}: {result.added} "
+           f"new, {result.rows - result.added} already present; longest write "
+           f"{result.longest_write:.3f}s")
     return 0

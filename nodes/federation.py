@@ -90,6 +90,11 @@ file = "{directory}"
 # max_batch = 512
 # What an overloaded node asks a sender to wait before trying again.
 # retry_after_ms = 500
+# Bytes of envelopes one peer may have this node store a day (UTC); beyond it the peer
+# is refused RESOURCE_EXHAUSTED, naming this key, until the next day.
+# quota_bytes_per_peer_per_day = 268435456
+# Bytes of leaves one GetEntries answer holds at most (it says where to go on).
+# max_entries_bytes = 4194304
 
 [delivery]
 # Retry backoff: doubles from the initial delay up to the maximum, with jitter.
@@ -104,6 +109,13 @@ file = "{directory}"
 # call_timeout_seconds = 30
 # On SIGTERM: how long calls under way, then deliveries under way, may take to finish.
 # stop_grace_seconds = 5
+
+[ledger]
+# A member reads this ledger's checkpoints and proofs, and only the entries it is party
+# to (or that an escalation to the office names). Members listed here may read more, an
+# audit: each such read names its reason, is refused unless listed, and is logged as an
+# ACTION "audit-read" entry here and on the reader's ledger.
+# audit_readers = ["office.cn"]
 
 [deadlines]
 # Time a receiver has to act, by obligation.

@@ -209,8 +209,9 @@ class Progress:
         self.clear()
         _active.remove(self)
 
-    def update(self, done: int, total: int) -> None:
-        self.text = f"{self.label} {done}/{total}"
+    def update(self, done: int, total: int | None = None) -> None:
+        """``label done/total``, or ``label done`` where the total is not known yet."""
+        self.text = f"{self.label} {done}" + (f"/{total}" if total is not None else "")
         self.draw()
 
     def draw(self) -> None:

@@ -13,13 +13,14 @@ import csv
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from exchange import numbers
 from exchange.errors import NumberError, OperationError
@@ -261,58 +262,125 @@ CSV_COLUMNS = ("number", "status", "real_name_state", "province", "subscriber_na
                "id_number", "outlet_code", "activated_at", "ported_to", "protected_reason")
 
 
+# Rows written per transaction. The import shares the database with the running node,
+# whose ledger writer waits for the write lock while a transaction holds it: a chunk is
+# written in well under a second even on a loaded machine (see ImportResult.longest_write), where
+# one transaction for a whole base held the writer for 14 s.
+IMPORT_CHUNK = 5_000
+
+_COLUMNS = ("number", "status", "real_name_state", "province", "subscriber_name",
+            "id_number", "outlet_code", "ported_to", "protected_reason", "registered_at",
+            "activated_at")
+# Already-present rows are skipped, so an import that stopped (a bad row, a crash) is
+# run again as it was and goes on from where it stopped; nothing imported is changed.
+_INSERT_SUBSCRIBERS = DriverStatement(
+    f"INSERT INTO sub_subscribers ({', '.join(_COLUMNS)}) "  # noqa: S608 - constant names
+    f"VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT (number) DO NOTHING")
+_INSERT_OUTLETS = DriverStatement(
+    "INSERT INTO sub_outlets (outlet_code, outlet_name, agent, address) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (outlet_code) DO NOTHING")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    rows: int  # rows read and checked
+    added: int  # rows new to the subscriber system (the others were there already)
+    longest_write: float  # seconds the longest transaction held the database's writer
+
+
+def check_row(n: int, row: dict[str, Any]) -> tuple[Any, ...]:
+    """Subscriber row ``n`` as the values of _COLUMNS; OperationError naming the row."""
+    try:
+        number = numbers.normalise(str(row["number"]))
+    except (KeyError, NumberError) as e:
+        raise OperationError(f"subscriber row {n}: bad or missing number: {e}") from e
+    status = row.get("status") or ACTIVE
+    if status not in STATES:
+        raise OperationError(f"subscriber row {n}: status {status!r} is not one of "
+                             f"{', '.join(sorted(STATES))}")
+    try:
+        state = RealNameState(row.get("real_name_state") or "registered")
+    except ValueError as e:
+        raise OperationError(f"subscriber row {n}: {e}") from e
+    activated = row.get("activated_at")
+    if isinstance(activated, str) and activated:
+        try:
+            activated = datetime.fromisoformat(activated)
+        except ValueError as e:
+            raise OperationError(f"subscriber row {n}: activated_at {activated!r} is not "
+                                 "an ISO 8601 time") from e
+        if activated.utcoffset() is None:
+            raise OperationError(f"subscriber row {n}: activated_at {activated} has no "
+                                 "time zone (write e.g. +08:00)")
+    province = row.get("province") or ""
+    if not province:
+        raise OperationError(f"subscriber row {n}: province is empty")
+    at = to_micros(activated) if activated else None
+    return (number, status, state.value, province, row.get("subscriber_name") or "",
+            row.get("id_number") or "", row.get("outlet_code") or "",
+            row.get("ported_to") or "", row.get("protected_reason") or "", at, at)
+
+
 def import_rows(engine: Engine, rows: Iterable[dict[str, Any]],
-                outlet_rows: Iterable[dict[str, str]] = ()) -> int:
-    """Insert subscribers (and outlets); each row is checked and errors name the row."""
-    checked = []
+                outlet_rows: Iterable[dict[str, str]] = (), *, chunk: int = IMPORT_CHUNK,
+                progress: Callable[[int], None] | None = None) -> ImportResult:
+    """Insert subscribers (and outlets), ``chunk`` rows a transaction; rows already
+    present are skipped. Each row is checked; a bad one stops the import with an
+    OperationError naming it and saying how many rows before it were imported (run the
+    import again once it is fixed: those are skipped). ``progress`` is told the number of
+    rows done after each transaction."""
+    longest = 0.0
+
+    def write(statement: DriverStatement, part: list[tuple[Any, ...]]) -> int:
+        nonlocal longest
+        started = time.monotonic()
+        with engine.begin() as conn:
+            added = statement.run(conn, part)
+        longest = max(longest, time.monotonic() - started)
+        return max(added, 0)
+
+    outlet_values = [(o["outlet_code"], o["outlet_name"], o["agent"], o["address"])
+                     for o in outlet_rows]
+    for k in range(0, len(outlet_values), chunk):
+        write(_INSERT_OUTLETS, outlet_values[k:k + chunk])
+    done = added = 0
+    part: list[tuple[Any, ...]] = []
     for n, row in enumerate(rows, 1):
         try:
-            number = numbers.normalise(str(row["number"]))
-        except (KeyError, NumberError) as e:
-            raise OperationError(f"subscriber row {n}: bad or missing number: {e}") from e
-        status = row.get("status") or ACTIVE
-        if status not in STATES:
-            raise OperationError(f"subscriber row {n}: status {status!r} is not one of "
-                                 f"{', '.join(sorted(STATES))}")
-        try:
-            state = RealNameState(row.get("real_name_state") or "registered")
-        except ValueError as e:
-            raise OperationError(f"subscriber row {n}: {e}") from e
-        activated = row.get("activated_at")
-        if isinstance(activated, str) and activated:
-            try:
-                activated = datetime.fromisoformat(activated)
-            except ValueError as e:
-                raise OperationError(f"subscriber row {n}: activated_at {activated!r} is not "
-                                     "an ISO 8601 time") from e
-            if activated.utcoffset() is None:
-                raise OperationError(f"subscriber row {n}: activated_at {activated} has no "
-                                     "time zone (write e.g. +08:00)")
-        checked.append({
-            "number": number, "status": status, "real_name_state": state.value,
-            "province": row.get("province") or "", "subscriber_name":
-            row.get("subscriber_name") or "", "id_number": row.get("id_number") or "",
-            "outlet_code": row.get("outlet_code") or "", "ported_to": row.get("ported_to") or "",
-            "protected_reason": row.get("protected_reason") or "",
-            "registered_at": to_micros(activated) if activated else None,
-            "activated_at": to_micros(activated) if activated else None,
-            "suspended_at": None, "suspended_by": None,
-        })
-        if not checked[-1]["province"]:
-            raise OperationError(f"subscriber row {n}: province is empty")
-    with engine.begin() as conn:
-        for part in chunks(list(outlet_rows)):
-            conn.execute(insert(outlets), list(part))
-        for part in chunks(checked):
-            conn.execute(insert(subscribers), list(part))
-    return len(checked)
+            part.append(check_row(n, row))
+        except OperationError as e:
+            if done:
+                raise OperationError(f"{e} (rows 1 to {done} were imported; fix the row and "
+                                     "import again: rows already present are skipped)") from e
+            raise
+        if len(part) >= chunk:
+            added += write(_INSERT_SUBSCRIBERS, part)
+            done += len(part)
+            part = []
+            if progress is not None:
+                progress(done)
+    if part:
+        added += write(_INSERT_SUBSCRIBERS, part)
+        done += len(part)
+        if progress is not None:
+            progress(done)
+    return ImportResult(rows=done, added=added, longest_write=longest)
 
 
-def import_csv(engine: Engine, path: Path) -> int:
+def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         missing = {"number", "province"} - set(reader.fieldnames or ())
         if missing:
             raise OperationError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
                                  f"columns are {', '.join(CSV_COLUMNS)}")
-        return import_rows(engine, reader)
+        yield from reader
+
+
+def import_csv(engine: Engine, path: Path, *, chunk: int = IMPORT_CHUNK,
+               progress: Callable[[int], None] | None = None) -> ImportResult:
+    """Check every row of the file first (a bad file imports nothing), then import it in
+    chunks as ``import_rows`` does."""
+    for n, row in enumerate(_csv_rows(path), 1):
+        check_row(n, row)
+    return import_rows(engine, _csv_rows(path), chunk=chunk, progress=progress)

@@ -16,14 +16,15 @@ import logging
 import queue
 import threading
 import time
+import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from exchange import storage
@@ -250,6 +251,39 @@ class LedgerStore:
                 .order_by(ledger_leaves.c.idx)
             ).all()
         return [(r.idx, bytes(r.leaf)) for r in rows]
+
+    def entries_page(self, start: int, *, limit: int, max_bytes: int,
+                     party: str | None, message_ids: Collection[bytes] = ()
+                     ) -> tuple[list[tuple[int, bytes]], int]:
+        """Committed leaves from ``start`` on that ``party`` may read, and where to go on.
+
+        ``party`` None: every leaf (an audit read). Otherwise the leaves whose peer is
+        ``party``, and those naming one of ``message_ids``, chosen by the database
+        through the (peer, idx) index: leaves of others are never read. At most
+        ``limit`` leaves, and no more than ``max_bytes`` of them (the first always,
+        however large). The index returned is where the next page starts: the ledger's
+        committed size once nothing is left.
+        """
+        size = self._committed_size()
+        c = ledger_leaves.c
+        q = select(c.idx, c.leaf).where(c.idx >= start, c.idx < size)
+        if party is not None:
+            mine = c.peer == party
+            q = q.where(or_(mine, c.message_id.in_(list(message_ids))) if message_ids
+                        else mine)
+        q = q.order_by(c.idx).limit(limit)
+        page: list[tuple[int, bytes]] = []
+        used = 0
+        with self.reader.connect() as conn:
+            for row in conn.execution_options(yield_per=32).execute(q):
+                leaf = bytes(row.leaf)
+                if page and used + len(leaf) > max_bytes:
+                    return page, int(row.idx)
+                page.append((int(row.idx), leaf))
+                used += len(leaf)
+        if len(page) == limit:
+            return page, page[-1][0] + 1
+        return page, max(size, start)
 
     def rows(self, start: int = 0, limit: int | None = None) -> list[Any]:
         q = select(ledger_leaves).where(ledger_leaves.c.idx >= start).order_by(ledger_leaves.c.idx)
@@ -525,9 +559,12 @@ class GroupCommitter:
                         if not isinstance(e, ExchangeError | SQLAlchemyError | ValueError
                                           | KeyError):
                             # A defect in a handler: refuse this message (the sender retries
-                            # and escalates), keep the rest of the batch, and say where.
-                            log.exception("ledger work item failed")
-                            e = LedgerError(f"handler failed: {e!r}")
+                            # and escalates), keep the rest of the batch, and say where: the
+                            # frames, not the error's text, which may quote personal data.
+                            log.error(  # noqa: TRY400 - frames only, not the error's text
+                                "ledger work item failed: %s at\n%s", type(e).__name__,
+                                "".join(traceback.format_tb(e.__traceback__)))
+                            e = LedgerError(f"handler failed: {type(e).__name__}")
                         # Its failure is final whatever becomes of the batch: say so now,
                         # before the work after it runs.
                         with contextlib.suppress(InvalidStateError):
@@ -545,7 +582,7 @@ class GroupCommitter:
             if isinstance(e, DBAPIError | SQLAlchemyError):
                 err = storage.wrap_db_error(e, url=store.engine.url)
             elif not isinstance(e, ExchangeError):
-                err = LedgerError(f"ledger transaction failed: {e!r}")
+                err = LedgerError(f"ledger transaction failed: {type(e).__name__}")
             log.warning("ledger batch of %d rolled back: %s", len(batch), err)
             for work in batch:
                 with contextlib.suppress(InvalidStateError):

@@ -219,7 +219,8 @@ class Outbox:
                         if _set_aside_on(code):
                             refused.append((p, _Refused(code, response.error_message)))
                             continue
-                        failure = (p, _Refused(code, response.error_message))
+                        failure = (p, _Refused(code, response.error_message,
+                                               retry_after=_stream_hint(response)))
                         break
                     failure = accept(p, response)
                     if failure is not None:
@@ -459,6 +460,11 @@ def _retry_hint(error: grpc.aio.AioRpcError) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+def _stream_hint(response: service_pb2.DeliverResponse) -> float | None:
+    """A stream refusal's retry_after_ms as seconds, capped as ``_retry_hint``'s."""
+    return min(response.retry_after_ms / 1000, 3600.0) if response.retry_after_ms else None
 
 
 _STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}

@@ -333,7 +333,8 @@ REFUSALS = (
     # A number report carries numbers as found (the bureau answers per number); a
     # withdrawal lists numbers its sender already knows in E.164, and a bad one refuses it.
     Refusal("number-not-in-e164-form", Code.INVALID_ARGUMENT,
-            r"withdrawal: number '13959112345' is not in E\.164 form",
+            # The number is masked in what the peer is told (status.redact).
+            r"withdrawal: number '…2345' is not in E\.164 form \(…2345\)$",
             make=lambda world: sealed(world, body=withdrawal(("13959112345",)))),
     Refusal("number-not-a-mobile-number", Code.INVALID_ARGUMENT,
             r"withdrawal: '\+861100000000': not a mainland mobile number",
