@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--limit", type=_count, default=50)
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_ledger_entries)
+    a = led_sub.add_parser("recover", help="rebuild entries lost since the latest signed "
+                           "checkpoint from what the peers hold (node stopped)")
+    a.add_argument("--config", required=True, type=Path)
+    a.set_defaults(func=cmd_ledger_recover)
     a = led_sub.add_parser("checkpoint", help="print the latest checkpoint with cosignatures")
     a.add_argument("--config", required=True, type=Path)
     a.set_defaults(func=cmd_ledger_checkpoint)
@@ -380,6 +384,16 @@ def cmd_ledger_entries(args: argparse.Namespace) -> int:
     for e in out:
         print(f"{e['index']:>7}  {e['kind']:9} {e['peer'][:12]:12} {e['message_id']:32} "
               f"{e['message_digest'][:16]:16} {e['time']}")
+    return 0
+
+
+def cmd_ledger_recover(args: argparse.Namespace) -> int:
+    from exchange.ledger import recover
+    from nodes.agency import make_node
+
+    report = recover.run(make_node(load_config(args.config)),
+                         progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(report)
     return 0
 
 

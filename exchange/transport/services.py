@@ -24,6 +24,7 @@ from exchange.identity import Role
 from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
+from exchange.ledger.witness import held_checkpoint
 from exchange.node import InOrder
 from exchange.transport.server import abort_with, current_peer
 from exchange.transport.status import RETRY_AFTER_METADATA, status_for
@@ -275,6 +276,16 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
             txn.conn, size=cp.size, witness=witness.node_id, line=sig.line,
             timestamp=timestamp))
         return service_pb2.AddCosignatureResponse()
+
+    async def GetHeldCheckpoint(self, request: service_pb2.GetHeldCheckpointRequest,
+                                context: grpc.aio.ServicerContext[Any, Any]
+                                ) -> service_pb2.GetHeldCheckpointResponse:
+        """The largest checkpoint of the caller's ledger held here, so that a node
+        restored from an older copy learns, before it serves, that it signed more."""
+        caller = current_peer.get()
+        origin = log_origin(self.node.trust_domain, caller.node_id)
+        text = await asyncio.to_thread(held_checkpoint, self.node, origin)
+        return service_pb2.GetHeldCheckpointResponse(checkpoint=text or "")
 
 
 Operation = Callable[[dict[str, Any]], Awaitable[Any]]

@@ -26,7 +26,7 @@ from exchange.wire.bcx.v1 import directory_pb2 as bcx_dot_v1_dot_directory__pb2
 from exchange.wire.bcx.v1 import ledger_pb2 as bcx_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x62\x63x/v1/service.proto\x12\x06\x62\x63x.v1\x1a\x16\x62\x63x/v1/directory.proto\x1a\x13\x62\x63x/v1/ledger.proto\"\"\n\x0e\x44\x65liverRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"^\n\x0f\x44\x65liverResponse\x12 \n\x07receipt\x18\x01 \x01(\x0b\x32\x0f.bcx.v1.Receipt\x12\x12\n\nerror_code\x18\x02 \x01(\r\x12\x15\n\rerror_message\x18\x03 \x01(\t\")\n\x13GetDirectoryRequest\x12\x12\n\nnewer_than\x18\x01 \x01(\x04\"\x16\n\x14GetCheckpointRequest\"+\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\"`\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x04H\x00\x12\x18\n\x0emessage_digest\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"o\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x0c\n\x04leaf\x18\x04 \x01(\x0c\x12\x12\n\ncheckpoint\x18\x05 \x01(\t\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"1\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\")\n\nLedgerLeaf\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"M\n\x12GetEntriesResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.bcx.v1.LedgerLeaf\x12\x12\n\nnext_start\x18\x02 \x01(\x04\"@\n\x15\x41\x64\x64\x43osignatureRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x13\n\x0b\x63osignature\x18\x02 \x01(\t\"\x18\n\x16\x41\x64\x64\x43osignatureResponse\";\n\x0eOperateRequest\x12\x11\n\toperation\x18\x01 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x02 \x01(\x0c\"&\n\x0fOperateResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\x0c\x32\xd2\x01\n\x08\x45xchange\x12:\n\x07\x44\x65liver\x12\x16.bcx.v1.DeliverRequest\x1a\x17.bcx.v1.DeliverResponse\x12\x44\n\rDeliverStream\x12\x16.bcx.v1.DeliverRequest\x1a\x17.bcx.v1.DeliverResponse(\x01\x30\x01\x12\x44\n\x0cGetDirectory\x12\x1b.bcx.v1.GetDirectoryRequest\x1a\x17.bcx.v1.SignedDirectory2\xa6\x03\n\x06Ledger\x12L\n\rGetCheckpoint\x12\x1c.bcx.v1.GetCheckpointRequest\x1a\x1d.bcx.v1.GetCheckpointResponse\x12X\n\x11GetInclusionProof\x12 .bcx.v1.GetInclusionProofRequest\x1a!.bcx.v1.GetInclusionProofResponse\x12^\n\x13GetConsistencyProof\x12\".bcx.v1.GetConsistencyProofRequest\x1a#.bcx.v1.GetConsistencyProofResponse\x12\x43\n\nGetEntries\x12\x19.bcx.v1.GetEntriesRequest\x1a\x1a.bcx.v1.GetEntriesResponse\x12O\n\x0e\x41\x64\x64\x43osignature\x12\x1d.bcx.v1.AddCosignatureRequest\x1a\x1e.bcx.v1.AddCosignatureResponse2C\n\x05\x41\x64min\x12:\n\x07Operate\x12\x16.bcx.v1.OperateRequest\x1a\x17.bcx.v1.OperateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x62\x63x/v1/service.proto\x12\x06\x62\x63x.v1\x1a\x16\x62\x63x/v1/directory.proto\x1a\x13\x62\x63x/v1/ledger.proto\"\"\n\x0e\x44\x65liverRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"^\n\x0f\x44\x65liverResponse\x12 \n\x07receipt\x18\x01 \x01(\x0b\x32\x0f.bcx.v1.Receipt\x12\x12\n\nerror_code\x18\x02 \x01(\r\x12\x15\n\rerror_message\x18\x03 \x01(\t\")\n\x13GetDirectoryRequest\x12\x12\n\nnewer_than\x18\x01 \x01(\x04\"\x16\n\x14GetCheckpointRequest\"+\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\"`\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x04H\x00\x12\x18\n\x0emessage_digest\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"o\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x0c\n\x04leaf\x18\x04 \x01(\x0c\x12\x12\n\ncheckpoint\x18\x05 \x01(\t\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"1\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\")\n\nLedgerLeaf\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"M\n\x12GetEntriesResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.bcx.v1.LedgerLeaf\x12\x12\n\nnext_start\x18\x02 \x01(\x04\"@\n\x15\x41\x64\x64\x43osignatureRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x13\n\x0b\x63osignature\x18\x02 \x01(\t\"\x18\n\x16\x41\x64\x64\x43osignatureResponse\"\x1a\n\x18GetHeldCheckpointRequest\"/\n\x19GetHeldCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\";\n\x0eOperateRequest\x12\x11\n\toperation\x18\x01 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x02 \x01(\x0c\"&\n\x0fOperateResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\x0c\x32\xd2\x01\n\x08\x45xchange\x12:\n\x07\x44\x65liver\x12\x16.bcx.v1.DeliverRequest\x1a\x17.bcx.v1.DeliverResponse\x12\x44\n\rDeliverStream\x12\x16.bcx.v1.DeliverRequest\x1a\x17.bcx.v1.DeliverResponse(\x01\x30\x01\x12\x44\n\x0cGetDirectory\x12\x1b.bcx.v1.GetDirectoryRequest\x1a\x17.bcx.v1.SignedDirectory2\x80\x04\n\x06Ledger\x12L\n\rGetCheckpoint\x12\x1c.bcx.v1.GetCheckpointRequest\x1a\x1d.bcx.v1.GetCheckpointResponse\x12X\n\x11GetInclusionProof\x12 .bcx.v1.GetInclusionProofRequest\x1a!.bcx.v1.GetInclusionProofResponse\x12^\n\x13GetConsistencyProof\x12\".bcx.v1.GetConsistencyProofRequest\x1a#.bcx.v1.GetConsistencyProofResponse\x12\x43\n\nGetEntries\x12\x19.bcx.v1.GetEntriesRequest\x1a\x1a.bcx.v1.GetEntriesResponse\x12O\n\x0e\x41\x64\x64\x43osignature\x12\x1d.bcx.v1.AddCosignatureRequest\x1a\x1e.bcx.v1.AddCosignatureResponse\x12X\n\x11GetHeldCheckpoint\x12 .bcx.v1.GetHeldCheckpointRequest\x1a!.bcx.v1.GetHeldCheckpointResponse2C\n\x05\x41\x64min\x12:\n\x07Operate\x12\x16.bcx.v1.OperateRequest\x1a\x17.bcx.v1.OperateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,14 +61,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=882
   _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=884
   _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=908
-  _globals['_OPERATEREQUEST']._serialized_start=910
-  _globals['_OPERATEREQUEST']._serialized_end=969
-  _globals['_OPERATERESPONSE']._serialized_start=971
-  _globals['_OPERATERESPONSE']._serialized_end=1009
-  _globals['_EXCHANGE']._serialized_start=1012
-  _globals['_EXCHANGE']._serialized_end=1222
-  _globals['_LEDGER']._serialized_start=1225
-  _globals['_LEDGER']._serialized_end=1647
-  _globals['_ADMIN']._serialized_start=1649
-  _globals['_ADMIN']._serialized_end=1716
+  _globals['_GETHELDCHECKPOINTREQUEST']._serialized_start=910
+  _globals['_GETHELDCHECKPOINTREQUEST']._serialized_end=936
+  _globals['_GETHELDCHECKPOINTRESPONSE']._serialized_start=938
+  _globals['_GETHELDCHECKPOINTRESPONSE']._serialized_end=985
+  _globals['_OPERATEREQUEST']._serialized_start=987
+  _globals['_OPERATEREQUEST']._serialized_end=1046
+  _globals['_OPERATERESPONSE']._serialized_start=1048
+  _globals['_OPERATERESPONSE']._serialized_end=1086
+  _globals['_EXCHANGE']._serialized_start=1089
+  _globals['_EXCHANGE']._serialized_end=1299
+  _globals['_LEDGER']._serialized_start=1302
+  _globals['_LEDGER']._serialized_end=1814
+  _globals['_ADMIN']._serialized_start=1816
+  _globals['_ADMIN']._serialized_end=1883
 # @@protoc_insertion_point(module_scope)
