@@ -229,12 +229,12 @@ def judge_checkpoint(held: note.Checkpoint, seen: note.Checkpoint, proof: Sequen
 def to_compare(held: Sequence[Held]) -> list[Held]:
     """The held checkpoints a new one must be judged against: the largest witnessed one,
     and each recorded since (from receipts) and not yet witnessed, once per size and root,
-    smallest first."""
+    largest first (a rollback is then told against the largest size the peer signed)."""
     base = max((h for h in held if h.witnessed), key=lambda h: h.cp.size, default=None)
     chosen: dict[tuple[int, bytes], Held] = {}
     for h in [*([base] if base is not None else []), *(h for h in held if not h.witnessed)]:
         chosen.setdefault((h.cp.size, h.cp.root), h)
-    return sorted(chosen.values(), key=lambda h: h.cp.size)
+    return sorted(chosen.values(), key=lambda h: -h.cp.size)
 
 
 __all__ = ["Judgement", "NoteError", "Verdict", "Witness", "judge_checkpoint"]

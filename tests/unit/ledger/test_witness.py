@@ -76,7 +76,7 @@ def test_a_new_checkpoint_is_judged_against_the_largest_witnessed_and_every_one_
             # from receipts, since the last round: one of them larger than the witnessed
             held(3, HONEST, 38, False), held(4, HONEST, 20, False),
             held(5, HONEST, 20, False)]
-    assert [h.id for h in to_compare(rows)] == [2, 4, 3]
+    assert [h.id for h in to_compare(rows)] == [3, 4, 2]
     assert to_compare([]) == []
 
 
@@ -84,4 +84,4 @@ def test_a_restored_copy_is_a_fork_against_a_checkpoint_known_only_from_a_receip
     # The witness never witnessed size 38, but a receipt showed it: the peer signed it.
     rows = [held(1, HONEST, 18, True), held(2, HONEST, 38, False)]
     verdicts = [judge_checkpoint(h.cp, cp(HONEST, 18), []).verdict for h in to_compare(rows)]
-    assert verdicts == [Verdict.SAME, Verdict.FORK]
+    assert verdicts == [Verdict.FORK, Verdict.SAME]
