@@ -83,20 +83,28 @@ def leaves_in_receipts(entries: Iterable[Entry], *, me: str, verifier: note.Veri
             continue
         if r.leaf_index not in wanted:
             continue
-        try:
-            cp = known.get(r.checkpoint)
-            if cp is None:
+        cp = known.get(r.checkpoint)
+        if cp is None:
+            try:
                 cp, _, _ = note.open_checkpoint(r.checkpoint, verifier, origin=verifier.name)
-                known[r.checkpoint] = cp
-            if r.leaf_index >= cp.size:
-                raise ProofError(f"index {r.leaf_index} is outside size {cp.size}")
-            merkle.verify_inclusion(merkle.leaf_hash(r.leaf), r.leaf_index, cp.size,
-                                    r.inclusion_proof, cp.root)
-        except (NoteError, ProofError):
+            except NoteError:
+                refused += 1
+                continue
+            known[r.checkpoint] = cp
+        if r.leaf_index >= cp.size or not _proves(r, cp):
             refused += 1
             continue
         leaves[r.leaf_index] = r.leaf
     return Found(leaves, refused)
+
+
+def _proves(r: Receipt, cp: note.Checkpoint) -> bool:
+    try:
+        merkle.verify_inclusion(merkle.leaf_hash(r.leaf), r.leaf_index, cp.size,
+                                r.inclusion_proof, cp.root)
+    except ProofError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,14 +227,15 @@ async def recover(node: Node, peers: Peers, *, progress: Progress) -> RecoveryRe
     node.committer.start()
     try:
         await node.committer.run(
-            lambda txn: reappend(node, txn, plan, replayed, not_replayed, progress))
+            lambda txn: reappend(node, txn, plan, replayed=replayed,
+                                 not_replayed=not_replayed, progress=progress))
     finally:
         await asyncio.to_thread(node.committer.stop)
     return RecoveryReport(node.node_id, before, store.size, target.source, len(replayed),
                           tuple(not_replayed))
 
 
-def reappend(node: Node, txn: Transaction, plan: RecoveryPlan, replayed: list[int],
+def reappend(node: Node, txn: Transaction, plan: RecoveryPlan, *, replayed: list[int],
              not_replayed: list[str], progress: Progress) -> None:
     """One transaction: the leaves at their indexes, each RECEIVED entry's inbox row and
     workflow change, then the root checked against the signed checkpoint (a mismatch

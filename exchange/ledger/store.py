@@ -110,7 +110,7 @@ class CheckpointFile:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, self.path)
+        tmp.replace(self.path)
         dirfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dirfd)
@@ -299,8 +299,9 @@ class LedgerStore:
         try:
             self.checkpoint_file.write(checkpoint.note)
         except OSError as e:
-            log.error("cannot write the checkpoint file %s: %s", self.checkpoint_file.path,
-                      e.strerror)
+            # One line: the traceback would add nothing to the OS error.
+            log.error("cannot write the checkpoint file %s: %s",  # noqa: TRY400
+                      self.checkpoint_file.path, e.strerror)
         self._published = checkpoint
 
     def _abort_pending(self, size_before: int) -> None:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from procnodes import NodeProcess, report_number, start_all, wait_until
+from procnodes import NodeProcess, start_all, wait_until
 from sqlalchemy import func, select
 from test_delivery_crash import (
     BUREAU,
@@ -39,7 +39,6 @@ from test_delivery_crash import (
     POLICE,
     Cluster,
     check_delivered_once,
-    check_numbers_processed_once,
     drained,
     new_cluster,
 )
