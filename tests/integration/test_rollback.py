@@ -191,6 +191,10 @@ def test_a_torn_wal_frame_after_kill_9_refuses_to_serve_and_recover_rebuilds_it(
     assert f"recovered: {kept} -> {signed_size} entries" in done.stdout, done.stdout
     assert f"{signed_size - kept} received messages applied again" in done.stdout
     assert "bureau.fj:" in done.stderr and "re-appended" in done.stderr  # progress shown
+    again_done = bcx_recover(c, OFFICE)
+    assert again_done.returncode == 0, again_done.stderr
+    assert f"holds {signed_size} entries" in again_done.stdout
+    assert "nothing to recover" in again_done.stdout
     office.start()
     check_delivered_once(c, BUREAU, OFFICE, sent)
     assert sorted(office_progress_rows(c)) == sorted(sent)
