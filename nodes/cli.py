@@ -333,10 +333,13 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from exchange.errors import TamperError
+    from exchange.ledger import rollback
     from exchange.ledger.audit import verify_ledger
 
     config = load_config(args.config)
     store, _ = _offline_store(config)
+    signed = _checkpoint_file(config)
+    signed_text = signed.read() if signed else None  # before the leaves are counted
 
     def progress(done: int, total: int) -> None:
         print(f"\r  verified {done}/{total} entries", end="", file=sys.stderr, flush=True)
@@ -355,9 +358,23 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
             print(f"first bad index: {e.index}", file=sys.stderr)
         return 3
     print(file=sys.stderr)
+    behind = rollback.behind_file(store, signed, signed_text, report.entries) if signed \
+        else None
+    if behind is not None:
+        print(f"ledger of {config.node_id} is intact but behind what it signed: {behind}; "
+              "rebuild the lost entries with `bcx ledger recover`", file=sys.stderr)
+        return 3
     print(f"ledger of {config.node_id} is intact: {report.entries} entries, "
           f"{report.checkpoints} checkpoints verified")
     return 0
+
+
+def _checkpoint_file(config: NodeConfig) -> Any:
+    from exchange.ledger.store import CheckpointFile
+    from exchange.node import checkpoint_file_path
+
+    path = checkpoint_file_path(config)
+    return CheckpointFile(path) if path else None
 
 
 def cmd_ledger_entries(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from exchange.errors import ExchangeError, LedgerError, NoteError
 from exchange.identity import Role
 from exchange.ledger import note
-from exchange.ledger.store import LedgerStore
+from exchange.ledger.store import CheckpointFile, LedgerStore
 from exchange.schema import inbox, outbox
 from exchange.wire.bcx.v1 import service_pb2
 
@@ -95,15 +95,19 @@ class RolledBackError(LedgerError):
         self.behind = tuple(behind)
 
 
-def file_claim(store: LedgerStore) -> Claim | None:
-    """The checkpoint file's checkpoint; LedgerError if the file holds anything else."""
-    f = store.checkpoint_file
+def file_claim(store: LedgerStore, f: CheckpointFile | None = None,
+               text: str | None = None) -> Claim | None:
+    """The checkpoint of the checkpoint file ``f`` (else the store's own), or of ``text``
+    already read from it; LedgerError if the file holds anything else."""
+    f = f or store.checkpoint_file
     if f is None:
         return None
-    try:
-        text = f.read()
-    except OSError as e:
-        raise LedgerError(f"cannot read the checkpoint file {f.path}: {e.strerror}") from e
+    if text is None:
+        try:
+            text = f.read()
+        except OSError as e:
+            raise LedgerError(f"cannot read the checkpoint file {f.path}: {e.strerror}") \
+                from e
     if text is None:
         return None
     try:
@@ -170,6 +174,16 @@ async def witness_claims(node: Node, peers: Peers, *, timeout: float = WITNESS_T
 async def all_claims(node: Node, peers: Peers) -> list[Claim]:
     local = await asyncio.to_thread(file_claim, node.store)
     return [*([local] if local is not None else []), *await witness_claims(node, peers)]
+
+
+def behind_file(store: LedgerStore, f: CheckpointFile, text: str | None, ledger_size: int
+                ) -> Behind | None:
+    """For `bcx ledger verify`: is a ledger of ``ledger_size`` leaves behind the checkpoint
+    file's ``text``? (Read before the leaves were counted, so that a running node's newer
+    commits cannot make the ledger look behind.)"""
+    claim = file_claim(store, f, text)
+    found = judge_ledger(ledger_size, store.root, [claim] if claim else [])
+    return found[0] if found else None
 
 
 async def check_at_start(node: Node, peers: Peers) -> None:

@@ -185,6 +185,14 @@ def test_a_torn_wal_frame_after_kill_9_refuses_to_serve_and_recover_rebuilds_it(
             f"entries but checkpoint file {db}.checkpoint holds its signed checkpoint of "
             f"size {signed_size}") in line, line
     assert "serves no traffic" in line and "bcx ledger recover" in line, line
+    # It used to verify clean: every checkpoint it holds matches its leaves.
+    verified = subprocess.run([str(BCX), "ledger", "verify", "--config",
+                               str(c.fed.config(OFFICE))],
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert verified.returncode == 3, verified.stdout
+    assert (f"ledger of office.cn is intact but behind what it signed: it holds {kept} "
+            f"entries but checkpoint file {db}.checkpoint holds its signed checkpoint of "
+            f"size {signed_size}; rebuild the lost entries") in verified.stderr
 
     done = bcx_recover(c, OFFICE)
     assert done.returncode == 0, done.stderr
