@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -496,7 +496,8 @@ class Node:
         if accepted is None:
             return
         before = len(txn.appended)
-        self._handle(txn, accepted)
+        # At the time it was first applied, so the deadlines it sets come out the same.
+        self._handle(replace(txn, now=entry.logged_at), accepted)
         if len(txn.appended) != before:
             raise LedgerError(
                 f"replaying message {entry.message_id.hex()} from {entry.peer} (entry {idx}) "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from exchange.config import NodeConfig
 from exchange.errors import LedgerError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import merkle, note
@@ -17,6 +18,7 @@ from exchange.ledger.entries import Entry, EntryKind, Receipt
 from exchange.ledger.recover import leaves_in_receipts, plan_recovery, ranges
 from exchange.ledger.rollback import Behind, Claim, RolledBackError, judge_ledger
 from exchange.ledger.store import CheckpointFile
+from exchange.node import checkpoint_file_path
 
 ORIGIN = "bcx.example/office.cn"
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -142,3 +144,27 @@ def test_a_plan_lists_every_index_no_peer_holds() -> None:
     assert complete.leaves == tuple(LEAVES[23:43])
     rebuilt = merkle.MemoryTree([*LEAVES[:23], *complete.leaves])
     assert rebuilt.root() == target.root
+
+
+# --- where the file lives ------------------------------------------------------------------------
+
+
+def config_for(url: str, path: Path | None) -> NodeConfig:
+    return NodeConfig(node_id="office.cn", credentials_dir=Path("keys"), ca_cert=Path("ca.pem"),
+                      database_url=url, listen="127.0.0.1:0", directory_file=Path("d.bin"),
+                      path=path)
+
+
+@pytest.mark.parametrize(("url", "path", "expected"), [
+    ("sqlite:////srv/bcx/office/node.db", Path("/etc/bcx/node.toml"),
+     Path("/srv/bcx/office/node.db.checkpoint")),
+    ("sqlite://", None, None),
+    ("sqlite:///:memory:", Path("/etc/bcx/node.toml"), None),
+    ("postgresql+psycopg://bcx@db.internal/office", Path("/etc/bcx/node.toml"),
+     Path("/etc/bcx/office.cn.checkpoint")),
+    ("postgresql+psycopg://bcx@db.internal/office", None, None),
+], ids=["sqlite: beside the database", "sqlite in memory", "sqlite in memory, named",
+        "postgresql: beside node.toml", "postgresql without a file"])
+def test_where_the_checkpoint_file_is(url: str, path: Path | None,
+                                      expected: Path | None) -> None:
+    assert checkpoint_file_path(config_for(url, path)) == expected
