@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from exchange import migrate, storage
 from exchange.config import NodeConfig
 from exchange.errors import LedgerError
 from exchange.keys import Ed25519Signer
@@ -17,7 +18,7 @@ from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
 from exchange.ledger.recover import leaves_in_receipts, plan_recovery, ranges
 from exchange.ledger.rollback import Behind, Claim, RolledBackError, judge_ledger
-from exchange.ledger.store import CheckpointFile
+from exchange.ledger.store import CheckpointFile, GroupCommitter, LedgerStore
 from exchange.node import checkpoint_file_path
 
 ORIGIN = "bcx.example/office.cn"
@@ -168,3 +169,28 @@ def config_for(url: str, path: Path | None) -> NodeConfig:
 def test_where_the_checkpoint_file_is(url: str, path: Path | None,
                                       expected: Path | None) -> None:
     assert checkpoint_file_path(config_for(url, path)) == expected
+
+
+def test_a_commit_is_reported_only_once_the_checkpoint_file_holds_it(tmp_path: Path) -> None:
+    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "ledger.db"))
+    migrate.upgrade(engine)
+    f = CheckpointFile(tmp_path / "ledger.db.checkpoint")
+    store = LedgerStore(engine, origin=ORIGIN, signer=KEY, checkpoint_file=f)
+    writer = GroupCommitter(store)
+    writer.start()
+    entry = Entry(EntryKind.ACTION, "", NOW, subject="tick")
+    try:
+        futures = [writer.submit(lambda txn: txn.append(entry)) for _ in range(200)]
+        for fut in futures:
+            committed = fut.result(timeout=60)
+            assert committed.checkpoint is not None
+            text = f.read()
+            assert text is not None
+            held, _, _ = note.open_checkpoint(text, VERIFIER, origin=ORIGIN)
+            assert held.size >= committed.checkpoint.size
+        # What peers are shown is what the file holds.
+        assert store.latest_cosigned_checkpoint() == f.read()
+        assert held.size == store.size == 200
+    finally:
+        writer.stop()
+        engine.dispose()
