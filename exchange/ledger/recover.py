@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -161,20 +161,34 @@ class RecoveryReport:
         return text
 
 
-async def peer_entries(peers: Peers, peer: str, *, progress: Progress) -> list[Entry]:
-    """Every entry of ``peer``'s ledger this node may read (those it is a party to)."""
+async def peer_pages(peers: Peers, peer: str, *, progress: Progress
+                     ) -> AsyncIterator[list[Entry]]:
+    """The entries of ``peer``'s ledger this node may read (those it is a party to), a
+    page at a time, so that a long ledger is never held whole."""
     stub = peers.ledger(peer)
-    out: list[Entry] = []
     start = 0
     while True:
         r = await stub.GetEntries(service_pb2.GetEntriesRequest(start=start, limit=PAGE),
                                   timeout=PEER_TIMEOUT)
-        out.extend(Entry.decode(e.leaf) for e in r.entries)
+        yield [Entry.decode(e.leaf) for e in r.entries]
         if r.next_start <= start:
-            return out
+            return
         start = r.next_start
         if start % (PAGE * 10) == 0:
             progress(f"  {peer}: {start} of its entries scanned")
+
+
+async def from_peer(node: Node, peers: Peers, peer: str, wanted: range, *,
+                    progress: Progress) -> Found:
+    """The lost leaves ``peer``'s receipts carry."""
+    leaves: dict[int, bytes] = {}
+    refused = 0
+    async for page in peer_pages(peers, peer, progress=progress):
+        got = leaves_in_receipts(page, me=node.node_id, verifier=node.store.verifier,
+                                 wanted=wanted)
+        leaves.update(got.leaves)
+        refused += got.refused
+    return Found(leaves, refused)
 
 
 async def recover(node: Node, peers: Peers, *, progress: Progress) -> RecoveryReport:
@@ -202,12 +216,10 @@ async def recover(node: Node, peers: Peers, *, progress: Progress) -> RecoveryRe
     found: dict[int, bytes] = {}
     for peer in sorted(m.node_id for m in node.directory.members if m.node_id != node.node_id):
         try:
-            entries = await peer_entries(peers, peer, progress=progress)
+            got = await from_peer(node, peers, peer, wanted, progress=progress)
         except grpc.aio.AioRpcError as e:
             progress(f"  {peer}: not asked ({e.code().name})")
             continue
-        got = leaves_in_receipts(entries, me=node.node_id, verifier=store.verifier,
-                                 wanted=wanted)
         new = {i: leaf for i, leaf in got.leaves.items() if i not in found}
         found.update(new)
         refused = f", {got.refused} receipts refused (do not prove)" if got.refused else ""
