@@ -10,6 +10,7 @@ happen in one transaction too, and the outbox delivers until a receipt comes bac
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError
@@ -124,7 +125,9 @@ Handler = Callable[[Context, checks.Accepted], None]
 
 def checkpoint_file_path(config: NodeConfig) -> Path | None:
     """Where the node keeps its latest signed checkpoint outside the database: beside a
-    SQLite file (``node.db.checkpoint``), else beside node.toml (``<node id>.checkpoint``).
+    SQLite file (``node.db.checkpoint``); for a server database beside node.toml, named
+    after the database (``<node id>-<hash of its URL without password>.checkpoint``), so
+    that pointing a configuration at another database does not compare it with this one.
     None for a database only in memory (tests)."""
     url = storage.parse_url(config.database_url)
     if url.get_backend_name() == "sqlite":
@@ -134,7 +137,9 @@ def checkpoint_file_path(config: NodeConfig) -> Path | None:
         return db.with_name(db.name + ".checkpoint")
     if config.path is None:
         return None
-    return config.path.parent / f"{config.node_id}.checkpoint"
+    where = url._replace(password=None).render_as_string(hide_password=False)
+    name = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return config.path.parent / f"{config.node_id}-{name}.checkpoint"
 
 
 class InOrder:

@@ -196,7 +196,10 @@ async def recover(node: Node, peers: Peers, *, progress: Progress) -> RecoveryRe
     store = node.store
     progress(f"ledger of {node.node_id} holds {store.size} entries; asking its witnesses "
              "for the latest checkpoint it signed")
-    claims = await all_claims(node, peers)
+    asked = await all_claims(node, peers)
+    for w in asked.unreachable:
+        progress(f"  witness {w}: not asked")
+    claims = asked.claims
     if not claims:
         raise LedgerError(f"no checkpoint of {node.node_id}'s ledger is held outside its "
                           "database (no checkpoint file, no witness answered): there is "

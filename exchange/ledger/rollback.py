@@ -151,29 +151,38 @@ async def ask_witness(node: Node, peers: Peers, witness: str, *,
     return Claim(f"witness {witness}", cp, response.checkpoint)
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    claims: list[Claim]
+    unreachable: list[str]  # "<witness> (<why>)"
+
+
 async def witness_claims(node: Node, peers: Peers, *, timeout: float = WITNESS_TIMEOUT
-                         ) -> list[Claim]:
-    """What the reachable witnesses hold of this node; the others are logged and skipped."""
+                         ) -> Asked:
+    """What the reachable witnesses hold of this node, and who could not be asked."""
     witnesses = await asyncio.to_thread(witnesses_to_ask, node)
     answers = await asyncio.gather(*(ask_witness(node, peers, w, timeout=timeout)
                                      for w in witnesses), return_exceptions=True)
-    claims = []
+    asked = Asked([], [])
     for w, a in zip(witnesses, answers, strict=True):
         if isinstance(a, grpc.aio.AioRpcError):
-            log.warning("witness %s not asked for this ledger's checkpoint: %s", w,
-                        a.code().name)
+            asked.unreachable.append(f"{w} ({a.code().name})")
         elif isinstance(a, ExchangeError):
-            log.warning("witness %s not asked for this ledger's checkpoint: %s", w, a)
+            asked.unreachable.append(f"{w} ({type(a).__name__})")
         elif isinstance(a, BaseException):
             raise a
         elif a is not None:
-            claims.append(a)
-    return claims
+            asked.claims.append(a)
+    return asked
 
 
-async def all_claims(node: Node, peers: Peers) -> list[Claim]:
+async def all_claims(node: Node, peers: Peers) -> Asked:
+    """The checkpoint file's claim and the witnesses'."""
     local = await asyncio.to_thread(file_claim, node.store)
-    return [*([local] if local is not None else []), *await witness_claims(node, peers)]
+    asked = await witness_claims(node, peers)
+    if local is not None:
+        asked.claims.insert(0, local)
+    return asked
 
 
 def behind_file(store: LedgerStore, f: CheckpointFile, text: str | None, ledger_size: int
@@ -188,12 +197,13 @@ def behind_file(store: LedgerStore, f: CheckpointFile, text: str | None, ledger_
 
 async def check_at_start(node: Node, peers: Peers) -> None:
     """Raise RolledBackError if the ledger is behind its checkpoint file or a witness."""
-    claims = await all_claims(node, peers)
+    asked = await all_claims(node, peers)
     store = node.store
-    behind = await asyncio.to_thread(judge_ledger, store.size, store.root, claims)
+    behind = await asyncio.to_thread(judge_ledger, store.size, store.root, asked.claims)
     if behind:
         raise RolledBackError(node.node_id, behind)
-    if claims:
-        log.info("ledger of %s holds %d entries: not behind its checkpoint file or %d "
-                 "witness(es)", node.node_id, store.size,
-                 sum(c.source.startswith("witness") for c in claims))
+    # Not a warning: at a federation's cold start most witnesses are not up yet, and
+    # those reached later judge a rolled-back checkpoint a fork (Witness.check_peer).
+    log.info("ledger of %s holds %d entries, not behind: %s; not reachable: %s",
+             node.node_id, store.size, ", ".join(c.source for c in asked.claims) or "nothing "
+             "held outside the database", ", ".join(asked.unreachable) or "none")

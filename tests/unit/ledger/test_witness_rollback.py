@@ -162,10 +162,15 @@ def config_for(url: str, path: Path | None) -> NodeConfig:
     ("sqlite://", None, None),
     ("sqlite:///:memory:", Path("/etc/bcx/node.toml"), None),
     ("postgresql+psycopg://bcx@db.internal/office", Path("/etc/bcx/node.toml"),
-     Path("/etc/bcx/office.cn.checkpoint")),
+     Path("/etc/bcx/office.cn-32775a2b0003188b.checkpoint")),
+    ("postgresql+psycopg://bcx:secret@db.internal/office", Path("/etc/bcx/node.toml"),
+     Path("/etc/bcx/office.cn-32775a2b0003188b.checkpoint")),
+    ("postgresql+psycopg://bcx@db.internal/office_test", Path("/etc/bcx/node.toml"),
+     Path("/etc/bcx/office.cn-b2038eeb000c5384.checkpoint")),
     ("postgresql+psycopg://bcx@db.internal/office", None, None),
 ], ids=["sqlite: beside the database", "sqlite in memory", "sqlite in memory, named",
-        "postgresql: beside node.toml", "postgresql without a file"])
+        "postgresql: beside node.toml", "postgresql: the password is not part of it",
+        "postgresql: another database, another file", "postgresql without a file"])
 def test_where_the_checkpoint_file_is(url: str, path: Path | None,
                                       expected: Path | None) -> None:
     assert checkpoint_file_path(config_for(url, path)) == expected
