@@ -10,11 +10,13 @@ happen in one transaction too, and the outbox delivers until a receipt comes bac
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -22,12 +24,24 @@ from sqlalchemy import Engine, insert, select
 from exchange import envelope, identity, messages, migrate, pki, quota, storage
 from exchange import receive as checks
 from exchange.config import NodeConfig
-from exchange.errors import DirectoryError, ExchangeError, InvalidBodyError, OverloadedError
+from exchange.errors import (
+    DirectoryError,
+    ExchangeError,
+    InvalidBodyError,
+    LedgerError,
+    OverloadedError,
+)
 from exchange.identity import Directory, Member, SignedDirectory
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
 from exchange.ledger.receipts import log_origin
-from exchange.ledger.store import Committed, GroupCommitter, LedgerStore, Transaction
+from exchange.ledger.store import (
+    CheckpointFile,
+    Committed,
+    GroupCommitter,
+    LedgerStore,
+    Transaction,
+)
 from exchange.metrics import ACCEPTED, DUPLICATE, REFUSED, UNKNOWN, NodeMetrics
 from exchange.schema import directories, inbox, outbox
 from exchange.transport.server import TLSMaterial
@@ -109,6 +123,25 @@ class Context:
 Handler = Callable[[Context, checks.Accepted], None]
 
 
+def checkpoint_file_path(config: NodeConfig) -> Path | None:
+    """Where the node keeps its latest signed checkpoint outside the database: beside a
+    SQLite file (``node.db.checkpoint``); for a server database beside node.toml, named
+    after the database (``<node id>-<hash of its URL without password>.checkpoint``), so
+    that pointing a configuration at another database does not compare it with this one.
+    None for a database only in memory (tests)."""
+    url = storage.parse_url(config.database_url)
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            return None
+        db = Path(url.database)
+        return db.with_name(db.name + ".checkpoint")
+    if config.path is None:
+        return None
+    where = url._replace(password=None).render_as_string(hide_password=False)
+    name = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return config.path.parent / f"{config.node_id}-{name}.checkpoint"
+
+
 class InOrder:
     """Keeps the messages of one incoming stream in their order in the ledger.
 
@@ -184,7 +217,9 @@ class Node:
         self.origin = log_origin(self.trust_domain, self.node_id)
         self.engine = engine or storage.create_engine_for(config.database_url)
         migrate.upgrade(self.engine)
-        self.store = LedgerStore(self.engine, origin=self.origin, signer=self.signer)
+        path = checkpoint_file_path(config)
+        self.store = LedgerStore(self.engine, origin=self.origin, signer=self.signer,
+                                 checkpoint_file=CheckpointFile(path) if path else None)
         self.reader = self.store.reader
         # Seconds an overloaded node asks a sender to wait ([limits] retry_after_ms).
         self.retry_after = config.limits.retry_after_ms / 1000
@@ -456,13 +491,38 @@ class Node:
         txn.cursor.execute(_INSERT_INBOX, (header.sender, header.message_id, idx,
                                            accepted.digest, accepted.message.kind,
                                            to_micros(txn.now)))
+        return idx, False, self._handle(txn, accepted)
+
+    def _handle(self, txn: Transaction, accepted: checks.Accepted) -> list[str]:
         ctx = Context(self, txn)
         if self.responsibility is not None:
             self.responsibility(ctx, accepted)
         handler = self.handlers.get(accepted.message.kind)
         if handler is not None:
             handler(ctx, accepted)
-        return idx, False, ctx.to_wake
+        return ctx.to_wake
+
+    def reapply_received(self, txn: Transaction, entry: Entry, idx: int,
+                         accepted: checks.Accepted | None) -> None:
+        """Put back what receiving the RECEIVED ``entry``, re-appended at ``idx`` by
+        ``bcx ledger recover``, did: its inbox row (a re-delivery then gets its first
+        receipt back) and, given its checked message, the handler's workflow change.
+
+        The handler must log nothing: had it logged something the first time, that entry
+        would be in the lost tail too, and no peer holds this node's own entries.
+        """
+        txn.cursor.execute(_INSERT_INBOX, (entry.peer, entry.message_id, idx,
+                                           entry.message_digest, entry.subject,
+                                           to_micros(entry.logged_at)))
+        if accepted is None:
+            return
+        before = len(txn.appended)
+        # At the time it was first applied, so the deadlines it sets come out the same.
+        self._handle(replace(txn, now=entry.logged_at), accepted)
+        if len(txn.appended) != before:
+            raise LedgerError(
+                f"replaying message {entry.message_id.hex()} from {entry.peer} (entry {idx}) "
+                "would log new entries, which the lost tail did not hold")
 
     # --- sending --------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import grpc
 
 from exchange.errors import DirectoryError
 from exchange.identity import Role, SignedDirectory
+from exchange.ledger import rollback
 from exchange.ledger.witness import Witness
 from exchange.node import Node
 from exchange.transport.client import Peers
@@ -47,8 +48,11 @@ def refresh_delay(expires_at: datetime, now: datetime, interval: float, failures
 class RunningNode:
     def __init__(self, node: Node, *, listen: str | None = None,
                  background: list[Callable[[RunningNode], Coroutine[Any, Any, None]]] | None
-                 = None, operations: Mapping[str, Operation] | None = None) -> None:
+                 = None, operations: Mapping[str, Operation] | None = None,
+                 check_ledger: bool = True) -> None:
         self.node = node
+        # Refuse to serve a ledger behind what it signed (exchange.ledger.rollback).
+        self.check_ledger = check_ledger
         self.listen = listen or node.config.listen
         self.peers = Peers(node.tls, node.current_directory,
                            max_message_bytes=node.config.limits.max_envelope_bytes)
@@ -71,6 +75,10 @@ class RunningNode:
 
     async def _start(self) -> int:
         node = self.node
+        if self.check_ledger:
+            # Before the writer starts: it may log a directory, and nothing may be
+            # appended to a ledger that lost its tail.
+            await rollback.check_at_start(node, self.peers)
         node.start_writer()
         if node.config.metrics_listen is not None:
             self.metrics_port = await asyncio.to_thread(node.metrics.serve,

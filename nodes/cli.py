@@ -246,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="entries to list at most, a whole number ≥ 0 (default 50)")
     json_option(a)
     a.set_defaults(func=cmd_ledger_entries)
+    a = examples(led_sub.add_parser("recover", help="rebuild entries lost since the latest "
+                                                    "signed checkpoint from what the peers "
+                                                    "hold (node stopped)"),
+                 "bcx ledger recover --config bureau.fj/node.toml")
+    config_option(a)
+    json_option(a)
+    a.set_defaults(func=cmd_ledger_recover)
     a = examples(led_sub.add_parser("checkpoint", help="print the latest checkpoint with "
                                                        "cosignatures"),
                  "bcx ledger checkpoint --config police.fj/node.toml",
@@ -518,11 +525,14 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from exchange.errors import TamperError
+    from exchange.ledger import rollback
     from exchange.ledger.audit import verify_ledger
 
     config = load_config(args.config)
     store, _ = _offline_store(config)
     result: dict[str, Any] = {"node": config.node_id}
+    signed = _checkpoint_file(config)
+    signed_text = signed.read() if signed else None  # before the leaves are counted
     try:
         with render.Progress("  verified entries") as progress:
             report = verify_ledger(store.engine, log_verifier=store.verifier,
@@ -534,16 +544,32 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
         result.update(intact=False, error=str(e), first_bad_index=e.index)
     else:
         result.update(intact=True, entries=report.entries, checkpoints=report.checkpoints)
+        behind = rollback.behind_file(store, signed, signed_text, report.entries) \
+            if signed else None
+        if behind is not None:
+            result.update(intact=False, behind=True,
+                          error=f"intact but behind what it signed: {behind}; rebuild the "
+                                "lost entries with `bcx ledger recover`")
     if args.json:
         render.out(render.to_json(result))
     elif result["intact"]:
         render.out(f"ledger of {config.node_id} is intact: {report.entries} entries, "
                    f"{report.checkpoints} checkpoints verified")
+    elif result.get("behind"):
+        render.err(f"ledger of {config.node_id} is {result['error']}")
     else:
         render.err(f"ledger of {config.node_id} is NOT intact: {result['error']}")
         if result.get("first_bad_index") is not None:
             render.err(f"first bad index: {result['first_bad_index']}")
     return 0 if result["intact"] else 3
+
+
+def _checkpoint_file(config: NodeConfig) -> Any:
+    from exchange.ledger.store import CheckpointFile
+    from exchange.node import checkpoint_file_path
+
+    path = checkpoint_file_path(config)
+    return CheckpointFile(path) if path else None
 
 
 def cmd_ledger_entries(args: argparse.Namespace) -> int:
@@ -570,6 +596,27 @@ def cmd_ledger_entries(args: argparse.Namespace) -> int:
     lines += [f"{e['index']:>7}  {e['kind']:9} {render.cell(e['peer'])[:12]:12} "
               f"{e['message_id']:32} {e['message_digest'][:16]:16} {e['time']}" for e in out]
     render.out("\n".join(lines))
+    return 0
+
+
+def cmd_ledger_recover(args: argparse.Namespace) -> int:
+    from exchange import lock
+    from exchange.ledger import recover
+    from nodes.agency import make_node
+
+    config = load_config(args.config)
+    held = lock.acquire(config, purpose="recovering its ledger")
+    try:
+        report = recover.run(make_node(config), progress=render.err)
+    finally:
+        held.release()
+    if args.json:
+        render.out(render.to_json({
+            "node": report.node_id, "before": report.before, "after": report.after,
+            "source": report.source, "replayed": report.replayed,
+            "not_replayed": list(report.not_replayed)}))
+    else:
+        render.out(str(report))
     return 0
 
 

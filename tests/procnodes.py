@@ -280,6 +280,13 @@ class NodeDB:
             return int(conn.scalar(sql_select(func.count()).select_from(outbox).where(
                 outbox.c.recipient == recipient, outbox.c.delivered_at.is_(None))) or 0)
 
+    def unsettled(self, recipient: str) -> int:
+        """Messages to ``recipient`` neither delivered nor refused for good."""
+        with self.reader.connect() as conn:
+            return int(conn.scalar(sql_select(func.count()).select_from(outbox).where(
+                outbox.c.recipient == recipient, outbox.c.delivered_at.is_(None),
+                outbox.c.refused_at.is_(None))) or 0)
+
     def verify(self) -> AuditReport:
         """``bcx ledger verify``'s check: the tree recomputed against every checkpoint."""
         ca = pki.load_certificate(self.config.ca_cert)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select
@@ -35,7 +37,14 @@ from exchange.errors import (
 )
 from exchange.keys import Signer
 from exchange.ledger import merkle, note
-from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
+from exchange.ledger.entries import (
+    Entry,
+    EntryKind,
+    IndexColumns,
+    Receipt,
+    index_columns,
+    to_micros,
+)
 from exchange.schema import (
     ledger_checkpoints,
     ledger_cosignatures,
@@ -75,6 +84,51 @@ _RELEASE = storage.DriverStatement("RELEASE SAVEPOINT bcx_work")
 _ROLLBACK_TO = storage.DriverStatement("ROLLBACK TO SAVEPOINT bcx_work")
 
 
+class CheckpointFile:
+    """The ledger's latest signed checkpoint, kept in a file beside the database.
+
+    A database restored from an older copy, or one that lost its last transactions (a
+    torn WAL frame after a crash), still verifies: every checkpoint it holds matches
+    its leaves. The file does not go back with it, so at start the node compares its
+    ledger with the file (DESIGN.md §5, no silent rollback). Written after each commit
+    and before the commit's receipts leave: temp file, fsync, rename, fsync of the
+    directory, so a crash leaves the old file or the new one, never half of one. Mode
+    0600, never through a symlink.
+
+    What it costs is two fsyncs and a rename per batch, on the path of every receipt.
+    Measured with GroupCommitter on the shared 2-core machine while it was loaded (one
+    fsync took ~5 ms there, ~0.13 ms when idle), medians of 5 runs: one unit of work in
+    flight, 175 -> 50 commits/s; 64 in flight, 2,528 -> 1,632 appends/s.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, text: str) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(self.path)
+        dirfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+    def read(self) -> str | None:
+        """The note text, or None if there is no file (a node that never signed)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return f.read().decode()
+
+
 @dataclass(frozen=True, slots=True)
 class SignedCheckpoint:
     size: int
@@ -86,8 +140,11 @@ class LedgerStore:
     """Reads and appends for one node's ledger. Appends happen only inside
     ``GroupCommitter`` transactions (one writer); reads may come from any thread."""
 
-    def __init__(self, engine: Engine, *, origin: str, signer: Signer) -> None:
+    def __init__(self, engine: Engine, *, origin: str, signer: Signer,
+                 checkpoint_file: CheckpointFile | None = None) -> None:
         self.engine = engine
+        # The latest signed checkpoint, also kept outside the database (see CheckpointFile).
+        self.checkpoint_file = checkpoint_file
         self.reader = storage.reader(engine)
         self.origin = origin
         self.signer = signer
@@ -108,6 +165,9 @@ class LedgerStore:
                 .order_by(ledger_checkpoints.c.size.desc()).limit(1)
             ).first()
         self._latest = SignedCheckpoint(latest.size, latest.root, latest.note) if latest else None
+        # The latest checkpoint shown to peers (GetCheckpoint): with a checkpoint file, one
+        # the file already holds, so no witness learns of a size the file could lose.
+        self._published = self._latest
 
     # --- sizes and hashes ---------------------------------------------------
 
@@ -174,14 +234,16 @@ class LedgerStore:
 
     def _append(self, entry: Entry) -> int:
         """Add ``entry`` to the open batch; its rows are written by ``_flush``."""
+        return self._append_row(entry.encode(), (
+            int(entry.kind), entry.peer, entry.message_id or None,
+            entry.message_digest or None, to_micros(entry.logged_at)))
+
+    def _append_row(self, leaf: bytes, columns: IndexColumns) -> int:
         index = self._size
-        leaf = entry.encode()
         lh = merkle.leaf_hash(leaf)
         for lv, ix, h in merkle.new_full_subtrees(index, lh, self.full):
             self._pending[(lv, ix)] = h
-        self._pending_rows.append((index, leaf, int(entry.kind), entry.peer,
-                                   entry.message_id or None, entry.message_digest or None,
-                                   to_micros(entry.logged_at)))
+        self._pending_rows.append((index, leaf, *columns))
         self._size = index + 1
         return index
 
@@ -224,6 +286,25 @@ class LedgerStore:
         self._pending_rows.clear()
         if checkpoint is not None:
             self._latest = checkpoint
+            if self.checkpoint_file is None:
+                self._published = checkpoint
+
+    def _keep_outside(self, checkpoint: SignedCheckpoint) -> None:
+        """Write the checkpoint to the checkpoint file, before any receipt under it leaves.
+
+        A failure is logged, not raised: the transaction is durable, and a file left
+        behind the ledger only means a weaker check at the next start (a file ahead of
+        the ledger is what the check looks for).
+        """
+        if self.checkpoint_file is None:
+            return
+        try:
+            self.checkpoint_file.write(checkpoint.note)
+        except OSError as e:
+            # One line: the traceback would add nothing to the OS error.
+            log.error("cannot write the checkpoint file %s: %s",  # noqa: TRY400
+                      self.checkpoint_file.path, e.strerror)
+        self._published = checkpoint
 
     def _abort_pending(self, size_before: int) -> None:
         self._pending.clear()
@@ -345,9 +426,9 @@ class LedgerStore:
         return checkpoint.note + "".join(lines)
 
     def latest_cosigned_checkpoint(self) -> str:
-        if self._latest is None:
+        if self._published is None:
             raise LedgerError("the ledger is empty: no checkpoint yet")
-        return self.cosigned(self._latest)
+        return self.cosigned(self._published)
 
     def cosignature_count(self) -> int:
         with self.reader.connect() as conn:
@@ -392,6 +473,13 @@ class Transaction:
         self.appended.append(index)
         return index
 
+    def append_leaf(self, leaf: bytes) -> int:
+        """Append a leaf exactly as it was signed before (``bcx ledger recover`` puts a
+        lost tail back byte for byte, so the tree's roots come out as signed)."""
+        index = self._store._append_row(leaf, index_columns(leaf))
+        self.appended.append(index)
+        return index
+
 
 @dataclass(frozen=True, slots=True)
 class Committed(Generic[T]):
@@ -418,6 +506,23 @@ class _Work:
                 log.exception("on_failure callback of a ledger work item failed")
 
 
+@dataclass(slots=True)
+class _Done:
+    """A committed batch: its checkpoint and what each unit of work gave."""
+
+    checkpoint: SignedCheckpoint | None
+    outcomes: list[tuple[_Work, Any, BaseException | None, tuple[int, ...]]]
+
+    def resolve(self) -> None:
+        for work, result, error, appended in self.outcomes:
+            if error is not None:
+                continue  # resolved when it failed
+            # Futures were marked running and cannot be cancelled now; the guard only
+            # keeps the thread alive should that ever change.
+            with contextlib.suppress(InvalidStateError):
+                work.future.set_result(Committed(result, self.checkpoint, appended))
+
+
 class GroupCommitter:
     """One writer thread that runs submitted work in shared transactions.
 
@@ -439,11 +544,19 @@ class GroupCommitter:
         self._pending = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Committed batches waiting for the checkpoint file (see _publish).
+        self._published: queue.SimpleQueue[_Done | None] = queue.SimpleQueue()
+        self._publisher: threading.Thread | None = None
         self.batches = 0
         self.items = 0
 
     def start(self) -> None:
         if self._thread is None:
+            if self.store.checkpoint_file is not None:
+                # No receipt under a checkpoint leaves before the file holds it.
+                self._publisher = threading.Thread(target=self._publish,
+                                                   name="bcx-checkpoint-file", daemon=True)
+                self._publisher.start()
             self._thread = threading.Thread(target=self._run, name="bcx-ledger-writer",
                                             daemon=True)
             self._thread.start()
@@ -454,6 +567,10 @@ class GroupCommitter:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._publisher is not None:
+            self._published.put(None)
+            self._publisher.join()
+            self._publisher = None
 
     @property
     def pending(self) -> int:
@@ -592,13 +709,39 @@ class GroupCommitter:
         store._commit_pending(checkpoint)
         self.batches += 1
         self.items += len(batch)
-        for work, result, error, appended in outcomes:
-            if error is not None:
-                continue  # resolved when it failed
-            # Futures were marked running above and cannot be cancelled now; the guard
-            # only keeps the writer thread alive should that ever change.
-            with contextlib.suppress(InvalidStateError):
-                work.future.set_result(Committed(result, checkpoint, appended))
+        done = _Done(checkpoint, outcomes)
+        if self._publisher is None:
+            done.resolve()
+        else:
+            self._published.put(done)
+
+    def _publish(self) -> None:
+        """The checkpoint file's thread: write the newest committed checkpoint, then
+        resolve the batches it covers, in order.
+
+        Off the writer thread, so the next batch's transaction overlaps the file's fsyncs,
+        and coalesced: batches committed while a write is under way share the next one.
+        """
+        stopping = False
+        while not stopping:
+            first = self._published.get()
+            if first is None:
+                return
+            done = [first]
+            while True:
+                try:
+                    item = self._published.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                done.append(item)
+            newest = next((d.checkpoint for d in reversed(done) if d.checkpoint), None)
+            if newest is not None:
+                self.store._keep_outside(newest)
+            for d in done:
+                d.resolve()
 
 
 def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:

@@ -4,14 +4,19 @@ Each node checks the checkpoints of the peers it talks to (the office checks eve
 member): a consistency proof from the last checkpoint it witnessed, then a
 tlog-cosignature/v1 that it returns to the peer. Two checkpoints of one origin that
 are not consistent are a fork: both are kept as evidence and escalated to the office.
+So is a checkpoint smaller than one the witness holds (DESIGN.md §5, no silent
+rollback): a log only grows, and a peer serving a database restored from an older copy
+would otherwise look healthy until it grew past its old size. ``judge_checkpoint`` is
+that decision, pure; ``Witness.check_peer`` does the I/O around it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,42 +110,33 @@ class Witness:
         origin = log_origin(node.trust_domain, peer)
         verifier = note.Verifier.for_key(origin, member.signing_key)
         stub = self.peers.ledger(peer)
+        # What is held is read before the peer is asked: everything recorded until then
+        # (witnessed, or from its receipts) the peer had signed, so its answer must cover it.
+        held = await asyncio.to_thread(self._held, origin)
         response = await stub.GetCheckpoint(service_pb2.GetCheckpointRequest(), timeout=10)
         cp, _, _ = note.open_checkpoint(response.checkpoint, verifier, origin=origin)
         await node.run_work(lambda ctx: record_peer_checkpoint(ctx.txn.cursor, cp,
                                                                response.checkpoint, ctx.now))
         if await asyncio.to_thread(self._forked, origin):
             return "FORKED: evidence held and escalated to the office"
-        held = await asyncio.to_thread(self._held, origin)
-        base = max((h for h in held if h.witnessed), key=lambda h: h.cp.size, default=None)
-        for h in held:
-            if h.witnessed:
-                continue
-            if base is None:
-                base = h  # first sight of this log: trusted on first use, then held to it
-            elif h.cp != base.cp:
-                older, newer = (h, base) if h.cp.size <= base.cp.size else (base, h)
-                proof: list[bytes] = []
-                if 0 < older.cp.size < newer.cp.size:
-                    if newer.cp.size > cp.size:
-                        continue  # cannot prove against a size the peer has not reached
-                    r = await stub.GetConsistencyProof(service_pb2.GetConsistencyProofRequest(
-                        old_size=older.cp.size, new_size=newer.cp.size), timeout=10)
-                    proof = list(r.hashes)
-                try:
-                    check_consistent(ConsistencyCheck(older.cp, newer.cp, proof))
-                except ForkError as e:
-                    await self._fork(peer, older.text, newer.text, str(e))
-                    return f"FORK: {e}"
-                if h.cp.size > base.cp.size:
-                    base = h
-            await node.run_work(_mark_witnessed(h.id))
-        if base is None:
-            return "no checkpoint"
-        if self._last_cosigned.get(peer) != base.cp.size:
-            await self._cosign(peer, stub, base)
-            self._last_cosigned[peer] = base.cp.size
-        return f"witnessed size {base.cp.size}"
+        for h in to_compare(held):
+            proof: list[bytes] = []
+            if needs_proof(h.cp, cp):
+                r = await stub.GetConsistencyProof(service_pb2.GetConsistencyProofRequest(
+                    old_size=h.cp.size, new_size=cp.size), timeout=10)
+                proof = list(r.hashes)
+            judged = judge_checkpoint(h.cp, cp, proof)
+            if judged.verdict is Verdict.FORK:
+                await self._fork(peer, h.text, response.checkpoint, judged.detail)
+                return f"FORK: {judged.detail}"
+        now_held = await asyncio.to_thread(self._held, origin)
+        (current,) = [h for h in now_held if h.cp == cp]
+        await node.run_work(_mark_witnessed([h.id for h in now_held
+                                             if not h.witnessed and h.cp.size <= cp.size]))
+        if self._last_cosigned.get(peer) != cp.size:
+            await self._cosign(peer, stub, current)
+            self._last_cosigned[peer] = cp.size
+        return f"witnessed size {cp.size}"
 
     async def _cosign(self, peer: str, stub: Any, held: Held) -> None:
         node = self.node
@@ -174,11 +170,75 @@ class Witness:
         await self.node.run_work(work)
 
 
-def _mark_witnessed(row_id: int) -> Callable[[Context], None]:
+def _mark_witnessed(row_ids: list[int]) -> Callable[[Context], None]:
     def work(ctx: Context) -> None:
-        ctx.conn.execute(update(peer_checkpoints).where(peer_checkpoints.c.id == row_id)
-                         .values(witnessed=True))
+        if row_ids:
+            ctx.conn.execute(update(peer_checkpoints).where(peer_checkpoints.c.id.in_(row_ids))
+                             .values(witnessed=True))
     return work
 
 
-__all__ = ["NoteError", "Witness"]
+def held_checkpoint(node: Node, origin: str) -> str | None:
+    """The note of the largest checkpoint of ``origin`` this node holds, if any."""
+    with node.reader.connect() as conn:
+        return conn.scalar(select(peer_checkpoints.c.note)
+                           .where(peer_checkpoints.c.origin == origin)
+                           .order_by(peer_checkpoints.c.size.desc(), peer_checkpoints.c.id)
+                           .limit(1))
+
+
+# --- the decision (pure) ------------------------------------------------------------------
+
+
+class Verdict(enum.Enum):
+    SAME = "same"  # the checkpoint held, again
+    EXTENDS = "extends"  # larger, and proven to extend the one held
+    FORK = "fork"  # the two cannot both be honest states of one append-only log
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    verdict: Verdict
+    detail: str = ""
+
+
+def needs_proof(held: note.Checkpoint, seen: note.Checkpoint) -> bool:
+    """Whether judging ``seen`` against ``held`` needs a consistency proof from the peer."""
+    return 0 < held.size < seen.size
+
+
+def judge_checkpoint(held: note.Checkpoint, seen: note.Checkpoint, proof: Sequence[bytes]
+                     ) -> Judgement:
+    """What the checkpoint a peer presents now (``seen``) says against one of the same log
+    this witness already holds (``held``, verified when it was recorded).
+
+    A log only grows: a smaller checkpoint than one the peer signed before is a rollback
+    (a database restored from an older copy, a lost tail) and is judged a fork like any
+    inconsistency, so that it is kept as evidence and told to the office instead of
+    going unnoticed until the log grows past its old size. ``proof`` is the consistency
+    proof from ``held.size`` to ``seen.size`` (see ``needs_proof``).
+    """
+    if held.origin != seen.origin:
+        raise ValueError(f"checkpoints of different logs: {held.origin!r} and {seen.origin!r}")
+    if seen.size < held.size:
+        return Judgement(Verdict.FORK, f"{seen.origin}: rolled back: it presents size "
+                                       f"{seen.size} after signing size {held.size}")
+    try:
+        check_consistent(ConsistencyCheck(held, seen, proof))
+    except ForkError as e:
+        return Judgement(Verdict.FORK, str(e))
+    return Judgement(Verdict.SAME if seen.size == held.size else Verdict.EXTENDS)
+
+
+def to_compare(held: Sequence[Held]) -> list[Held]:
+    """The held checkpoints a new one must be judged against: the largest witnessed one,
+    and each recorded since (from receipts) and not yet witnessed, once per size and root,
+    largest first (a rollback is then told against the largest size the peer signed)."""
+    base = max((h for h in held if h.witnessed), key=lambda h: h.cp.size, default=None)
+    chosen: dict[tuple[int, bytes], Held] = {}
+    for h in [*([base] if base is not None else []), *(h for h in held if not h.witnessed)]:
+        chosen.setdefault((h.cp.size, h.cp.root), h)
+    return sorted(chosen.values(), key=lambda h: -h.cp.size)
+
+
+__all__ = ["Judgement", "NoteError", "Verdict", "Witness", "judge_checkpoint"]

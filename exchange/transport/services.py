@@ -29,6 +29,7 @@ from exchange.identity import Member
 from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
+from exchange.ledger.witness import held_checkpoint
 from exchange.node import InOrder
 from exchange.schema import outbox
 from exchange.transport.server import current_peer
@@ -421,6 +422,20 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
         except IndexError as e:
             raise VerificationError(f"the cosignature line does not parse: {e}") from e
         return cp, sig, note.verify_cosignature(cp, sig, verifier)
+
+    async def GetHeldCheckpoint(self, request: service_pb2.GetHeldCheckpointRequest,
+                                context: grpc.aio.ServicerContext[Any, Any]
+                                ) -> service_pb2.GetHeldCheckpointResponse:
+        """The largest checkpoint of the caller's ledger held here, so that a node
+        restored from an older copy learns, before it serves, that it signed more."""
+        caller = current_peer.get()
+        origin = log_origin(self.node.trust_domain, caller.node_id)
+        try:
+            text = await asyncio.to_thread(held_checkpoint, self.node, origin)
+        except Exception as e:
+            await _abort(context, e, "GetHeldCheckpoint")
+            raise
+        return service_pb2.GetHeldCheckpointResponse(checkpoint=text or "")
 
 
 Operation = Callable[[dict[str, Any]], Awaitable[Any]]

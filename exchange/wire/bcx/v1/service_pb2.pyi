@@ -116,6 +116,16 @@ class AddCosignatureResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class GetHeldCheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetHeldCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: str
+    def __init__(self, checkpoint: _Optional[str] = ...) -> None: ...
+
 class OperateRequest(_message.Message):
     __slots__ = ("operation", "arguments_json")
     OPERATION_FIELD_NUMBER: _ClassVar[int]

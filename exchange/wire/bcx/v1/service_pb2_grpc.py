@@ -221,6 +221,11 @@ class LedgerStub:
                 request_serializer=bcx_dot_v1_dot_service__pb2.AddCosignatureRequest.SerializeToString,
                 response_deserializer=bcx_dot_v1_dot_service__pb2.AddCosignatureResponse.FromString,
                 _registered_method=True)
+        self.GetHeldCheckpoint = channel.unary_unary(
+                '/bcx.v1.Ledger/GetHeldCheckpoint',
+                request_serializer=bcx_dot_v1_dot_service__pb2.GetHeldCheckpointRequest.SerializeToString,
+                response_deserializer=bcx_dot_v1_dot_service__pb2.GetHeldCheckpointResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -257,6 +262,14 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHeldCheckpoint(self, request, context):
+        """The largest checkpoint of the caller's own ledger this node holds (witnessed, or
+        from the caller's receipts): a node starting compares its ledger with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -284,6 +297,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.AddCosignature,
                     request_deserializer=bcx_dot_v1_dot_service__pb2.AddCosignatureRequest.FromString,
                     response_serializer=bcx_dot_v1_dot_service__pb2.AddCosignatureResponse.SerializeToString,
+            ),
+            'GetHeldCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHeldCheckpoint,
+                    request_deserializer=bcx_dot_v1_dot_service__pb2.GetHeldCheckpointRequest.FromString,
+                    response_serializer=bcx_dot_v1_dot_service__pb2.GetHeldCheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -421,6 +439,33 @@ class Ledger:
             '/bcx.v1.Ledger/AddCosignature',
             bcx_dot_v1_dot_service__pb2.AddCosignatureRequest.SerializeToString,
             bcx_dot_v1_dot_service__pb2.AddCosignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHeldCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bcx.v1.Ledger/GetHeldCheckpoint',
+            bcx_dot_v1_dot_service__pb2.GetHeldCheckpointRequest.SerializeToString,
+            bcx_dot_v1_dot_service__pb2.GetHeldCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,
