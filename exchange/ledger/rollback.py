@@ -1,5 +1,5 @@
-"""No silent rollback (DESIGN.md §5): at start, a node compares its ledger with what it
-signed before, as kept outside its database.
+"""No silent rollback (docs/architecture.md#witnessing): at start, a node compares its
+ledger with what it signed before, as kept outside its database.
 
 Two sources hold this node's signed checkpoints where a restored or truncated database
 cannot take them back: its checkpoint file (``exchange.ledger.store.CheckpointFile``)

@@ -90,8 +90,8 @@ class CheckpointFile:
     A database restored from an older copy, or one that lost its last transactions (a
     torn WAL frame after a crash), still verifies: every checkpoint it holds matches
     its leaves. The file does not go back with it, so at start the node compares its
-    ledger with the file (DESIGN.md §5, no silent rollback). Written after each commit
-    and before the commit's receipts leave: temp file, fsync, rename, fsync of the
+    ledger with the file (docs/architecture.md#witnessing, no silent rollback). Written
+    after each commit and before the commit's receipts leave: temp file, fsync, rename, fsync of the
     directory, so a crash leaves the old file or the new one, never half of one. Mode
     0600, never through a symlink.
 

@@ -4,7 +4,7 @@ Each node checks the checkpoints of the peers it talks to (the office checks eve
 member): a consistency proof from the last checkpoint it witnessed, then a
 tlog-cosignature/v1 that it returns to the peer. Two checkpoints of one origin that
 are not consistent are a fork: both are kept as evidence and escalated to the office.
-So is a checkpoint smaller than one the witness holds (DESIGN.md §5, no silent
+So is a checkpoint smaller than one the witness holds (docs/architecture.md#witnessing, no silent
 rollback): a log only grows, and a peer serving a database restored from an older copy
 would otherwise look healthy until it grew past its old size. ``judge_checkpoint`` is
 that decision, pure; ``Witness.check_peer`` does the I/O around it.

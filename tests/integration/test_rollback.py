@@ -1,4 +1,4 @@
-"""No silent rollback, with real node processes (DESIGN.md §5).
+"""No silent rollback, with real node processes (docs/architecture.md#witnessing).
 
 Two ways a node's ledger goes back without anything failing to verify, each found on a
 running federation:
