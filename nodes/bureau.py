@@ -641,7 +641,7 @@ def id_holder_rows(conn: Any, *, since: datetime | None = None, carrier: str = "
     if outcome:
         q = q.where(id_holders.c.outcome == outcome)
     return [{
-        "report": bytes(h.report_id).hex(), "received": from_micros(h.received_at)
-        .isoformat(timespec="seconds"), "carrier": h.carrier, "province": h.province,
+        "report": bytes(h.report_id).hex(), "received": from_micros(h.received_at),
+        "carrier": h.carrier, "province": h.province,
         "id_hmac": bytes(h.id_hmac).hex(), "hmac_key": h.hmac_key_id, "cards": h.card_count,
         "outcome": h.outcome} for h in conn.execute(q)]

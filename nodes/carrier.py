@@ -342,7 +342,7 @@ def penalty_rows(conn: Any, *, since: datetime | None = None, carrier: str = "",
         q = q.where(penalties.c.outlet_code == outlet)
     return [{
         "penalty": bytes(p.penalty_id).hex(),
-        "issued": from_micros(p.issued_at).isoformat(timespec="seconds"),
+        "issued": from_micros(p.issued_at),
         "bureau": p.bureau, "carrier": p.carrier, "outlet": p.outlet_code,
         "violation": p.violation, "measure": p.measure, "legal_basis": p.legal_basis,
         "numbers": p.numbers_total} for p in conn.execute(q)]

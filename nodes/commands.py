@@ -586,8 +586,8 @@ def cmd_report_show(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in view["verdicts"].items()) or "none"
     lines = [f"report {view['report']} by {view['origin']} to {view['bureau']}, case "
              f"{view['case']} ({view['category']}), {view['numbers']} number(s), sent "
-             f"{view['sent']}" + (f", withdrawn {view['withdrawn']}" if view["withdrawn"]
-                                  else ""),
+             f"{render.when(view['sent'])}"
+             + (f", withdrawn {render.when(view['withdrawn'])}" if view["withdrawn"] else ""),
              f"verdicts: {counts}", "",
              operator.table(view["lines"], _columns(view["lines"]))]
     render.out("\n".join(lines))

@@ -82,5 +82,6 @@ def progress_rows(conn: Connection, *, since: datetime | None = None, bureau: st
     return out
 
 
-def _when(micros: int) -> str:
-    return from_micros(int(micros)).isoformat(timespec="seconds")
+def _when(micros: int) -> datetime:
+    """A stored time for a listing: the renderer shows it in the display zone."""
+    return from_micros(int(micros))

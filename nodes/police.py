@@ -385,12 +385,11 @@ def report_view(conn: Any, text: str, *, rejected_only: bool = False) -> dict[st
             "number": ln.number, "verdict": verdict,
             "reason": "" if ln.detail == _ALREADY_KNOWN else ln.detail,
             "carrier": ln.carrier_node, "final": bool(ln.final),
-            "when": from_micros(ln.updated_at).isoformat(timespec="seconds"),
+            "when": from_micros(ln.updated_at),
             "feedback": bytes(ln.feedback_id).hex() if ln.feedback_id else ""})
     return {
         "report": bytes(row.report_id).hex(), "origin": row.origin, "bureau": row.counterpart,
         "case": row.case_number, "category": row.category, "numbers": row.numbers_total,
-        "sent": from_micros(row.created_at).isoformat(timespec="seconds"),
-        "withdrawn": from_micros(row.withdrawn_at).isoformat(timespec="seconds")
-        if row.withdrawn_at else "",
+        "sent": from_micros(row.created_at),
+        "withdrawn": from_micros(row.withdrawn_at) if row.withdrawn_at else None,
         "verdicts": dict(sorted(counts.items())), "lines": out}

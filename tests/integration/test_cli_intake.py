@@ -247,7 +247,7 @@ def test_reports_show_gives_each_numbers_verdict_and_rejected_lists_only_those_n
     assert verdicts[NOT_OURS][0] == "not_our_subscriber"
     assert "no other carrier to ask" in verdicts[NOT_OURS][1]
     assert verdicts[BJ][0] == "unroutable" and "no bureau" in verdicts[BJ][1]
-    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", r["when"]) for r in rows)
+    assert all(re.match(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d", r["when"]) for r in rows)
 
     rejected = bcx("reports", "show", rid, "--config", desk.cfg("police.fj"), "--rejected",
                    "--csv")
