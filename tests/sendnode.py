@@ -29,9 +29,11 @@ from procnodes import report_number
 
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError
+from exchange.identity import Role
 from exchange.messages import Category, NumberReport
 from exchange.node import Context
 from exchange.runtime import RunningNode
+from nodes import police
 from nodes.agency import make_node
 
 log = logging.getLogger("sendnode")
@@ -56,7 +58,15 @@ async def commands(running: RunningNode, lines: asyncio.Queue[str | None]) -> No
 
             def queue(ctx: Context, recipient: str = recipient,
                       bodies: list[NumberReport] = bodies) -> list[bytes]:
-                return [ctx.send(recipient, body) for body in bodies]
+                if ctx.directory.member(node.node_id).role is not Role.POLICE:
+                    return [ctx.send(recipient, body) for body in bodies]
+                # A police node reports as its desk does, so it knows the reports the
+                # bureau's feedback answers (rule own-report); one report per message.
+                return [bytes.fromhex(police.report(
+                    ctx, numbers_found=list(body.numbers), category=body.category.value,
+                    case_number=body.case_number, evidence=body.evidence_summary,
+                    confidence=body.confidence, bureau=recipient)["parts"][0])
+                    for body in bodies]
 
             ids = await node.run_work(queue)
             reply: dict[str, object] = {"queued": [mid.hex() for mid in ids]}
