@@ -59,10 +59,6 @@ def _paragraphs(text: str) -> str:
     return "\n\n".join(textwrap.fill(p, 78) for p in text.split("\n\n"))
 
 
-def _example(*lines: str) -> str:
-    return "example:\n" + "\n".join(f"  {line}" for line in lines)
-
-
 def add_commands(sub: Any) -> None:
     def command(name: str, help_text: str, func: Any, *example_lines: str,
                 json_flag: bool = True, example: Sequence[str] = (), listing: bool = False,
@@ -241,10 +237,9 @@ def add_commands(sub: Any) -> None:
             "One report and, per number, what the bureau did with it (noticed to a "
             "carrier, forwarded to another province, already known, rejected with the "
             "reason, unroutable) and the carrier's outcome (shut down, already inactive, "
-            "not our subscriber, refused), with the time of the last word on it."),
-        epilog=_example("bcx reports show 01938f2a5c7e7c1d --config node.toml",
-                        "bcx reports show 01938f2a --config node.toml --rejected --csv"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+            "not our subscriber, refused), with the time of the last word on it."))
+    cliopts.examples(show, "bcx reports show 01938f2a5c7e7c1d --config node.toml",
+                     "bcx reports show 01938f2a --config node.toml --rejected --csv")
     show.add_argument("report_id", metavar="REPORT_ID",
                       help="the report's id: 32 hex digits, or its first 8 or more")
     show.add_argument("--rejected", action="store_true",
