@@ -23,7 +23,7 @@ from exchange.runtime import RunningNode
 from exchange.transport import outbox as outbox_queue
 from nodes import bureau, carrier, commerce, office, police, rules
 from nodes.operator import overdue_counts
-from nodes.workflow import message_id_arg
+from nodes.shared.arguments import message_id_arg
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from exchange import messages
 from exchange.errors import InvalidBodyError, OperationError
 from exchange.identity import Role
+from exchange.ledger.entries import from_micros, to_micros
 from exchange.messages import (
     AppealDecision,
     AppealOutcome,
@@ -49,38 +50,21 @@ from nodes.models import (
     report_numbers,
     reports,
 )
-from nodes.obligations import raise_overdue
-from nodes.workflow import (
-    FINAL,
-    STATUS_OF_OUTCOME,
-    Router,
-    Status,
-    Verdict,
-    chunks,
-    feedback,
+from nodes.shared.arguments import message_id_arg
+from nodes.shared.batching import chunks
+from nodes.shared.feedback import feedback
+from nodes.shared.obligations import raise_overdue
+from nodes.shared.routing import (
+    Disposition,
     forward_thread,
-    from_micros,
     judge_number,
-    message_id_arg,
-    to_micros,
+    router_for,
     triage,
 )
+from nodes.shared.statuses import FINAL, STATUS_OF_OUTCOME, Status
 
 LEGAL_BASIS = ("Anti-Telecom and Online Fraud Law art. 21; MIIT real-name registration "
                "rules: shut down unregistered cards used for fraud")
-
-_routers: dict[tuple[int, int], Router] = {}
-
-
-def router_for(ctx: Context) -> Router:
-    d = ctx.directory
-    key = (id(d), d.version)
-    r = _routers.get(key)
-    if r is None:
-        _routers.clear()
-        r = _routers[key] = Router.for_directory(d)
-    return r
-
 
 def _province(ctx: Context) -> str:
     return ctx.directory.member(ctx.node.node_id).province
@@ -122,14 +106,14 @@ def on_number_report(ctx: Context, acc: Accepted) -> None:
         key = t.number or t.reported
         if key in rows:
             continue  # the same number twice in one report
-        if t.verdict is Verdict.REJECT:
+        if t.disposition is Disposition.REJECT:
             rows[key] = (Status.REJECTED, t.reason, "")
-        elif t.verdict is Verdict.UNROUTABLE:
+        elif t.disposition is Disposition.UNROUTABLE:
             rows[key] = (Status.UNROUTABLE, t.reason, "")
-        elif t.verdict is Verdict.FORWARD:
+        elif t.disposition is Disposition.FORWARD:
             rows[key] = (Status.FORWARDED, f"to {t.target}", "")
             to_forward[t.target].append(t.number)
-        elif t.verdict is Verdict.KNOWN:
+        elif t.disposition is Disposition.KNOWN:
             case = known.get(t.number)
             if case is None:  # twice in this report, first time noticed just now
                 continue

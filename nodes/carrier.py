@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 
 from exchange import messages, seal
 from exchange.errors import InvalidBodyError, OperationError
+from exchange.ledger.entries import from_micros, to_micros
 from exchange.messages import (
     ActionOutcome,
     ActionReport,
@@ -34,7 +35,8 @@ from exchange.messages import (
 from exchange.node import Context
 from exchange.receive import Accepted
 from nodes.models import INSERT_NOTICE_LINE, appeals, case_requests, notices, penalties
-from nodes.obligations import raise_overdue
+from nodes.shared.batching import chunks
+from nodes.shared.obligations import raise_overdue
 from nodes.subscribers import (
     ACTIVE,
     CONCENTRATION_THRESHOLD,
@@ -49,7 +51,6 @@ from nodes.subscribers import (
     id_hmac,
     id_hmac_key,
 )
-from nodes.workflow import chunks, from_micros, to_micros
 
 CASE_CONTEXT = b"bcx case-response v1\x00"
 UNTRACED_STATES = frozenset({RealNameState.UNREGISTERED, RealNameState.FALSE_IDENTITY})

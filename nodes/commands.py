@@ -686,7 +686,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
     if args.open:
         from nodes.agency import make_node
         from nodes.police import open_case_answer
-        from nodes.workflow import message_id_arg
+        from nodes.shared.arguments import message_id_arg
 
         node = make_node(cfg)
         try:

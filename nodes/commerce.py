@@ -10,7 +10,7 @@ from exchange.errors import NumberError, OperationError
 from exchange.messages import ChannelReport, SalesChannel
 from exchange.node import Context
 from nodes import police
-from nodes.workflow import chunks
+from nodes.shared.batching import chunks
 
 # A market regulator reports numbers the way police do, and hears back the same way.
 HANDLERS = {"circular": police.on_circular}

@@ -42,7 +42,7 @@ from exchange.config import NodeConfig
 from exchange.errors import ExchangeError, PeerError
 from exchange.identity import Role
 from exchange.ledger.audit import verify_ledger
-from exchange.ledger.entries import EntryKind
+from exchange.ledger.entries import EntryKind, to_micros
 from exchange.ledger.store import LedgerStore
 from exchange.numbers import NumberBlock
 from exchange.schema import ledger_leaves, outbox
@@ -60,7 +60,6 @@ from nodes.models import (
     subscribers,
 )
 from nodes.subscribers import import_rows
-from nodes.workflow import to_micros
 
 MEMBERS = (
     ("office.cn", Role.OFFICE, "cn", "National special-action office"),

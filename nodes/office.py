@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from exchange import messages
+from exchange.ledger.entries import from_micros, to_micros
 from exchange.node import Context
 from exchange.receive import Accepted
 from nodes.models import escalations, progress
-from nodes.workflow import from_micros, to_micros
 
 
 def on_escalation(ctx: Context, acc: Accepted) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, func, select
 from exchange import pki, storage
 from exchange.config import NodeConfig
 from exchange.errors import OperationError, PeerError
-from exchange.ledger.entries import EntryKind
+from exchange.ledger.entries import EntryKind, from_micros, to_micros
 from exchange.ledger.receipts import log_origin
 from exchange.ledger.store import LedgerStore
 from exchange.schema import ledger_leaves, outbox
@@ -39,7 +39,6 @@ from nodes.models import (
     reports,
     subscribers,
 )
-from nodes.workflow import from_micros, to_micros
 
 # --- Commands to the running node ---------------------------------------------------------
 

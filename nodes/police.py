@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, update
 from exchange import messages, numbers, seal
 from exchange.errors import InvalidBodyError, NumberError, OperationError
 from exchange.identity import Role
-from exchange.ledger.entries import Entry
+from exchange.ledger.entries import Entry, from_micros, to_micros
 from exchange.messages import CaseQuestion, CaseRequest, Category, NumberReport, Withdrawal
 from exchange.node import Context, Node
 from exchange.receive import Accepted
@@ -30,17 +30,11 @@ from nodes.models import (
     report_numbers,
     reports,
 )
-from nodes.obligations import raise_overdue
-from nodes.workflow import (
-    CHUNK,
-    FINAL,
-    Status,
-    chunks,
-    from_micros,
-    message_id_arg,
-    status_of_feedback,
-    to_micros,
-)
+from nodes.shared.arguments import message_id_arg
+from nodes.shared.batching import CHUNK, chunks
+from nodes.shared.feedback import status_of_feedback
+from nodes.shared.obligations import raise_overdue
+from nodes.shared.statuses import FINAL, Status
 
 # --- Handlers -------------------------------------------------------------------------
 

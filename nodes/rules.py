@@ -11,7 +11,7 @@ transaction that logs the message, so a refusal rolls back the RECEIVED entry an
 changes nothing. Refusal texts name the rule and never quote a number.
 
 These rules live in ``nodes`` because they read the agencies' tables and their state
-machine (``nodes.workflow.Status``); ``exchange`` never imports ``nodes``.
+machine (``nodes.shared.statuses.Status``); ``exchange`` never imports ``nodes``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from exchange.identity import Directory, Role
 from exchange.node import Context, Handler
 from exchange.receive import Accepted
 from exchange.responsibility import Refusal, Rule
-from nodes.bureau import router_for
 from nodes.carrier import subscriber_system
 from nodes.models import (
     appeals,
@@ -39,8 +38,10 @@ from nodes.models import (
     report_numbers,
     reports,
 )
+from nodes.shared.batching import chunks
+from nodes.shared.routing import Router, router_for
+from nodes.shared.statuses import FINAL, Status
 from nodes.subscribers import PORTED_OUT
-from nodes.workflow import FINAL, Router, Status, chunks
 
 # --- The rules ---------------------------------------------------------------------------
 
@@ -142,7 +143,7 @@ def decide_feedback(outcomes: Sequence[messages.NumberOutcome], *, sender: str,
                     facts: ReportLines, bureau_of: Callable[[str, str], str]) -> None:
     """Refuse a Circular that is not about this node's reports, comes from a bureau
     those reports are not with, or replaces a final outcome."""
-    from nodes.workflow import status_of_feedback
+    from nodes.shared.feedback import status_of_feedback
 
     for i, line in enumerate(outcomes):
         if not line.report_id:

@@ -24,10 +24,11 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from exchange import numbers
 from exchange.errors import NumberError, OperationError
+from exchange.ledger.entries import from_micros, to_micros
 from exchange.messages import RealNameState, SalesChannel
 from exchange.storage import DriverStatement
 from nodes.models import outlets, subscribers
-from nodes.workflow import chunks, from_micros, to_micros
+from nodes.shared.batching import chunks
 
 ACTIVE = "active"
 SUSPENDED = "suspended"

@@ -49,8 +49,8 @@ from nodes.models import (
     reports,
     subscribers,
 )
+from nodes.shared.routing import forward_thread
 from nodes.subscribers import import_rows
-from nodes.workflow import forward_thread
 
 pytestmark = [pytest.mark.network]
 

@@ -57,7 +57,8 @@ from nodes.rules import (
     ReportRow,
     Status,
 )
-from nodes.workflow import FINAL, feedback
+from nodes.shared.feedback import feedback
+from nodes.shared.statuses import FINAL
 
 NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 TRUST = "bcx.test"
