@@ -359,7 +359,8 @@ def add_output_flags(p: argparse.ArgumentParser, *, suppress: bool = False) -> N
 
 def add_listings(command: Any) -> None:
     """The desks' listings of what their node received: one shape, one renderer."""
-    from nodes import bureau, carrier, office
+    from nodes import carrier, office
+    from nodes.bureau.tables import id_holder_rows
 
     p = command("escalations", "office: escalations received (overdue obligations, "
                 "forks, delivery failures)",
@@ -397,7 +398,7 @@ def add_listings(command: Any) -> None:
 
     p = command("id-holders", "bureau: ID holders with many cards, as carriers reported "
                 "them (keyed HMACs, never ID numbers)",
-                cmd_list(lambda conn, cfg, now, a: bureau.id_holder_rows(
+                cmd_list(lambda conn, cfg, now, a: id_holder_rows(
                     conn, since=a.since, carrier=a.carrier, min_cards=a.min_cards,
                     outcome=a.outcome)), listing=True,
                 example=("bcx id-holders --config node.toml --carrier cmcc.fj",

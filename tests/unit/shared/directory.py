@@ -22,7 +22,9 @@ DIRECTORY = Directory(
     trust_domain="bcx.example", version=1, issued_at=NOW, expires_at=NOW + timedelta(days=1),
     members=(member("office.cn", Role.OFFICE, "cn"), member("bureau.fj", Role.BUREAU, "fj"),
              member("bureau.gd", Role.BUREAU, "gd"), member("cmcc.fj", Role.CARRIER, "fj"),
-             member("mvno-x.fj", Role.CARRIER, "fj")),
+             member("mvno-x.fj", Role.CARRIER, "fj"),
+             member("cmcc.gd", Role.CARRIER, "gd"), member("police.fj", Role.POLICE, "fj"),
+             member("commerce.fj", Role.COMMERCE, "fj")),
     numbering_plan=(NumberBlock("+8617059", "mvno-x.fj", "fj", reseller=True),),
 )
 ROUTER = Router.for_directory(DIRECTORY)
