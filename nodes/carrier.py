@@ -166,8 +166,8 @@ def on_withdrawal(ctx: Context, acc: Accepted) -> None:
         refusal_reason="" if n in restored else "not suspended by this notice")
         for n in body.numbers)
     for part in chunks(actions):
-        ctx.send(h.sender, ActionReport(actions=tuple(part)),
-                 in_reply_to=body.withdrawn_message_id, thread="withdrawal")
+        ctx.send(h.sender, ActionReport(actions=tuple(part), withdrawal_id=h.message_id),
+                 in_reply_to=body.withdrawn_message_id)
 
 
 def on_case_request(ctx: Context, acc: Accepted) -> None:

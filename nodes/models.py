@@ -283,6 +283,13 @@ INSERT_REPORT_LINE = DriverStatement(
     "INSERT INTO wf_report_numbers (report_id, number, status, detail, carrier_node, final, "
     "feedback_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
+# A bureau's line of a report it received: with the bureau a forwarded number went to
+# and whether the bureau held the number already.
+INSERT_JUDGED_REPORT_LINE = DriverStatement(
+    "INSERT INTO wf_report_numbers (report_id, number, status, detail, carrier_node, final, "
+    "feedback_id, updated_at, forwarded_to, already_known) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
 # A line's new status and the Circular that told it (NULL: none did, keep the last).
 UPDATE_REPORT_LINE = DriverStatement(
     "UPDATE wf_report_numbers SET status = ?, detail = ?, carrier_node = ?, final = ?, "

@@ -52,7 +52,8 @@ def on_circular(ctx: Context, acc: Accepted) -> None:
     for line in body.outcomes:
         if not line.report_id:
             continue
-        status, detail = status_of_feedback(line)
+        told = status_of_feedback(line)
+        status, detail = told.status, _ALREADY_KNOWN if told.already_known else told.reason
         open_lines.append((status.value, detail, line.carrier_node, status in FINAL,
                            feedback_id, now, line.report_id, line.number, False))
     UPDATE_OPEN_REPORT_LINE.run(ctx.conn, open_lines)

@@ -156,7 +156,7 @@ def decide_feedback(outcomes: Sequence[messages.NumberOutcome], *, sender: str,
             raise REPORT_BUREAU.refuse(f"line #{i}: report {line.report_id.hex()} went to "
                                        f"{went_to}, not to {sender}")
         current = facts.status.get((line.report_id, line.number))
-        new, _ = status_of_feedback(line)
+        new = status_of_feedback(line).status
         if current is not None and not may_feed_back(current, new):
             raise OUTCOME_TRANSITION.refuse(
                 f"line #{i} of report {line.report_id.hex()} is final ({current.value}) "

@@ -36,9 +36,6 @@ from nodes.shared.statuses import FINAL, STATUS_OF_OUTCOME, Status
 LEGAL_BASIS = ("Anti-Telecom and Online Fraud Law art. 21; MIIT real-name registration "
                "rules: shut down unregistered cards used for fraud")
 
-# How the bureau's own line of a known number reads (the police see already_known).
-ALREADY_KNOWN = "already known to this bureau"
-
 
 # --- Values loaded ------------------------------------------------------------------
 
@@ -114,24 +111,17 @@ class ReportLine:
     """What this bureau did with one reported number: its line of the report."""
 
     number: str  # E.164, or as reported when it is not a number
-    status: Status
+    status: Status  # of a known number: its case's
     reason: str = ""
     carrier_node: str = ""
-    forwarded_to: str = ""
-    already_known: bool = False
+    forwarded_to: str = ""  # the bureau a FORWARDED number went to
+    already_known: bool = False  # this bureau had it from an earlier report
 
     @property
     def closed(self) -> bool:
         """Whether this bureau owes the reporter nothing more on it: a forwarded number
         is the other bureau's to feed back, the obligation ends with the hand-over."""
         return self.status in FINAL or self.status is Status.FORWARDED
-
-    @property
-    def detail(self) -> str:
-        """The line's text in this bureau's own table."""
-        if self.status is Status.FORWARDED:
-            return f"to {self.forwarded_to}"
-        return ALREADY_KNOWN if self.already_known else self.reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +220,9 @@ def _batches(by_target: Mapping[str, list[str]]) -> list[tuple[str, tuple[str, .
 def report_outcome(line: ReportLine, *, report_id: bytes, decided_at: datetime
                    ) -> NumberOutcome:
     """A report line as the reporter is told it in a Circular."""
-    return feedback(line.number, line.status, detail=line.detail,
-                    carrier_node=line.carrier_node, report_id=report_id,
+    return feedback(line.number, line.status, detail=line.reason,
+                    carrier_node=line.carrier_node, forwarded_to=line.forwarded_to,
+                    already_known=line.already_known, report_id=report_id,
                     decided_at=decided_at)
 
 

@@ -204,7 +204,7 @@ def on_action_report(ctx: Context, acc: Accepted) -> None:
     notice = tables.notice_state(ctx.conn, h.in_reply_to, h.sender)
     plan = plan_action_report(
         notice, tables.notice_lines(ctx.conn, notice.notice_id), body.actions,
-        sender=h.sender, withdrawal=h.thread == "withdrawal", directory=ctx.directory)
+        sender=h.sender, withdrawal=bool(body.withdrawal_id), directory=ctx.directory)
     tables.answer_notice_lines(ctx.conn, notice.notice_id, plan.answers,
                                answer_id=h.message_id, now=ctx.now)
     tables.update_cases(ctx.conn, plan.cases, ctx.now)

@@ -36,8 +36,8 @@ from nodes.bureau.decisions import (
 )
 from nodes.models import (
     INSERT_CASE,
+    INSERT_JUDGED_REPORT_LINE,
     INSERT_NOTICE_LINE,
-    INSERT_REPORT_LINE,
     UPDATE_CASE,
     UPDATE_NOTICE_LINE,
     UPDATE_REPORT_LINE,
@@ -103,9 +103,9 @@ def insert_report(conn: Any, *, report_id: bytes, origin: str, counterpart: str,
 def insert_report_lines(conn: Any, report_id: bytes, lines: Sequence[ReportLine],
                         feedback_ids: Sequence[bytes | None], now: datetime) -> None:
     at = to_micros(now)
-    INSERT_REPORT_LINE.run(conn, [
-        (report_id, ln.number, ln.status.value, ln.detail, ln.carrier_node, ln.closed,
-         feedback_id, at)
+    INSERT_JUDGED_REPORT_LINE.run(conn, [
+        (report_id, ln.number, ln.status.value, ln.reason, ln.carrier_node, ln.closed,
+         feedback_id, at, ln.forwarded_to or None, ln.already_known)
         for ln, feedback_id in zip(lines, feedback_ids, strict=True)])
 
 
@@ -253,11 +253,9 @@ def mark_notice_escalated(conn: Any, notice_id: bytes, now: datetime) -> None:
 
 
 def withdrawn_lines(conn: Any, report_id: bytes) -> list[WithdrawnLine]:
-    return [WithdrawnLine(ln.number, Status(ln.status),
-                          ln.detail.removeprefix("to ") if ln.status == Status.FORWARDED
-                          else "")
+    return [WithdrawnLine(ln.number, Status(ln.status), ln.forwarded_to or "")
             for ln in conn.execute(select(report_numbers.c.number, report_numbers.c.status,
-                                          report_numbers.c.detail).where(
+                                          report_numbers.c.forwarded_to).where(
                 report_numbers.c.report_id == report_id))]
 
 

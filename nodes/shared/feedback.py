@@ -1,45 +1,63 @@
-"""How a bureau words one number's outcome in a Circular, and how a reporter reads it."""
+"""How a bureau words one number's outcome in a Circular, and how a reporter reads it.
+
+A carrier's outcome travels as ``NumberOutcome.outcome``; the bureau's own verdict
+(noticed, forwarded, rejected, unroutable, withdrawn) as ``verdict``, the bureau a
+forwarded number went to as ``forwarded_to``, and "this bureau had the number already"
+as ``already_known``. ``detail`` is only the reason.
+"""
 
 from __future__ import annotations
 
-import functools
+from dataclasses import dataclass
 from datetime import datetime
 
-from exchange.messages import ActionOutcome, NumberOutcome
-from nodes.shared.statuses import OUTCOME_OF_STATUS, STATUS_OF_OUTCOME, Status
+from exchange.messages import NumberOutcome
+from nodes.shared.statuses import (
+    OUTCOME_OF_STATUS,
+    STATUS_OF_OUTCOME,
+    STATUS_OF_VERDICT,
+    VERDICT_OF_STATUS,
+    Status,
+)
 
 
 def feedback(number: str, status: Status, *, detail: str = "", carrier_node: str = "",
-             report_id: bytes, decided_at: datetime) -> NumberOutcome:
+             forwarded_to: str = "", already_known: bool = False, report_id: bytes,
+             decided_at: datetime) -> NumberOutcome:
     """One number's line in a Circular to its reporter.
 
-    A carrier's outcome travels as the ``outcome`` enum; the bureau's own verdicts
-    (accepted and noticed, forwarded, rejected, unroutable, withdrawn) have no enum
-    value, so they travel as ``detail`` = "<status>: <reason>".
+    ``forwarded_to`` names the bureau of a FORWARDED number (and is dropped for any other
+    status: a line names a bureau only when it forwarded the number there).
     """
-    outcome, text = _wording(status, detail)
-    return NumberOutcome(number=number, outcome=outcome, carrier_node=carrier_node,
-                         detail=text, report_id=report_id, decided_at=decided_at)
-
-
-@functools.lru_cache(maxsize=1024)
-def _wording(status: Status, detail: str) -> tuple[ActionOutcome | None, str]:
-    # Once per distinct (status, detail): a bulk Circular repeats a handful of them.
     outcome = OUTCOME_OF_STATUS.get(status)
-    text = detail if outcome is not None else f"{status.value}: {detail}" if detail \
-        else status.value
-    return outcome, text
+    verdict = VERDICT_OF_STATUS.get(status)
+    if outcome is None and verdict is None:
+        raise ValueError(f"status {status.value!r} is no outcome a bureau tells a reporter")
+    return NumberOutcome(
+        number=number, outcome=outcome, verdict=verdict, carrier_node=carrier_node,
+        detail=detail, report_id=report_id, decided_at=decided_at,
+        forwarded_to=forwarded_to if status is Status.FORWARDED else "",
+        already_known=already_known)
 
 
-def status_of_feedback(line: NumberOutcome) -> tuple[Status, str]:
-    """The status and reason a Circular line reports (the inverse of ``feedback``)."""
+@dataclass(frozen=True, slots=True)
+class Told:
+    """What a Circular line tells its reporter about one number."""
+
+    status: Status
+    reason: str
+    already_known: bool = False  # the bureau had it from an earlier report
+    forwarded_to: str = ""  # the bureau it went to, when FORWARDED
+
+
+def status_of_feedback(line: NumberOutcome) -> Told:
+    """The status, reason and typed facts a Circular line reports (the inverse of
+    ``feedback``). A line with neither an outcome nor a verdict says nothing more than
+    that the bureau has the number: NOTICED."""
     if line.outcome is not None:
-        return STATUS_OF_OUTCOME[line.outcome], line.detail
-    head, _, reason = line.detail.partition(": ")
-    status = _STATUS_OF_VALUE.get(head)
-    if status is None:
-        return Status.NOTICED, line.detail
-    return status, reason
-
-
-_STATUS_OF_VALUE = {s.value: s for s in Status}
+        status = STATUS_OF_OUTCOME[line.outcome]
+    elif line.verdict is not None:
+        status = STATUS_OF_VERDICT[line.verdict]
+    else:
+        status = Status.NOTICED
+    return Told(status, line.detail, line.already_known, line.forwarded_to)

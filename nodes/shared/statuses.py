@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from exchange.messages import ActionOutcome
+from exchange.messages import ActionOutcome, Verdict
 
 
 class Status(enum.StrEnum):
@@ -36,3 +36,13 @@ STATUS_OF_OUTCOME = {
     ActionOutcome.RESTORED: Status.RESTORED,
 }
 OUTCOME_OF_STATUS = {v: k for k, v in STATUS_OF_OUTCOME.items()}
+
+# The bureau's own verdicts: what it did with a number no carrier has answered for.
+STATUS_OF_VERDICT = {
+    Verdict.NOTICED: Status.NOTICED,
+    Verdict.FORWARDED: Status.FORWARDED,
+    Verdict.REJECTED: Status.REJECTED,
+    Verdict.UNROUTABLE: Status.UNROUTABLE,
+    Verdict.WITHDRAWN: Status.WITHDRAWN,
+}
+VERDICT_OF_STATUS = {v: k for k, v in STATUS_OF_VERDICT.items()}

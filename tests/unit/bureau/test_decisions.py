@@ -21,10 +21,10 @@ from exchange.messages import (
     IdHolder,
     NumberAction,
     SalesChannel,
+    Verdict,
     VerificationOutcome,
 )
 from nodes.bureau.decisions import (
-    ALREADY_KNOWN,
     AppealState,
     Case,
     CaseOnNotice,
@@ -107,14 +107,18 @@ def test_number_report_plan(reported: tuple[str, ...], cases: tuple[Case, ...],
     assert p.reopened == reopened  # type: ignore[attr-defined]
 
 
-def test_report_lines_keep_their_reasons_and_words() -> None:
+def test_report_lines_keep_their_reasons_and_typed_facts() -> None:
     p = plan_number_report((CMCC_1, "110", GD_1, CMCC_2), cases={
         CMCC_2: Case(CMCC_2, Status.NOTICED, "cmcc.fj")}, province="fj", router=ROUTER,
         directory=DIRECTORY)
-    details = {ln.number: ln.detail for ln in p.lines}
-    assert details == {CMCC_1: "notice to cmcc.fj", "110": judge_number("110")[1],
-                       GD_1: "to bureau.gd", CMCC_2: ALREADY_KNOWN}
+    assert [(ln.reason, ln.forwarded_to, ln.already_known) for ln in p.lines] == [
+        ("notice to cmcc.fj", "", False), (judge_number("110")[1], "", False),
+        ("", "bureau.gd", False), ("", "", True)]
     assert [ln.closed for ln in p.lines] == [False, True, True, False]
+    told = [report_outcome(ln, report_id=NOTICE_ID, decided_at=NOW) for ln in p.lines]
+    assert [(t.verdict, t.outcome, t.forwarded_to, t.already_known) for t in told] == [
+        (Verdict.NOTICED, None, "", False), (Verdict.REJECTED, None, "", False),
+        (Verdict.FORWARDED, None, "bureau.gd", False), (Verdict.NOTICED, None, "", True)]
 
 
 def test_a_large_report_is_noticed_in_chunks() -> None:
@@ -185,7 +189,9 @@ def test_each_line_reads_back_as_the_status_it_records(
                            directory=DIRECTORY)
     for ln in p.lines:
         told = report_outcome(ln, report_id=NOTICE_ID, decided_at=NOW)
-        assert status_of_feedback(told)[0] is ln.status
+        read = status_of_feedback(told)
+        assert (read.status, read.reason, read.already_known, read.forwarded_to) == (
+            ln.status, ln.reason, ln.already_known, ln.forwarded_to)
 
 
 # --- Action reports --------------------------------------------------------------------
