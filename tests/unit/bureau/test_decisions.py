@@ -333,6 +333,34 @@ def test_withdrawal_releases_what_no_other_report_names() -> None:
     assert p.passed_on == (Forward("bureau.gd", (GD_1,)),)  # bureau.bj is no member
 
 
+NOTICES = [NOTICE_ID, bytes([3] * 16), None]
+
+
+@given(st.lists(st.tuples(st.sampled_from([CMCC_1, CMCC_2, CMCC_3, MVNO_1]), CASE_STATUSES,
+                          st.sampled_from(NOTICES)), unique_by=lambda t: t[0]),
+       st.lists(st.sampled_from([CMCC_1, CMCC_2, CMCC_3, MVNO_1])),
+       st.lists(st.tuples(st.sampled_from([GD_1, BJ_1]),
+                          st.sampled_from(["bureau.gd", "bureau.bj"]))))
+def test_a_withdrawal_releases_only_what_a_carrier_holds_for_this_report_alone(
+        held: list[tuple[str, Status, bytes | None]], elsewhere: list[str],
+        forwarded: list[tuple[str, str]]) -> None:
+    cases = [Case(n, status, "cmcc.fj", nid) for n, status, nid in held]
+    lines = [WithdrawnLine(n, Status.FORWARDED, b) for n, b in forwarded]
+    p = plan_withdrawal(lines, cases, still_reported=elsewhere, directory=DIRECTORY)
+    releasable = {c.number for c in cases if c.number not in elsewhere
+                  and c.status in (Status.NOTICED, Status.SHUT_DOWN)}
+    assert set(p.ended) == releasable and len(p.ended) == len(releasable)
+    released = [n for r in p.releases for n in r.numbers]
+    assert sorted(released) == sorted(c.number for c in cases
+                                      if c.number in releasable and c.notice_id is not None)
+    for r in p.releases:
+        assert all(next(c for c in cases if c.number == n).notice_id == r.notice_id
+                   for n in r.numbers)
+    assert {f.bureau for f in p.passed_on} <= {"bureau.gd"}
+    assert sorted(n for f in p.passed_on for n in f.numbers) == sorted(
+        n for n, b in forwarded if b == "bureau.gd")
+
+
 # --- Channels, ID holders, appeals, penalties, progress --------------------------------------
 
 
