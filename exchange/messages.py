@@ -15,10 +15,10 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, Generic, TypeAlias, TypeVar, assert_never
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar, get_args
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
@@ -58,6 +58,7 @@ __all__ = [
     "SealedBox",
     "ShutdownNotice",
     "SubscriberRecord",
+    "Verdict",
     "VerificationOutcome",
     "Withdrawal",
     "decode_case_answer",
@@ -91,6 +92,16 @@ class ActionOutcome(enum.Enum):
     NOT_OUR_SUBSCRIBER = "not_our_subscriber"
     REFUSED = "refused"
     RESTORED = "restored"
+
+
+class Verdict(enum.Enum):
+    """A bureau's own verdict on a reported number (a carrier's is an ActionOutcome)."""
+
+    NOTICED = "noticed"
+    FORWARDED = "forwarded"
+    REJECTED = "rejected"
+    UNROUTABLE = "unroutable"
+    WITHDRAWN = "withdrawn"
 
 
 class RealNameState(enum.Enum):
@@ -199,6 +210,9 @@ class NumberOutcome:
     detail: str = ""
     report_id: bytes = b""
     decided_at: datetime | None = None
+    verdict: Verdict | None = None
+    forwarded_to: str = ""
+    already_known: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,6 +261,8 @@ class ShutdownNotice:
 class ActionReport:
     kind: ClassVar[str] = "action_report"
     actions: tuple[NumberAction, ...] = ()
+    # The Withdrawal these actions answer, if they answer one (in_reply_to is the notice).
+    withdrawal_id: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -583,6 +599,17 @@ _ACTION_OUTCOME = _EnumCodec(
         ActionOutcome.RESTORED: wire.ACTION_OUTCOME_RESTORED,
     },
 )
+_VERDICT = _EnumCodec(
+    Verdict,
+    wire.VERDICT_UNSPECIFIED,
+    {
+        Verdict.NOTICED: wire.VERDICT_NOTICED,
+        Verdict.FORWARDED: wire.VERDICT_FORWARDED,
+        Verdict.REJECTED: wire.VERDICT_REJECTED,
+        Verdict.UNROUTABLE: wire.VERDICT_UNROUTABLE,
+        Verdict.WITHDRAWN: wire.VERDICT_WITHDRAWN,
+    },
+)
 _REAL_NAME_STATE = _EnumCodec(
     RealNameState,
     wire.REAL_NAME_STATE_UNSPECIFIED,
@@ -719,7 +746,7 @@ def _action_report_to_wire(b: ActionReport, path: str) -> wire.ActionReport:
     # A bulk report's thousand actions mostly share their times and sales channel:
     # each distinct value is converted once (the checks too), and each action is
     # added in place.
-    w = wire.ActionReport()
+    w = wire.ActionReport(withdrawal_id=b.withdrawal_id)
     add = w.actions.add
     times: dict[datetime, Timestamp] = {}
     channels: dict[int, wire.SalesChannel | None] = {}
@@ -779,7 +806,7 @@ def _action_report_from_wire(w: wire.ActionReport, path: str) -> ActionReport:
             refusal_reason=a.refusal_reason, acted_at=acted_at, acted_by=a.acted_by,
             channel=channel, activated_at=activated_at, real_name_state=real_name_state,
             cards_under_same_id=a.cards_under_same_id))
-    return ActionReport(actions=tuple(actions))
+    return ActionReport(actions=tuple(actions), withdrawal_id=w.withdrawal_id)
 
 
 def _channel_report_to_wire(b: ChannelReport, path: str) -> wire.ChannelReport:
@@ -919,35 +946,60 @@ def _subscriber_record_from_wire(w: wire.SubscriberRecord, path: str) -> Subscri
     )
 
 
+def _optional_enum(codec: _EnumCodec[_E, _W], raw: _W, path: str, i: int, name: str
+                   ) -> _E | None:
+    """An optional enum of the ``i``-th line (its path is built only for an error)."""
+    if raw == codec._unspecified:
+        return None
+    value = codec._from_wire.get(raw)
+    return value if value is not None else codec.from_wire(raw, f"{path}.outcomes[{i}].{name}")
+
+
+def _check_outcome_line(outcome: ActionOutcome | None, verdict: Verdict | None,
+                        forwarded_to: str, path: str) -> None:
+    """A Circular line says what became of its number once: a carrier's outcome or the
+    bureau's verdict, and names a bureau only when it forwarded the number there."""
+    if outcome is not None and verdict is not None:
+        raise InvalidBodyError(f"{path} has both an outcome and a verdict: give one")
+    if forwarded_to and verdict is not Verdict.FORWARDED:
+        raise InvalidBodyError(f"{path}.forwarded_to is set but the verdict is not FORWARDED")
+
+
 def _circular_to_wire(b: Circular, path: str) -> wire.Circular:
     # A bulk circular's lines share their decision time: converted (and checked) once.
     w = wire.Circular(summary=b.summary)
     add = w.outcomes.add
     times: dict[datetime, Timestamp] = {}
     outcomes = _ACTION_OUTCOME.to_wire
+    verdicts = _VERDICT.to_wire
     for i, o in enumerate(b.outcomes):
         decided_ts = _time_to_wire_once(times, o.decided_at, path,
                                         at=("outcomes", i, "decided_at"))
         add(number=o.number, outcome=outcomes(o.outcome), carrier_node=o.carrier_node,
-            detail=o.detail, report_id=o.report_id, decided_at=decided_ts)
+            detail=o.detail, report_id=o.report_id, decided_at=decided_ts,
+            verdict=verdicts(o.verdict), forwarded_to=o.forwarded_to,
+            already_known=o.already_known)
     return w
 
 
 def _circular_from_wire(w: wire.Circular, path: str) -> Circular:
     # Each line's checks in field order; each distinct decision time converted once.
     times: dict[tuple[int, int], datetime] = {}
-    outcomes = _ACTION_OUTCOME._from_wire
     lines = []
     for i, o in enumerate(w.outcomes):
-        raw = o.outcome
-        outcome = None if raw == wire.ACTION_OUTCOME_UNSPECIFIED else \
-            outcomes.get(raw) or _ACTION_OUTCOME.from_wire(raw, f"{path}.outcomes[{i}].outcome")
+        outcome = _optional_enum(_ACTION_OUTCOME, o.outcome, path, i, "outcome")
+        verdict = _optional_enum(_VERDICT, o.verdict, path, i, "verdict")
+        if (outcome is not None and verdict is not None) or \
+                (o.forwarded_to and verdict is not Verdict.FORWARDED):
+            _check_outcome_line(outcome, verdict, o.forwarded_to, f"{path}.outcomes[{i}]")
         decided_at = _time_from_wire_once(times, o.decided_at, path,
                                           at=("outcomes", i, "decided_at")) \
             if o.HasField("decided_at") else None
         lines.append(NumberOutcome(number=o.number, outcome=outcome, carrier_node=o.carrier_node,
                                    detail=o.detail, report_id=o.report_id,
-                                   decided_at=decided_at))
+                                   decided_at=decided_at, verdict=verdict,
+                                   forwarded_to=o.forwarded_to,
+                                   already_known=o.already_known))
     return Circular(outcomes=tuple(lines), summary=w.summary)
 
 
@@ -1091,77 +1143,54 @@ def _progress_report_from_wire(w: wire.ProgressReport, path: str) -> ProgressRep
     )
 
 
+# Each body kind: its field of the Message oneof, and its conversion each way (the kind
+# is the path of the body's fields in error messages). One table, so a body added to
+# proto/ and this module is added here once.
+_BODY_CODECS: dict[str, tuple[Callable[[Any], ProtoMessage], Callable[[Any], Body]]] = {
+    "number_report": (lambda b: _number_report_to_wire(b, "number_report"),
+                      lambda w: _number_report_from_wire(w, "number_report")),
+    "shutdown_notice": (lambda b: _shutdown_notice_to_wire(b, "shutdown_notice"),
+                        lambda w: _shutdown_notice_from_wire(w, "shutdown_notice")),
+    "action_report": (lambda b: _action_report_to_wire(b, "action_report"),
+                      lambda w: _action_report_from_wire(w, "action_report")),
+    "channel_report": (lambda b: _channel_report_to_wire(b, "channel_report"),
+                       lambda w: _channel_report_from_wire(w, "channel_report")),
+    "id_concentration_report": (
+        lambda b: _id_concentration_report_to_wire(b, "id_concentration_report"),
+        lambda w: _id_concentration_report_from_wire(w, "id_concentration_report")),
+    "case_request": (lambda b: _case_request_to_wire(b, "case_request"),
+                     lambda w: _case_request_from_wire(w, "case_request")),
+    "case_response": (_case_response_to_wire, _case_response_from_wire),
+    "circular": (lambda b: _circular_to_wire(b, "circular"),
+                 lambda w: _circular_from_wire(w, "circular")),
+    "penalty": (_penalty_to_wire, _penalty_from_wire),
+    "appeal": (lambda b: _appeal_to_wire(b, "appeal"), lambda w: _appeal_from_wire(w, "appeal")),
+    "appeal_decision": (_appeal_decision_to_wire,
+                        lambda w: _appeal_decision_from_wire(w, "appeal_decision")),
+    "withdrawal": (_withdrawal_to_wire, _withdrawal_from_wire),
+    "escalation": (lambda b: _escalation_to_wire(b, "escalation"),
+                   lambda w: _escalation_from_wire(w, "escalation")),
+    "progress_report": (lambda b: _progress_report_to_wire(b, "progress_report"),
+                        lambda w: _progress_report_from_wire(w, "progress_report")),
+}
+if set(_BODY_CODECS) != {t.kind for t in get_args(Body)}:
+    raise AssertionError("exchange.messages: _BODY_CODECS does not cover every Body")
+
+
 def _body_to_wire(body: Body, w: wire.Message) -> None:
-    path = body.kind
-    match body:
-        case NumberReport():
-            w.number_report.CopyFrom(_number_report_to_wire(body, path))
-        case ShutdownNotice():
-            w.shutdown_notice.CopyFrom(_shutdown_notice_to_wire(body, path))
-        case ActionReport():
-            w.action_report.CopyFrom(_action_report_to_wire(body, path))
-        case ChannelReport():
-            w.channel_report.CopyFrom(_channel_report_to_wire(body, path))
-        case IdConcentrationReport():
-            w.id_concentration_report.CopyFrom(_id_concentration_report_to_wire(body, path))
-        case CaseRequest():
-            w.case_request.CopyFrom(_case_request_to_wire(body, path))
-        case CaseResponse():
-            w.case_response.CopyFrom(_case_response_to_wire(body))
-        case Circular():
-            w.circular.CopyFrom(_circular_to_wire(body, path))
-        case Penalty():
-            w.penalty.CopyFrom(_penalty_to_wire(body))
-        case Appeal():
-            w.appeal.CopyFrom(_appeal_to_wire(body, path))
-        case AppealDecision():
-            w.appeal_decision.CopyFrom(_appeal_decision_to_wire(body))
-        case Withdrawal():
-            w.withdrawal.CopyFrom(_withdrawal_to_wire(body))
-        case Escalation():
-            w.escalation.CopyFrom(_escalation_to_wire(body, path))
-        case ProgressReport():
-            w.progress_report.CopyFrom(_progress_report_to_wire(body, path))
-        case _:
-            assert_never(body)
+    to_wire, _ = _BODY_CODECS[body.kind]
+    getattr(w, body.kind).CopyFrom(to_wire(body))
 
 
 def _body_from_wire(w: wire.Message) -> Body:
     kind = w.WhichOneof("body")
-    match kind:
-        case None:
-            raise InvalidBodyError("message has no body")
-        case "number_report":
-            return _number_report_from_wire(w.number_report, kind)
-        case "shutdown_notice":
-            return _shutdown_notice_from_wire(w.shutdown_notice, kind)
-        case "action_report":
-            return _action_report_from_wire(w.action_report, kind)
-        case "channel_report":
-            return _channel_report_from_wire(w.channel_report, kind)
-        case "id_concentration_report":
-            return _id_concentration_report_from_wire(w.id_concentration_report, kind)
-        case "case_request":
-            return _case_request_from_wire(w.case_request, kind)
-        case "case_response":
-            return _case_response_from_wire(w.case_response)
-        case "circular":
-            return _circular_from_wire(w.circular, kind)
-        case "penalty":
-            return _penalty_from_wire(w.penalty)
-        case "appeal":
-            return _appeal_from_wire(w.appeal, kind)
-        case "appeal_decision":
-            return _appeal_decision_from_wire(w.appeal_decision, kind)
-        case "withdrawal":
-            return _withdrawal_from_wire(w.withdrawal)
-        case "escalation":
-            return _escalation_from_wire(w.escalation, kind)
-        case "progress_report":
-            return _progress_report_from_wire(w.progress_report, kind)
-        case _:
-            # Only reachable if the generated code grows a body this module does not know.
-            raise InvalidBodyError(f"unsupported body {kind!r}")
+    if kind is None:
+        raise InvalidBodyError("message has no body")
+    codec = _BODY_CODECS.get(kind)
+    if codec is None:
+        # Only reachable if the generated code grows a body this module does not know.
+        raise InvalidBodyError(f"unsupported body {kind!r}")
+    return codec[1](getattr(w, kind))
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from exchange.schema import metadata
@@ -64,6 +65,11 @@ report_numbers = Table(
     # The Circular that told the reporter this status (sent by a bureau, received by police).
     Column("feedback_id", LargeBinary(16), nullable=True),
     Column("updated_at", BigInteger, nullable=False),
+    # The bureau a forwarded number went to (status "forwarded"), else NULL.
+    Column("forwarded_to", String(NODE), nullable=True),
+    # The bureau already had the number from an earlier report (on the police side: as the
+    # bureau's feedback said); status is then what that earlier report had come to.
+    Column("already_known", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_wf_report_numbers_number", "number"),
     Index("ix_wf_report_numbers_open", "final", "report_id"),
 )

@@ -49,6 +49,7 @@ from exchange.messages import (
     SealedBox,
     ShutdownNotice,
     SubscriberRecord,
+    Verdict,
     VerificationOutcome,
     Withdrawal,
     decode_case_answer,
@@ -123,15 +124,27 @@ subscriber_records = st.builds(
     other_numbers_under_id=tuples(text),
 )
 case_answers = st.builds(CaseAnswer, records=tuples(subscriber_records), note=text)
-number_outcomes = st.builds(
+# A line says what became of its number once: a carrier's outcome, or the bureau's verdict
+# (with the bureau it went to only when forwarded), or neither.
+_said = st.one_of(
+    st.tuples(st.sampled_from(ActionOutcome), st.none(), st.just("")),
+    st.tuples(st.none(), st.sampled_from(Verdict).filter(lambda v: v is not Verdict.FORWARDED),
+              st.just("")),
+    st.tuples(st.none(), st.just(Verdict.FORWARDED), text),
+    st.tuples(st.none(), st.none(), st.just("")),
+)
+number_outcomes = _said.flatmap(lambda said: st.builds(
     NumberOutcome,
     number=text,
-    outcome=optional_enum(ActionOutcome),
+    outcome=st.just(said[0]),
     carrier_node=text,
     detail=text,
     report_id=ids,
     decided_at=opt_times,
-)
+    verdict=st.just(said[1]),
+    forwarded_to=st.just(said[2]),
+    already_known=st.booleans(),
+))
 progress_counts = st.builds(
     ProgressCount,
     carrier_node=text,
@@ -162,7 +175,7 @@ BODIES: dict[str, st.SearchStrategy[Any]] = {
         source_reports=tuples(ids),
         category=optional_enum(Category),
     ),
-    "action_report": st.builds(ActionReport, actions=tuples(number_actions)),
+    "action_report": st.builds(ActionReport, actions=tuples(number_actions), withdrawal_id=ids),
     "channel_report": st.builds(
         ChannelReport,
         channel=opt_channels,
@@ -299,6 +312,7 @@ ENUMS: list[tuple[type[enum.Enum], EnumDescriptor, str]] = [
     (CaseQuestion, wire.CaseQuestion.DESCRIPTOR, "CASE_QUESTION_"),
     (AppealOutcome, wire.AppealOutcome.DESCRIPTOR, "APPEAL_OUTCOME_"),
     (EscalationKind, wire.EscalationKind.DESCRIPTOR, "ESCALATION_KIND_"),
+    (Verdict, wire.Verdict.DESCRIPTOR, "VERDICT_"),
 ]
 
 
@@ -610,6 +624,20 @@ STRUCTURAL_ERRORS: list[tuple[str, bytes, type[Exception], str]] = [
      wire_message(circular=wire.Circular(outcomes=[
          wire.NumberOutcome(decided_at=Timestamp(seconds=MAX_SECONDS + 1))])),
      InvalidBodyError, r"^circular\.outcomes\[0\]\.decided_at is out of range"),
+    ("circular line with an outcome and a verdict",
+     wire_message(circular=wire.Circular(outcomes=[
+         wire.NumberOutcome(),
+         wire.NumberOutcome(outcome=wire.ACTION_OUTCOME_SHUT_DOWN,
+                            verdict=wire.VERDICT_NOTICED)])),
+     InvalidBodyError, r"^circular\.outcomes\[1\] has both an outcome and a verdict: give one$"),
+    ("circular line names a bureau it was not forwarded to",
+     wire_message(circular=wire.Circular(outcomes=[
+         wire.NumberOutcome(verdict=wire.VERDICT_REJECTED, forwarded_to="bureau.gd")])),
+     InvalidBodyError,
+     r"^circular\.outcomes\[0\]\.forwarded_to is set but the verdict is not FORWARDED$"),
+    ("circular verdict unknown",
+     wire_message(circular=wire.Circular(outcomes=[wire.NumberOutcome(verdict=9)])),
+     InvalidBodyError, r"^circular\.outcomes\[0\]\.verdict has unknown value 9$"),
     ("appeal decision outcome unspecified",
      wire_message(appeal_decision=wire.AppealDecision(number="+8615959000001")),
      InvalidBodyError, r"^appeal_decision\.outcome is unspecified$"),

@@ -52,3 +52,32 @@ def test_rows_are_written_and_read_in_the_callers_transaction(tmp_path: Path) ->
                      ("+8615959000002", "reported", 0, None),
                      ("+8615959000003", "shut_down", 1, None)]
     engine.dispose()
+
+
+def test_migration_0005_moves_forwarding_and_already_known_out_of_the_text(
+        tmp_path: Path) -> None:
+    """Rows written before 0005 keep what their text said, as columns; the text keeps
+    only a reason."""
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = storage.create_engine_for(f"sqlite:///{tmp_path / 'n.db'}")
+    with migrate.script_location() as location, engine.begin() as conn:
+        cfg = migrate.alembic_config(engine.url.render_as_string(), location)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(text(
+            "INSERT INTO wf_report_numbers (report_id, number, status, detail, carrier_node,"
+            " final, updated_at) VALUES (:r, :n, :s, :d, '', 0, 1)"), [
+            {"r": RID, "n": "+8613802500001", "s": "forwarded", "d": "to bureau.gd"},
+            {"r": RID, "n": "+8615959000001", "s": "shut_down",
+             "d": "already known to this bureau"},
+            {"r": RID, "n": "+8615959000002", "s": "rejected", "d": "to be checked"}])
+        command.upgrade(cfg, "head")
+        rows = conn.execute(text(
+            "SELECT number, status, detail, forwarded_to, already_known "
+            "FROM wf_report_numbers ORDER BY number")).all()
+    assert [tuple(r) for r in rows] == [
+        ("+8613802500001", "forwarded", "", "bureau.gd", 0),
+        ("+8615959000001", "shut_down", "", None, 1),
+        ("+8615959000002", "rejected", "to be checked", None, 0)]

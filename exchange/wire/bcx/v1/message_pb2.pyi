@@ -49,6 +49,15 @@ class CaseQuestion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CASE_QUESTION_ACTIVATION_CHANNEL: _ClassVar[CaseQuestion]
     CASE_QUESTION_OTHER_CARDS_UNDER_ID: _ClassVar[CaseQuestion]
 
+class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_UNSPECIFIED: _ClassVar[Verdict]
+    VERDICT_NOTICED: _ClassVar[Verdict]
+    VERDICT_FORWARDED: _ClassVar[Verdict]
+    VERDICT_REJECTED: _ClassVar[Verdict]
+    VERDICT_UNROUTABLE: _ClassVar[Verdict]
+    VERDICT_WITHDRAWN: _ClassVar[Verdict]
+
 class AppealOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     APPEAL_OUTCOME_UNSPECIFIED: _ClassVar[AppealOutcome]
@@ -88,6 +97,12 @@ CASE_QUESTION_UNSPECIFIED: CaseQuestion
 CASE_QUESTION_SUBSCRIBER_REGISTRATION: CaseQuestion
 CASE_QUESTION_ACTIVATION_CHANNEL: CaseQuestion
 CASE_QUESTION_OTHER_CARDS_UNDER_ID: CaseQuestion
+VERDICT_UNSPECIFIED: Verdict
+VERDICT_NOTICED: Verdict
+VERDICT_FORWARDED: Verdict
+VERDICT_REJECTED: Verdict
+VERDICT_UNROUTABLE: Verdict
+VERDICT_WITHDRAWN: Verdict
 APPEAL_OUTCOME_UNSPECIFIED: AppealOutcome
 APPEAL_OUTCOME_UPHELD: AppealOutcome
 APPEAL_OUTCOME_LIFTED: AppealOutcome
@@ -220,10 +235,12 @@ class NumberAction(_message.Message):
     def __init__(self, number: _Optional[str] = ..., outcome: _Optional[_Union[ActionOutcome, str]] = ..., ported_to_hint: _Optional[str] = ..., refusal_reason: _Optional[str] = ..., acted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acted_by: _Optional[str] = ..., channel: _Optional[_Union[SalesChannel, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., real_name_state: _Optional[_Union[RealNameState, str]] = ..., cards_under_same_id: _Optional[int] = ...) -> None: ...
 
 class ActionReport(_message.Message):
-    __slots__ = ("actions",)
+    __slots__ = ("actions", "withdrawal_id")
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWAL_ID_FIELD_NUMBER: _ClassVar[int]
     actions: _containers.RepeatedCompositeFieldContainer[NumberAction]
-    def __init__(self, actions: _Optional[_Iterable[_Union[NumberAction, _Mapping]]] = ...) -> None: ...
+    withdrawal_id: bytes
+    def __init__(self, actions: _Optional[_Iterable[_Union[NumberAction, _Mapping]]] = ..., withdrawal_id: _Optional[bytes] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
     __slots__ = ("channel", "numbers", "findings", "observed_at")
@@ -320,20 +337,26 @@ class SubscriberRecord(_message.Message):
     def __init__(self, number: _Optional[str] = ..., subscriber_name: _Optional[str] = ..., id_number: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel: _Optional[_Union[SalesChannel, _Mapping]] = ..., real_name_state: _Optional[_Union[RealNameState, str]] = ..., other_numbers_under_id: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NumberOutcome(_message.Message):
-    __slots__ = ("number", "outcome", "carrier_node", "detail", "report_id", "decided_at")
+    __slots__ = ("number", "outcome", "carrier_node", "detail", "report_id", "decided_at", "verdict", "forwarded_to", "already_known")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CARRIER_NODE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    FORWARDED_TO_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_KNOWN_FIELD_NUMBER: _ClassVar[int]
     number: str
     outcome: ActionOutcome
     carrier_node: str
     detail: str
     report_id: bytes
     decided_at: _timestamp_pb2.Timestamp
-    def __init__(self, number: _Optional[str] = ..., outcome: _Optional[_Union[ActionOutcome, str]] = ..., carrier_node: _Optional[str] = ..., detail: _Optional[str] = ..., report_id: _Optional[bytes] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    verdict: Verdict
+    forwarded_to: str
+    already_known: bool
+    def __init__(self, number: _Optional[str] = ..., outcome: _Optional[_Union[ActionOutcome, str]] = ..., carrier_node: _Optional[str] = ..., detail: _Optional[str] = ..., report_id: _Optional[bytes] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., forwarded_to: _Optional[str] = ..., already_known: _Optional[bool] = ...) -> None: ...
 
 class Circular(_message.Message):
     __slots__ = ("outcomes", "summary")
