@@ -67,9 +67,10 @@ def on_withdrawal(ctx: Context, acc: Accepted) -> None:
     plan = decisions.plan_restore(body, subs.lookup(body.numbers), now=ctx.now,
                                   me=ctx.node.node_id)
     subs.restore(list(plan.restore), at=ctx.now)
+    # Each report answers the notice (in_reply_to) and names the withdrawal it carries out.
     for part in chunks(plan.actions):
-        ctx.send(h.sender, ActionReport(actions=tuple(part)),
-                 in_reply_to=body.withdrawn_message_id, thread="withdrawal")
+        ctx.send(h.sender, ActionReport(actions=tuple(part), withdrawal_id=h.message_id),
+                 in_reply_to=body.withdrawn_message_id, thread=h.thread)
 
 
 def on_case_request(ctx: Context, acc: Accepted) -> None:

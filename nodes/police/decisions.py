@@ -127,8 +127,10 @@ class LineUpdate:
     report_id: bytes
     number: str
     status: Status
-    detail: str
+    detail: str  # the reason only
     carrier_node: str
+    forwarded_to: str = ""  # the bureau a forwarded number went to
+    already_known: bool = False  # the bureau had the number: its status is the case's
 
     @property
     def final(self) -> bool:
@@ -136,14 +138,17 @@ class LineUpdate:
 
 
 def plan_feedback(outcomes: Sequence[messages.NumberOutcome]) -> tuple[LineUpdate, ...]:
-    """The lines a Circular moves: one per line naming a report (general lines move none)."""
+    """The lines a Circular moves: one per line naming a report (general lines move none).
+
+    The status is the carrier's outcome or the bureau's verdict; whether the bureau knew
+    the number already and where it forwarded it are typed fields of the line."""
     out = []
     for line in outcomes:
         if not line.report_id:
             continue
         status, detail = status_of_feedback(line)
         out.append(LineUpdate(line.report_id, line.number, status, detail,
-                              line.carrier_node))
+                              line.carrier_node, line.forwarded_to, line.already_known))
     return tuple(out)
 
 

@@ -17,10 +17,10 @@ from exchange import envelope, messages, seal
 from exchange.errors import OperationError
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.node import Node
+from exchange.storage import DriverStatement
 from nodes.carrier.decisions import CASE_CONTEXT
 from nodes.models import (
     INSERT_REPORT_LINE,
-    UPDATE_OPEN_REPORT_LINE,
     case_requests,
     report_numbers,
     reports,
@@ -84,13 +84,21 @@ def add_to_total(conn: Connection, report_id: bytes, count: int) -> None:
         numbers_total=reports.c.numbers_total + count))
 
 
+# A line's new status and the Circular that told it, only while the line is still open
+# (the last marker: False): a late acknowledgement never reopens a final outcome.
+_UPDATE_OPEN_LINE = DriverStatement(
+    "UPDATE wf_report_numbers SET status = ?, detail = ?, carrier_node = ?, final = ?, "
+    "forwarded_to = ?, already_known = ?, feedback_id = COALESCE(?, feedback_id), "
+    "updated_at = ? WHERE report_id = ? AND number = ? AND final = ?")
+
+
 def update_open_lines(conn: Connection, updates: Sequence[LineUpdate], *, feedback_id: bytes,
                       now: datetime) -> None:
     """Apply feedback to lines still open: a late word never reopens a final one."""
     at = to_micros(now)
-    UPDATE_OPEN_REPORT_LINE.run(conn, [
-        (u.status.value, u.detail, u.carrier_node, u.final, feedback_id, at, u.report_id,
-         u.number, False) for u in updates])
+    _UPDATE_OPEN_LINE.run(conn, [
+        (u.status.value, u.detail, u.carrier_node, u.final, u.forwarded_to or None,
+         u.already_known, feedback_id, at, u.report_id, u.number, False) for u in updates])
 
 
 def apply_appeal(conn: Connection, lines: AppealLines, *, now: datetime) -> None:
@@ -198,10 +206,6 @@ def open_case_answer(node: Node, request_id: bytes) -> messages.CaseAnswer:
 NOT_ACTED_ON = frozenset({Status.REJECTED, Status.UNROUTABLE, Status.REFUSED,
                           Status.NOT_OUR_SUBSCRIBER})
 
-# How a bureau words a number it holds already (nodes.bureau: the KNOWN verdict).
-_ALREADY_KNOWN = "already known to this bureau"
-
-
 def _report_by_prefix(conn: Any, text: str, digits: str) -> Row[Any] | None:
     if len(digits) < 8 or len(digits) > 32 or any(c not in "0123456789abcdef"
                                                   for c in digits):
@@ -232,11 +236,12 @@ def find_report(conn: Any, text: str) -> Any:
 
 def _line_view(ln: Any) -> dict[str, Any]:
     status = Status(ln.status)
-    known = ln.detail == _ALREADY_KNOWN
+    # A forwarded number's reason is where it went, as the bureau once worded it.
+    reason = ln.detail or (f"to {ln.forwarded_to}" if ln.forwarded_to else "")
     return {
         "number": ln.number,
-        "verdict": f"already known ({status.value})" if known else status.value,
-        "reason": "" if known else ln.detail,
+        "verdict": f"already known ({status.value})" if ln.already_known else status.value,
+        "reason": reason,
         "carrier": ln.carrier_node, "final": bool(ln.final),
         "when": from_micros(ln.updated_at),
         "feedback": bytes(ln.feedback_id).hex() if ln.feedback_id else ""}

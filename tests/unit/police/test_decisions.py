@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -171,8 +172,8 @@ def test_an_appeal_decision_words_the_lines_it_moves(result: AppealOutcome, deta
                                          recipient_key_id=b"", ciphertext=b"")),
 ])
 def test_a_case_response_not_sealed_to_this_node_is_refused(response: CaseResponse) -> None:
-    with pytest.raises(InvalidBodyError, match="case_response must carry an answer sealed "
-                                               "to police.fj"):
+    with pytest.raises(InvalidBodyError, match=r"case_response must carry an answer sealed "
+                                               r"to police\.fj"):
         check_case_response(response, me="police.fj")
 
 
@@ -232,3 +233,19 @@ def test_overdue_obligations_name_what_is_late_and_since_when() -> None:
     assert (late.kind, late.subject_node) == (EscalationKind.OVERDUE_FEEDBACK, "bureau.fj")
     assert late.detail == (f"report {RID.hex()} (FZ-1): 2 of 5 number(s) without a final "
                            f"outcome past {NOW.isoformat()}")
+
+
+def test_the_bureau_knowing_a_number_already_is_recorded_from_its_typed_field() -> None:
+    line = replace(outcome("+8615959000001", Status.SHUT_DOWN), already_known=True)
+    [update] = plan_feedback([line])
+    assert (update.status, update.already_known, update.detail) == (
+        Status.SHUT_DOWN, True, "")
+    [plain] = plan_feedback([outcome("+8615959000001", Status.SHUT_DOWN)])
+    assert not plain.already_known
+
+
+def test_a_forwarded_number_records_the_bureau_it_went_to() -> None:
+    line = replace(outcome("+8613802500001", Status.FORWARDED), forwarded_to="bureau.gd")
+    [update] = plan_feedback([line])
+    assert (update.status, update.forwarded_to, update.final) == (
+        Status.FORWARDED, "bureau.gd", False)
