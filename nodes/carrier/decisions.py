@@ -79,8 +79,9 @@ def to_suspend(decided: Mapping[str, Decision]) -> list[str]:
     return [n for n, d in decided.items() if d.suspend]
 
 
-def _shows_channel(sub: Subscriber | None) -> bool:
-    return sub is not None and bool(sub.outlet_code) and sub.status != PORTED_OUT
+def _shows_channel(sub: Subscriber) -> bool:
+    """A line's sales channel is this carrier's to tell unless the line ported out."""
+    return bool(sub.outlet_code) and sub.status != PORTED_OUT
 
 
 def outlets_to_show(decided: Mapping[str, Decision], found: Mapping[str, Subscriber]
@@ -123,10 +124,11 @@ def plan_notice(decided: Mapping[str, Decision], found: Mapping[str, Subscriber]
     actions = []
     for n, d in decided.items():
         sub = found.get(n)
+        shown = sub is not None and _shows_channel(sub)
         actions.append(NumberAction(
             number=n, outcome=d.outcome, ported_to_hint=d.ported_to, refusal_reason=d.reason,
             acted_at=now, acted_by=me,
-            channel=channels.get(sub.outlet_code) if _shows_channel(sub) and sub else None,
+            channel=channels.get(sub.outlet_code) if sub is not None and shown else None,
             activated_at=sub.activated_at if sub else None,
             real_name_state=sub.real_name_state if sub else None,
             cards_under_same_id=len(cards.get(sub.id_number, ())) if sub else 0))

@@ -41,7 +41,7 @@ def report(ctx: Context, *, numbers_found: Sequence[str], category: str, case_nu
             rid = mid
             due = ctx.now + timedelta(hours=ctx.node.config.deadlines.feedback_hours)
             tables.insert_report(ctx.conn, report_id=rid, origin=ctx.node.node_id,
-                                 bureau=plan.bureau, request_category=request.category.value,
+                                 bureau=plan.bureau, category=request.category.value,
                                  case_number=case_number, now=ctx.now, feedback_due=due)
         tables.insert_reported_lines(ctx.conn, rid, part, now=ctx.now)
         parts.append(mid.hex())

@@ -63,11 +63,11 @@ def report_lines_numbers(conn: Connection, report_id: bytes) -> list[str]:
 
 
 def insert_report(conn: Connection, *, report_id: bytes, origin: str, bureau: str,
-                  request_category: str, case_number: str, now: datetime,
+                  category: str, case_number: str, now: datetime,
                   feedback_due: datetime) -> None:
     conn.execute(insert(reports), {
         "report_id": report_id, "origin": origin, "counterpart": bureau,
-        "category": request_category, "case_number": case_number, "numbers_total": 0,
+        "category": category, "case_number": case_number, "numbers_total": 0,
         "created_at": to_micros(now), "feedback_due_at": to_micros(feedback_due),
         "withdrawn_at": None, "escalated_at": None})
 
