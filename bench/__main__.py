@@ -215,7 +215,7 @@ def bulk_full(results: Results, ws: Path, logs: Path, reps: int, count: int) -> 
     """
     from exchange import migrate, storage
     from exchange.config import NodeConfig
-    from nodes.subscribers import import_rows
+    from nodes.carrier.subscribers import import_rows
 
     fed = make_federation(ws / "full-path", with_carrier=True)
     say(f"bulk full path: loading {reps * count:,} subscribers into {CARRIER}'s subscriber "

@@ -359,12 +359,13 @@ def add_output_flags(p: argparse.ArgumentParser, *, suppress: bool = False) -> N
 
 def add_listings(command: Any) -> None:
     """The desks' listings of what their node received: one shape, one renderer."""
-    from nodes import carrier, office
     from nodes.bureau.tables import id_holder_rows
+    from nodes.carrier.tables import penalty_rows
+    from nodes.office.tables import escalation_rows, progress_rows
 
     p = command("escalations", "office: escalations received (overdue obligations, "
                 "forks, delivery failures)",
-                cmd_list(lambda conn, cfg, now, a: office.escalation_rows(
+                cmd_list(lambda conn, cfg, now, a: escalation_rows(
                     conn, since=a.since, about=a.about, kind=a.kind)), listing=True,
                 example=("bcx escalations --config node.toml --since 24h",
                          "bcx escalations --config node.toml --about cmcc.fj --csv"))
@@ -376,7 +377,7 @@ def add_listings(command: Any) -> None:
 
     p = command("progress-reports", "office: the bureaus' progress reports, one row per "
                 "carrier and category",
-                cmd_list(lambda conn, cfg, now, a: office.progress_rows(
+                cmd_list(lambda conn, cfg, now, a: progress_rows(
                     conn, since=a.since, bureau=a.bureau, carrier=a.carrier)), listing=True,
                 example=("bcx progress-reports --config node.toml --since 2026-12-01",
                          "bcx progress-reports --config node.toml --carrier cmcc.fj --json"))
@@ -386,7 +387,7 @@ def add_listings(command: Any) -> None:
                    help="only the lines of this carrier")
 
     p = command("penalties", "carrier: penalties received; bureau: penalties issued",
-                cmd_list(lambda conn, cfg, now, a: carrier.penalty_rows(
+                cmd_list(lambda conn, cfg, now, a: penalty_rows(
                     conn, since=a.since, carrier=a.carrier, outlet=a.outlet)), listing=True,
                 example=("bcx penalties --config node.toml --since 30d",
                          "bcx penalties --config node.toml --outlet FZ-0457 --csv"))
@@ -571,7 +572,7 @@ def _send_report(args: argparse.Namespace, config: NodeConfig, found: Sequence[s
 
 
 def cmd_report_show(args: argparse.Namespace) -> int:
-    from nodes.police import report_view
+    from nodes.police.tables import report_view
 
     cfg = _config(args)
     with operator.open_reader(cfg).connect() as conn:
@@ -686,7 +687,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.open:
         from nodes.agency import make_node
-        from nodes.police import open_case_answer
+        from nodes.police.tables import open_case_answer
         from nodes.shared.arguments import message_id_arg
 
         node = make_node(cfg)
@@ -753,7 +754,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_subscribers_import(args: argparse.Namespace) -> int:
     from exchange import migrate, storage
-    from nodes.subscribers import import_csv
+    from nodes.carrier.subscribers import import_csv
 
     cfg = _config(args)
     engine = storage.create_engine_for(cfg.database_url)

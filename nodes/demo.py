@@ -47,6 +47,7 @@ from exchange.ledger.store import LedgerStore
 from exchange.numbers import NumberBlock
 from exchange.schema import ledger_leaves, outbox
 from nodes import operator
+from nodes.carrier.subscribers import import_rows
 from nodes.federation import Federation, MemberSpec, create_federation, free_port
 from nodes.models import (
     appeals,
@@ -59,7 +60,6 @@ from nodes.models import (
     report_numbers,
     subscribers,
 )
-from nodes.subscribers import import_rows
 
 MEMBERS = (
     ("office.cn", Role.OFFICE, "cn", "National special-action office"),
@@ -496,7 +496,7 @@ class Demo:
                 case_requests).where(case_requests.c.answered_at.is_not(
                     None))).scalar_one())), timeout=60)
         from nodes.agency import make_node
-        from nodes.police import open_case_answer
+        from nodes.police.tables import open_case_answer
         node = make_node(self.configs["police.fj"])
         try:
             answer = open_case_answer(node, rid)

@@ -233,7 +233,7 @@ progress = Table(
     Column("counts_json", Text, nullable=False),
 )
 
-# --- A carrier's subscriber system (nodes.subscribers.SqlSubscriberSystem) ---------
+# --- A carrier's subscriber system (nodes.carrier.subscribers.SqlSubscriberSystem) ---------
 # Personal data (names, ID numbers) lives only here, in the carrier's own database:
 # it leaves the carrier only HPKE-sealed to the police node that asked.
 

@@ -28,7 +28,8 @@ from exchange.identity import Directory, Role
 from exchange.node import Context, Handler
 from exchange.receive import Accepted
 from exchange.responsibility import Refusal, Rule
-from nodes.carrier import subscriber_system
+from nodes.carrier.subscribers import PORTED_OUT
+from nodes.carrier.tables import subscriber_system
 from nodes.models import (
     appeals,
     case_requests,
@@ -41,7 +42,6 @@ from nodes.models import (
 from nodes.shared.batching import chunks
 from nodes.shared.routing import Router, router_for
 from nodes.shared.statuses import FINAL, Status
-from nodes.subscribers import PORTED_OUT
 
 # --- The rules ---------------------------------------------------------------------------
 
@@ -237,11 +237,23 @@ def decide_case_response(*, sender: str, asked: str | None) -> None:
                                       f"to {sender}")
 
 
-def _check_case_response(ctx: Context, acc: Accepted) -> None:
+@dataclass(frozen=True, slots=True)
+class AskedCase:
+    """A case request of this node: the carrier it went to."""
+
+    carrier: str
+
+
+def load_case_request(ctx: Context, request_id: bytes) -> AskedCase | None:
     row = ctx.conn.execute(select(case_requests.c.carrier).where(
-        case_requests.c.request_id == acc.message.header.in_reply_to,
+        case_requests.c.request_id == request_id,
         case_requests.c.police == ctx.node.node_id)).first()
-    decide_case_response(sender=acc.sender.node_id, asked=row.carrier if row else None)
+    return AskedCase(row.carrier) if row else None
+
+
+def _check_case_response(ctx: Context, acc: Accepted) -> None:
+    asked = load_case_request(ctx, acc.message.header.in_reply_to)
+    decide_case_response(sender=acc.sender.node_id, asked=asked.carrier if asked else None)
 
 
 def _check_feedback(ctx: Context, acc: Accepted) -> None:
@@ -277,15 +289,20 @@ def _plan_carrier(router: Router) -> Callable[[str], str]:
     return carrier
 
 
+def load_ported_in(ctx: Context, listed: Sequence[str]) -> list[str]:
+    """Those of ``listed`` the subscriber system holds as this carrier's own (ported in)."""
+    found = subscriber_system(ctx).lookup(listed) if listed else {}
+    return [n for n, s in found.items() if s.status != PORTED_OUT]
+
+
 def _check_notice(ctx: Context, acc: Accepted) -> None:
     body = acc.message.body
     assert isinstance(body, messages.ShutdownNotice)
     me = ctx.node.node_id
     plan_carrier = _plan_carrier(router_for(ctx))
     elsewhere = [n for n in body.numbers if plan_carrier(n) != me]
-    found = subscriber_system(ctx).lookup(elsewhere) if elsewhere else {}
     decide_served(body.numbers, me=me, plan_carrier=plan_carrier,
-                  ported_in=(n for n, s in found.items() if s.status != PORTED_OUT))
+                  ported_in=load_ported_in(ctx, elsewhere))
 
 
 def decide_notice_withdrawal(*, notice_bureau: str | None, sender: str) -> None:
@@ -294,13 +311,33 @@ def decide_notice_withdrawal(*, notice_bureau: str | None, sender: str) -> None:
                                 "this carrier")
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeParties:
+    """A shutdown notice: the bureau that sent it, the carrier it went to."""
+
+    bureau: str
+    carrier: str
+
+
+def load_notice_to_me(ctx: Context, notice_id: bytes) -> NoticeParties | None:
+    """A notice some bureau sent this carrier."""
+    row = ctx.conn.execute(select(notices.c.bureau, notices.c.carrier).where(
+        notices.c.notice_id == notice_id, notices.c.carrier == ctx.node.node_id)).first()
+    return NoticeParties(row.bureau, row.carrier) if row else None
+
+
+def load_notice_from_me(ctx: Context, notice_id: bytes) -> NoticeParties | None:
+    """A notice this bureau sent some carrier."""
+    row = ctx.conn.execute(select(notices.c.bureau, notices.c.carrier).where(
+        notices.c.notice_id == notice_id, notices.c.bureau == ctx.node.node_id)).first()
+    return NoticeParties(row.bureau, row.carrier) if row else None
+
+
 def _check_notice_withdrawal(ctx: Context, acc: Accepted) -> None:
     body = acc.message.body
     assert isinstance(body, messages.Withdrawal)
-    row = ctx.conn.execute(select(notices.c.bureau).where(
-        notices.c.notice_id == body.withdrawn_message_id,
-        notices.c.carrier == ctx.node.node_id)).first()
-    decide_notice_withdrawal(notice_bureau=row.bureau if row else None,
+    notice = load_notice_to_me(ctx, body.withdrawn_message_id)
+    decide_notice_withdrawal(notice_bureau=notice.bureau if notice else None,
                              sender=acc.sender.node_id)
 
 
@@ -323,14 +360,19 @@ def decide_carrier_appeal(decision: messages.AppealDecision, *, sender: str,
                                    f"{decision.appeal_id.hex()}")
 
 
+def load_carrier_appeal(ctx: Context, appeal_id: bytes) -> AppealRow | None:
+    """An appeal this carrier made."""
+    row = ctx.conn.execute(select(appeals.c.bureau, appeals.c.number, appeals.c.decided_at)
+                           .where(appeals.c.appeal_id == appeal_id,
+                                  appeals.c.carrier == ctx.node.node_id)).first()
+    return AppealRow(row.bureau, row.number, row.decided_at is not None) if row else None
+
+
 def _check_carrier_appeal(ctx: Context, acc: Accepted) -> None:
     body = acc.message.body
     assert isinstance(body, messages.AppealDecision)
-    row = ctx.conn.execute(select(appeals.c.bureau, appeals.c.number, appeals.c.decided_at)
-                           .where(appeals.c.appeal_id == body.appeal_id,
-                                  appeals.c.carrier == ctx.node.node_id)).first()
-    decide_carrier_appeal(body, sender=acc.sender.node_id, appeal=AppealRow(
-        row.bureau, row.number, row.decided_at is not None) if row else None)
+    decide_carrier_appeal(body, sender=acc.sender.node_id,
+                          appeal=load_carrier_appeal(ctx, body.appeal_id))
 
 
 # --- Bureaus: action reports, appeals, withdrawals --------------------------------------------
@@ -347,19 +389,23 @@ def decide_action_report(report: messages.ActionReport, *, sender: str,
             raise OWN_NOTICE.refuse(f"action #{i} is for a number the notice did not list")
 
 
+def load_listed(ctx: Context, notice_id: bytes, asked: Iterable[str]) -> list[str]:
+    """Those of ``asked`` the notice listed."""
+    listed: list[str] = []
+    for part in chunks(sorted(set(asked))):
+        listed.extend(ctx.conn.scalars(select(notice_numbers.c.number).where(
+            notice_numbers.c.notice_id == notice_id, notice_numbers.c.number.in_(part))))
+    return listed
+
+
 def _check_action_report(ctx: Context, acc: Accepted) -> None:
     body = acc.message.body
     assert isinstance(body, messages.ActionReport)
     notice_id = acc.message.header.in_reply_to
-    row = ctx.conn.execute(select(notices.c.carrier).where(
-        notices.c.notice_id == notice_id, notices.c.bureau == ctx.node.node_id)).first()
-    listed: list[str] = []
-    if row is not None:
-        for part in chunks(sorted({a.number for a in body.actions})):
-            listed.extend(ctx.conn.scalars(select(notice_numbers.c.number).where(
-                notice_numbers.c.notice_id == notice_id, notice_numbers.c.number.in_(part))))
+    notice = load_notice_from_me(ctx, notice_id)
+    listed = load_listed(ctx, notice_id, (a.number for a in body.actions)) if notice else []
     decide_action_report(body, sender=acc.sender.node_id,
-                         notice_carrier=row.carrier if row else None, listed=listed)
+                         notice_carrier=notice.carrier if notice else None, listed=listed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,20 +429,27 @@ def decide_appeal(appeal: messages.Appeal, *, sender: str, case: CaseRow | None,
         raise SHUT_LINE.refuse("an appeal for the line is open already")
 
 
+def load_case(ctx: Context, number: str) -> CaseRow | None:
+    """This bureau's case of ``number``."""
+    case = ctx.conn.execute(select(numbers.c.status, numbers.c.carrier_node).where(
+        numbers.c.number == number)).first()
+    return CaseRow(Status(case.status), case.carrier_node) if case else None
+
+
+def load_open_appeal(ctx: Context, number: str) -> bool:
+    """Whether an appeal to this bureau for ``number`` is still undecided."""
+    return ctx.conn.execute(select(appeals.c.appeal_id).where(
+        appeals.c.number == number, appeals.c.bureau == ctx.node.node_id,
+        appeals.c.decided_at.is_(None))).first() is not None
+
+
 def _check_appeal(ctx: Context, acc: Accepted) -> None:
     body = acc.message.body
     assert isinstance(body, messages.Appeal)
-    case = ctx.conn.execute(select(numbers.c.status, numbers.c.carrier_node).where(
-        numbers.c.number == body.number)).first()
-    notice = ctx.conn.execute(select(notices.c.carrier).where(
-        notices.c.notice_id == body.notice_id, notices.c.bureau == ctx.node.node_id)
-    ).first() if body.notice_id else None
-    open_appeal = ctx.conn.execute(select(appeals.c.appeal_id).where(
-        appeals.c.number == body.number, appeals.c.bureau == ctx.node.node_id,
-        appeals.c.decided_at.is_(None))).first() is not None
-    decide_appeal(body, sender=acc.sender.node_id,
-                  case=CaseRow(Status(case.status), case.carrier_node) if case else None,
-                  notice_carrier=notice.carrier if notice else None, open_appeal=open_appeal)
+    notice = load_notice_from_me(ctx, body.notice_id) if body.notice_id else None
+    decide_appeal(body, sender=acc.sender.node_id, case=load_case(ctx, body.number),
+                  notice_carrier=notice.carrier if notice else None,
+                  open_appeal=load_open_appeal(ctx, body.number))
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,14 +471,19 @@ def decide_report_withdrawal(*, sender: str, origin: str | None, report: ReportR
                                        f"{sender}")
 
 
+def load_report(ctx: Context, report_id: bytes) -> ReportRow | None:
+    """A report this bureau holds, whoever sent it here."""
+    row = ctx.conn.execute(select(reports.c.origin, reports.c.counterpart).where(
+        reports.c.report_id == report_id)).first()
+    return ReportRow(row.origin, row.counterpart) if row else None
+
+
 def _check_report_withdrawal(ctx: Context, acc: Accepted) -> None:
     body = acc.message.body
     assert isinstance(body, messages.Withdrawal)
-    row = ctx.conn.execute(select(reports.c.origin, reports.c.counterpart).where(
-        reports.c.report_id == body.withdrawn_message_id)).first()
     decide_report_withdrawal(
         sender=acc.sender.node_id, origin=acc.origin.sender if acc.origin else None,
-        report=ReportRow(row.origin, row.counterpart) if row else None)
+        report=load_report(ctx, body.withdrawn_message_id))
 
 
 # --- One table, one hook ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/measure_subscriber_import.py --rows 1000000 --dir /tmp/imp
 
 Writes a CSV of ``--rows`` subscribers (number, province, name, ID number), imports it
-into a fresh SQLite node database with ``nodes.subscribers.import_csv`` while another
+into a fresh SQLite node database with ``nodes.carrier.subscribers.import_csv`` while another
 connection takes the write lock (``BEGIN IMMEDIATE``, as the node's ledger writer does)
 every 20 ms, and prints the import's time, its longest transaction and the longest
 wait of that other writer. A carrier node importing its base while it runs waits as
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from exchange import migrate, storage
-from nodes.subscribers import import_csv
+from nodes.carrier.subscribers import import_csv
 
 
 def main(argv: list[str]) -> int:

@@ -38,7 +38,7 @@ from exchange.transport.reads import AUDIT_READ, read_all, read_entries
 from exchange.transport.services import AUDIT_REASON_METADATA
 from exchange.transport.status import RETRY_AFTER_METADATA, STORAGE_FULL
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
-from nodes.subscribers import import_csv, import_rows
+from nodes.carrier.subscribers import import_csv, import_rows
 
 OFFICE, POLICE, BUREAU, CARRIER = "office.cn", "police.fj", "bureau.fj", "cmcc.fj"
 MiB = 1024 * 1024

@@ -37,6 +37,7 @@ from exchange.schema import inbox
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 from nodes import bureau, carrier, commerce, police
 from nodes.agency import make_running
+from nodes.carrier.subscribers import import_rows
 from nodes.federation import Federation
 from nodes.models import (
     appeals,
@@ -50,7 +51,6 @@ from nodes.models import (
     subscribers,
 )
 from nodes.shared.routing import forward_thread
-from nodes.subscribers import import_rows
 
 pytestmark = [pytest.mark.network]
 

@@ -29,10 +29,12 @@ from exchange.numbers import NumberBlock
 from exchange.runtime import RunningNode
 from nodes import bureau, carrier, police
 from nodes.agency import make_running
-from nodes.carrier import CASE_CONTEXT
+from nodes.carrier.decisions import CASE_CONTEXT
+from nodes.carrier.subscribers import import_rows
 from nodes.federation import Federation
 from nodes.models import (
     appeals,
+    case_requests,
     channel_reports,
     escalations,
     id_holders,
@@ -45,7 +47,7 @@ from nodes.models import (
     reports,
     subscribers,
 )
-from nodes.subscribers import import_rows
+from nodes.police.tables import open_case_answer
 
 pytestmark = [pytest.mark.network]
 
@@ -366,7 +368,7 @@ def test_a_case_answer_is_sealed_to_the_police_and_unreadable_by_anyone_else(
                                numbers_asked=[SHUT], questions=[])
             rid = bytes.fromhex(asked["request_id"])
             await w.settled()
-            answer = police.open_case_answer(w.node("police.fj"), rid)
+            answer = open_case_answer(w.node("police.fj"), rid)
             [record] = answer.records
             assert record.subscriber_name == "Wang Wu"
             assert record.id_number == "350102199001011234"
@@ -394,7 +396,7 @@ def test_a_case_answer_is_sealed_to_the_police_and_unreadable_by_anyone_else(
                     seal.open_sealed(sealed, recipient="police.fj",
                                      private_key=w.node(other).credentials.hpke_private,
                                      context=CASE_CONTEXT + rid)
-            cases = w.rows("police.fj", select(police.case_requests))
+            cases = w.rows("police.fj", select(case_requests))
             assert cases[0].answered_at is not None
 
     asyncio.run(scenario())

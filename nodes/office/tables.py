@@ -1,4 +1,7 @@
-"""The national office's node: it hears every escalation and every bureau's progress."""
+"""The office's tables (escalations, progress): writes, and the listings that read them.
+
+The listings read the node's database while the node may be running.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +13,23 @@ from sqlalchemy import Connection, insert, select
 
 from exchange import messages
 from exchange.ledger.entries import from_micros, to_micros
-from exchange.node import Context
-from exchange.receive import Accepted
 from nodes.models import escalations, progress
 
 
-def on_escalation(ctx: Context, acc: Accepted) -> None:
-    h, body = acc.message.header, acc.message.body
-    assert isinstance(body, messages.Escalation)
-    ctx.conn.execute(insert(escalations), {
-        "escalation_id": h.message_id, "raised_by": h.sender,
-        "kind": body.escalation_kind.value, "subject_node": body.subject_node,
-        "subject_message_id": body.subject_message_id or None, "detail": body.detail,
-        "received_at": to_micros(ctx.now)})
+def insert_escalation(conn: Connection, escalation: messages.Escalation, *,
+                      escalation_id: bytes, raised_by: str, received_at: datetime) -> None:
+    conn.execute(insert(escalations), {
+        "escalation_id": escalation_id, "raised_by": raised_by,
+        "kind": escalation.escalation_kind.value, "subject_node": escalation.subject_node,
+        "subject_message_id": escalation.subject_message_id or None,
+        "detail": escalation.detail, "received_at": to_micros(received_at)})
 
 
-def on_progress_report(ctx: Context, acc: Accepted) -> None:
-    h, body = acc.message.header, acc.message.body
-    assert isinstance(body, messages.ProgressReport)
-    counts = [{"carrier": c.carrier_node, "category": c.category.value if c.category else "",
-               "reported": c.reported, "shut_down": c.shut_down, "pending": c.pending,
-               "refused": c.refused, "overdue": c.overdue} for c in body.counts]
-    ctx.conn.execute(insert(progress), {
-        "report_id": h.message_id, "bureau": h.sender, "province": body.province,
-        "as_of": to_micros(body.as_of or ctx.now), "counts_json": json.dumps(counts)})
-
-
-HANDLERS = {"escalation": on_escalation, "progress_report": on_progress_report}
-
-
-# --- Listings (read the node's database; the node may be running) --------------------
+def insert_progress(conn: Connection, report: messages.ProgressReport, *, report_id: bytes,
+                    bureau: str, as_of: datetime, counts_json: str) -> None:
+    conn.execute(insert(progress), {
+        "report_id": report_id, "bureau": bureau, "province": report.province,
+        "as_of": to_micros(as_of), "counts_json": counts_json})
 
 
 def escalation_rows(conn: Connection, *, since: datetime | None = None, about: str = "",
