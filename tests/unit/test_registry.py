@@ -189,3 +189,35 @@ def test_command_line_values_are_refused_naming_them(line: str, error: str,
     with pytest.raises(SystemExit):
         build_parser().parse_args(line.split())
     assert error in capsys.readouterr().err
+
+
+class _NoWork:
+    """A node whose transaction must not be entered: arguments are refused before."""
+
+    def __init__(self, role: Role) -> None:
+        self.me = type("Me", (), {"role": role})()
+
+    async def run_work(self, fn: Any) -> Any:
+        raise AssertionError("work began before the arguments were checked")
+
+
+def _operations(role: Role) -> dict[str, Any]:
+    from types import SimpleNamespace
+    from typing import cast
+
+    running = SimpleNamespace(node=_NoWork(role))
+    return registry.operations(registry.OperatedNode(cast(Any, running), cast(Any, None)))
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_the_admin_service_gets_each_command_of_the_role(role: Role) -> None:
+    assert set(_operations(role)) == {c.name for c in registry.commands_for(role)}
+
+
+def test_the_admin_service_refuses_bad_arguments_before_any_work() -> None:
+    import asyncio
+
+    operation = _operations(Role.POLICE)["report"]
+    with pytest.raises(OperationError, match=r"report: argument confidence must be int"):
+        asyncio.run(operation({"numbers_found": ["1"], "category": "fraud",
+                               "case_number": "X", "confidence": "high"}))
