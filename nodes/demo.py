@@ -46,8 +46,9 @@ from exchange.ledger.entries import EntryKind, to_micros
 from exchange.ledger.store import LedgerStore
 from exchange.numbers import NumberBlock
 from exchange.schema import ledger_leaves, outbox
-from nodes import operator
 from nodes.carrier.subscribers import import_rows
+from nodes.cli import queries
+from nodes.cli.admin_client import AdminClient
 from nodes.federation import Federation, MemberSpec, create_federation, free_port
 from nodes.models import (
     appeals,
@@ -308,7 +309,7 @@ class Demo:
         while True:
             self.check_alive()
             try:
-                with operator.AdminClient(self.configs[node_id], timeout=5) as c:
+                with AdminClient(self.configs[node_id], timeout=5) as c:
                     c.call("tick")
                 return
             except ExchangeError:
@@ -334,7 +335,7 @@ class Demo:
     # --- driving it ---------------------------------------------------------------------
 
     def call(self, node_id: str, operation: str, **arguments: Any) -> Any:
-        with operator.AdminClient(self.configs[node_id]) as c:
+        with AdminClient(self.configs[node_id]) as c:
             return c.call(operation, **arguments)
 
     def query(self, node_id: str, fn: Callable[[Any], Any]) -> Any:
@@ -468,7 +469,7 @@ class Demo:
         say("  ctcc.fj back online: the late notice answered, police fed back on every number")
 
         # Channel tracing and accountability.
-        ch = self.query("bureau.fj", operator.channel_rows)
+        ch = self.query("bureau.fj", queries.channel_rows)
         target = next(c for c in ch if c["carrier"] == "cmcc.fj")
         pen = self.call("bureau.fj", "penalty", channel_report_id=target["channel_report"],
                         violation="sold cards without real-name registration",
@@ -543,7 +544,7 @@ class Demo:
         self.wait("every latest checkpoint cosigned", self.all_cosigned, timeout=60)
 
     def _store(self, node_id: str) -> LedgerStore:
-        return operator.offline_store(self.configs[node_id])[0]
+        return queries.offline_store(self.configs[node_id])[0]
 
     def all_cosigned(self) -> bool:
         for node_id, *_ in MEMBERS:

@@ -19,18 +19,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 import tomli_w
 from cryptography import x509
 from sqlalchemy import select
 
 from exchange import envelope, identity, pki, storage
 from exchange.config import NodeConfig
-from exchange.errors import DirectoryError, ExchangeError, OperationError, PKIError
+from exchange.errors import DirectoryError, ExchangeError, PKIError
 from exchange.identity import Directory, Member, Role, SignedDirectory, sign_directory
 from exchange.keys import PublicKey
 from exchange.numbers import NumberBlock
-from exchange.runtime import RunningNode
 from exchange.schema import directories
 
 NODE_TOML = """\
@@ -492,28 +490,3 @@ def _held_directory(config: NodeConfig) -> SignedDirectory | None:
         engine.dispose()
     return SignedDirectory.from_bytes(bytes(row.signed)) if row is not None else None
 
-
-def directory_refresh_operation(running: RunningNode) -> Any:
-    """The Admin operation `bcx directory refresh` calls: ask the office for a newer
-    directory now rather than at the next scheduled refresh."""
-    node = running.node
-    office = node.config.office_id
-
-    async def refresh(arguments: dict[str, Any]) -> dict[str, Any]:
-        if arguments:
-            raise OperationError(f"directory-refresh takes no arguments, got "
-                                 f"{', '.join(sorted(arguments))}")
-        if node.me.role is Role.OFFICE:
-            raise OperationError(f"{node.node_id} is the office: it puts a directory in "
-                                 "force with `bcx directory publish`, it fetches none")
-        try:
-            outcome = await running.refresh_directory()
-        except grpc.aio.AioRpcError as e:
-            raise OperationError(f"the office {office} could not be asked: "
-                                 f"{e.code().name}: {e.details()}") from None
-        except DirectoryError as e:
-            raise OperationError(f"the directory {office} answered with was refused: "
-                                 f"{e}") from e
-        return {"outcome": "adopted" if outcome.startswith("adopted") else "current",
-                "version": node.directory.version, "office": office}
-    return refresh

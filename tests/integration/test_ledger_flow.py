@@ -1045,7 +1045,7 @@ def test_every_message_a_peer_refused_is_requeued_at_once(fed_sqlite: Federation
     """`bcx outbox retry --peer`: when a peer refused several messages for one cause (a
     directory entry, say), the operator requeues them all, in order, with one command."""
     from exchange.errors import UnknownMemberError
-    from nodes.agency import retry_delivery
+    from nodes.registry import OutboxRetry
 
     fed = fed_sqlite
     refuse = [True]
@@ -1065,15 +1065,15 @@ def test_every_message_a_peer_refused_is_requeued_at_once(fed_sqlite: Federation
                                        for r in outbox_rows(police)) == 2)
 
             with pytest.raises(OperationError, match="a message id or a peer, not both"):
-                await police.run_work(retry_delivery)
+                await police.run_work(OutboxRetry().apply)
             with pytest.raises(UnknownMemberError, match=r"'nobody\.fj' is not a member"):
-                await police.run_work(lambda ctx: retry_delivery(ctx, peer="nobody.fj"))
+                await police.run_work(OutboxRetry(peer="nobody.fj").apply)
             with pytest.raises(OperationError, match=r"no message to cmcc\.fj is set aside"):
-                await police.run_work(lambda ctx: retry_delivery(ctx, peer=CARRIER))
+                await police.run_work(OutboxRetry(peer=CARRIER).apply)
 
             refuse[0] = False
             watched = [rp.outbox.watch(mids[0]), rp.outbox.watch(mids[2])]
-            out = await police.run_work(lambda ctx: retry_delivery(ctx, peer=BUREAU))
+            out = await police.run_work(OutboxRetry(peer=BUREAU).apply)
             assert out == {"recipient": BUREAU, "requeued": 2}
             await asyncio.wait_for(asyncio.gather(*watched), timeout=30)
             assert [e.message_id for _, e in of_kind(bureau, EntryKind.RECEIVED)] == \

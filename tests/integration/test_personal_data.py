@@ -40,7 +40,7 @@ from exchange.schema import ledger_leaves, outbox
 from exchange.transport.reads import AUDIT_READ
 from exchange.transport.server import TLSMaterial
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
-from nodes import operator
+from nodes.cli import queries
 from nodes.demo import HOLDER_CARDS, MEMBERS, Demo
 from nodes.federation import free_port
 from nodes.models import channel_reports, escalations, outlets, report_numbers, subscribers
@@ -78,7 +78,7 @@ class Member:
     """A member's keys, used from the test process as that member's operator would."""
 
     def __init__(self, config: NodeConfig) -> None:
-        store, creds = operator.offline_store(config)
+        store, creds = queries.offline_store(config)
         store.engine.dispose()
         self.node_id = config.node_id
         self.config = config
@@ -233,7 +233,7 @@ def test_personal_data_reaches_no_log_metric_error_text_or_non_party(
          "--case-number", "FZ-2026-0099", REPORTED_ID],
         capture_output=True, text=True, timeout=120, check=False)
     assert reported.returncode == 1 and "nothing was sent" in reported.stderr, reported.stderr
-    from nodes.operator import AdminClient
+    from nodes.cli.admin_client import AdminClient
 
     with AdminClient(cfg["police.fj"]) as admin:
         admin.call("report", numbers_found=[REPORTED_ID], category="fraud",

@@ -52,7 +52,7 @@ from exchange.schema import fork_evidence, outbox, peer_checkpoints
 from exchange.transport.client import channel_to
 from exchange.transport.server import TLSMaterial
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
-from nodes.operator import AdminClient
+from nodes.cli.admin_client import AdminClient
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

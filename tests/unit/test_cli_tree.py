@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nodes.cli import build_parser
+from nodes.cli.main import build_parser
 
 LISTINGS = [  # commands whose output a script reads: each takes --json
     "directory show", "ledger verify", "ledger entries", "ledger checkpoint",

@@ -1,4 +1,4 @@
-"""nodes/render.py: what reaches an operator's terminal."""
+"""nodes/cli/render.py: what reaches an operator's terminal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nodes import render
+from nodes.cli import render
 
 
 class Terminal(io.StringIO):

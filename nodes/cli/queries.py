@@ -1,32 +1,27 @@
-"""What an agency's operator asks of a node: commands to the running node, and its state.
+"""What an agency's operator reads of a node's state, straight from its database.
 
-Commands that send messages (report, withdraw, ask, appeal, decide, …) go to the running
-node over its Admin service, authenticated by the node's own certificate: only whoever
-can read the node's key material can command it, and the node signs and logs what it
-sends exactly as for its own work. Queries (notices, cases, appeals, a number's history,
-status) read the node's database directly and work whether the node runs or not.
+Queries (notices, cases, appeals, a number's history, status) read the node's database
+read-only and work whether the node runs or not; commands that send messages go to the
+running node instead (nodes.registry, over its Admin service: nodes/cli/admin_client.py).
+Abbreviated message ids are resolved here against the node's ledger.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 from sqlalchemy import Connection, func, select
 
 from exchange import pki, storage
 from exchange.config import NodeConfig
-from exchange.errors import OperationError, PeerError
+from exchange.errors import OperationError
 from exchange.ledger.entries import EntryKind, from_micros, to_micros
 from exchange.ledger.receipts import log_origin
 from exchange.ledger.store import LedgerStore
 from exchange.schema import ledger_leaves, outbox
-from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
-from nodes import render
+from nodes.cli import render
 from nodes.models import (
     appeals,
     case_requests,
@@ -39,58 +34,6 @@ from nodes.models import (
     reports,
     subscribers,
 )
-
-# --- Commands to the running node ---------------------------------------------------------
-
-
-def admin_target(listen: str) -> str:
-    host, _, port = listen.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - reading a listen address
-        host = "127.0.0.1"
-    return f"{host}:{port}"
-
-
-class AdminClient:
-    """Operator commands to the node of ``config``, over mTLS with the node's own keys."""
-
-    def __init__(self, config: NodeConfig, *, timeout: float = 120.0) -> None:
-        ca = pki.load_certificate(config.ca_cert)
-        creds = pki.load_node_credentials(config.credentials_dir, ca=ca, now=datetime.now(UTC))
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=config.ca_cert.read_bytes(), private_key=creds.tls_key_pem,
-            certificate_chain=creds.tls_cert_pem)
-        self.node_id = config.node_id
-        self.target = admin_target(config.listen)
-        self.timeout = timeout
-        self.channel = grpc.secure_channel(self.target, credentials, options=[
-            ("grpc.ssl_target_name_override", config.node_id),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-        self.stub = service_pb2_grpc.AdminStub(self.channel)  # type: ignore[no-untyped-call]
-
-    def call(self, operation: str, **arguments: Any) -> Any:
-        request = service_pb2.OperateRequest(operation=operation,
-                                             arguments_json=json.dumps(arguments).encode())
-        try:
-            reply = self.stub.Operate(request, timeout=self.timeout)
-        except grpc.RpcError as e:
-            code = e.code()
-            if code is grpc.StatusCode.UNAVAILABLE:
-                raise PeerError(f"node {self.node_id} is not running at {self.target} "
-                                f"(start it with `bcx node run --config …`): {e.details()}") \
-                    from None
-            raise OperationError(f"{operation}: {e.details()}") from None
-        return render.localize_times(json.loads(reply.result_json))
-
-    def close(self) -> None:
-        self.channel.close()
-
-    def __enter__(self) -> AdminClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 # --- Queries over the node's database ---------------------------------------------------------
 
@@ -156,7 +99,7 @@ def channel_rows(conn: Connection) -> list[dict[str, Any]]:
 
 def report_rows(conn: Connection, *, since: datetime | None = None, case_number: str = ""
                 ) -> list[dict[str, Any]]:
-    open_lines = dict(conn.execute(
+    open_lines: dict[Any, int] = dict(conn.execute(
         select(report_numbers.c.report_id, func.count()).where(
             report_numbers.c.final.is_(False)).group_by(report_numbers.c.report_id)).all())
     q = select(reports).order_by(reports.c.created_at)
@@ -192,6 +135,27 @@ def outbox_rows(conn: Connection, *, refused_only: bool = False) -> list[dict[st
 def number_history(conn: Connection, number: str) -> dict[str, Any]:
     """Everything this node knows of one number, with the ledger entries of each message."""
     ids: dict[bytes, str] = {}
+    lines = _history(conn, number, ids)
+    case = conn.execute(select(numbers).where(numbers.c.number == number)).first()
+    sub = conn.execute(select(subscribers.c.status, subscribers.c.suspended_by)
+                       .where(subscribers.c.number == number)).first()
+    return {
+        "number": number,
+        "case": None if case is None else {
+            "status": case.status, "carrier": case.carrier_node, "detail": case.detail,
+            "notice": _hex(case.notice_id) if case.notice_id else "",
+            "outlet": case.outlet_code},
+        "subscriber": None if sub is None else {
+            "status": sub.status, "suspended_by": _hex(sub.suspended_by)
+            if sub.suspended_by else ""},
+        "history": lines,
+        "ledger": _ledger_entries(conn, ids),
+    }
+
+
+def _history(conn: Connection, number: str, ids: dict[bytes, str]) -> list[dict[str, Any]]:
+    """The reports, notices and appeals naming ``number``; their message ids into ``ids``
+    (id → what the message is)."""
     lines: list[dict[str, Any]] = []
     for r in conn.execute(select(report_numbers, reports.c.origin, reports.c.case_number)
                           .join(reports, reports.c.report_id == report_numbers.c.report_id)
@@ -202,7 +166,6 @@ def number_history(conn: Connection, number: str) -> dict[str, Any]:
         lines.append({"what": "report", "id": _hex(r.report_id), "by": r.origin,
                       "case": r.case_number, "status": r.status, "detail": r.detail,
                       "final": bool(r.final)})
-    case = conn.execute(select(numbers).where(numbers.c.number == number)).first()
     for n in conn.execute(select(notice_numbers, notices.c.carrier, notices.c.bureau)
                           .join(notices, notices.c.notice_id == notice_numbers.c.notice_id)
                           .where(notice_numbers.c.number == number)):
@@ -218,44 +181,34 @@ def number_history(conn: Connection, number: str) -> dict[str, Any]:
             ids[bytes(a.decision_id)] = "appeal decision"
         lines.append({"what": "appeal", "id": _hex(a.appeal_id), "by": a.carrier,
                       "to": a.bureau, "status": a.outcome or "pending", "detail": a.grounds})
-    sub = conn.execute(select(subscribers.c.status, subscribers.c.suspended_by)
-                       .where(subscribers.c.number == number)).first()
-    entries = []
-    if ids:
-        related = [ledger_leaves.c.message_id.in_(list(ids))]
-        # Messages answering them (action reports, circulars, decisions) point back by
-        # in_reply_to, which the ledger index does not hold: list what this node logged
-        # under the related ids, plus its own ACTION entries naming them.
-        for e in conn.execute(select(ledger_leaves.c.idx, ledger_leaves.c.kind,
-                                     ledger_leaves.c.peer, ledger_leaves.c.message_id,
-                                     ledger_leaves.c.logged_at)
-                              .where(*related).order_by(ledger_leaves.c.idx)):
-            entries.append({"index": e.idx, "kind": EntryKind(e.kind).name,
-                            "peer": e.peer, "message": _hex(e.message_id),
-                            "about": ids.get(bytes(e.message_id), ""),
-                            "logged_at": _when(e.logged_at)})
-    return {
-        "number": number,
-        "case": None if case is None else {
-            "status": case.status, "carrier": case.carrier_node, "detail": case.detail,
-            "notice": _hex(case.notice_id) if case.notice_id else "",
-            "outlet": case.outlet_code},
-        "subscriber": None if sub is None else {
-            "status": sub.status, "suspended_by": _hex(sub.suspended_by)
-            if sub.suspended_by else ""},
-        "history": lines,
-        "ledger": entries,
-    }
+    return lines
+
+
+def _ledger_entries(conn: Connection, ids: dict[bytes, str]) -> list[dict[str, Any]]:
+    """This node's ledger entries of the messages ``ids`` names."""
+    if not ids:
+        return []
+    # Messages answering them (action reports, circulars, decisions) point back by
+    # in_reply_to, which the ledger index does not hold: list what this node logged
+    # under the related ids, plus its own ACTION entries naming them.
+    return [{"index": e.idx, "kind": EntryKind(e.kind).name, "peer": e.peer,
+             "message": _hex(e.message_id), "about": ids.get(bytes(e.message_id), ""),
+             "logged_at": _when(e.logged_at)}
+            for e in conn.execute(select(ledger_leaves.c.idx, ledger_leaves.c.kind,
+                                         ledger_leaves.c.peer, ledger_leaves.c.message_id,
+                                         ledger_leaves.c.logged_at)
+                                  .where(ledger_leaves.c.message_id.in_(list(ids)))
+                                  .order_by(ledger_leaves.c.idx))]
 
 
 def status_summary(conn: Connection, *, node_id: str, now: datetime) -> dict[str, Any]:
     def count(q: Any) -> int:
         return int(conn.execute(q).scalar_one())
 
-    by_status = dict(conn.execute(select(numbers.c.status, func.count())
-                                  .group_by(numbers.c.status)).all())
-    lines_by_status = dict(conn.execute(select(report_numbers.c.status, func.count())
-                                        .group_by(report_numbers.c.status)).all())
+    by_status: dict[str, int] = dict(conn.execute(
+        select(numbers.c.status, func.count()).group_by(numbers.c.status)).all())
+    lines_by_status: dict[str, int] = dict(conn.execute(
+        select(report_numbers.c.status, func.count()).group_by(report_numbers.c.status)).all())
     return {
         "node": node_id,
         "ledger_entries": count(select(func.count()).select_from(ledger_leaves)),
@@ -456,13 +409,3 @@ def expand_message_id(config: NodeConfig, text: str, *, what: str = "message") -
             return resolve_message_id(conn, text, what=what).hex()
     finally:
         engine.dispose()
-
-
-# --- Output -------------------------------------------------------------------------------
-
-
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows as an aligned text table (every column of every row); an empty list says so."""
-    return render.table(rows, columns)
-
-
