@@ -29,11 +29,11 @@ from exchange.identity import Member
 from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
-from exchange.ledger.witness import held_checkpoint
 from exchange.node import InOrder
 from exchange.schema import outbox
 from exchange.transport.server import current_peer
 from exchange.transport.status import answer_for
+from exchange.transport.witness import held_checkpoint
 from exchange.wire.bcx.v1 import directory_pb2, service_pb2, service_pb2_grpc
 
 if TYPE_CHECKING:
