@@ -32,9 +32,6 @@ class Held:
     witnessed: bool
 
 
-# --- the decision (pure) ------------------------------------------------------------------
-
-
 class Verdict(enum.Enum):
     SAME = "same"  # the checkpoint held, again
     EXTENDS = "extends"  # larger, and proven to extend the one held
