@@ -45,8 +45,8 @@ Where an error's type says otherwise, the answer carries the marker
 RESOURCE_EXHAUSTED like overload. A node that predates the marker neither sends nor
 reads it: its oversize answer reads as overload here (retried with backoff, and
 escalated after ``delivery.escalate_after_attempts``), and it retries a marked answer
-as it always retried an oversize one. An overload answer carries ``retry-after-ms``, the milliseconds the
-receiver asks the sender to wait (capped at an hour when read back).
+as it always retried an oversize one. An overload answer carries ``retry-after-ms``,
+the milliseconds the receiver asks the sender to wait (capped at an hour when read back).
 
 An envelope larger than even gRPC's own receive limit (``max_envelope_bytes`` + 64 KiB)
 is refused by gRPC before bcx sees it, RESOURCE_EXHAUSTED without the marker: retried.
