@@ -2,14 +2,27 @@
 
 Third-party errors are wrapped at the boundary with ``raise ... from e``. The
 mapping of these errors to gRPC status codes lives in exactly one place:
-``exchange.transport.status``.
+``exchange.transport.status``, and so does the one function that says of any
+exception whether retrying can help (``status.retryable``).
+
+Each error type says whether retrying the same thing can help (``retryable``): False
+when the same message or request is refused again every time (a bad signature, a body
+the rules refuse, an envelope over the size limit), True when it may go through later
+(overloaded, a database unavailable) or when this node cannot say (an error that is no
+refusal: a defect, a configuration). A sender sets a message refused for good aside
+and goes on with the ones after it; one refused for now it sends again after a backoff.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ExchangeError(Exception):
     """Base of every error bcx raises on purpose."""
+
+    # Unless a type says otherwise: this node cannot tell that the same thing fails again.
+    retryable: ClassVar[bool] = True
 
 
 class ConfigError(ExchangeError):
@@ -21,6 +34,8 @@ class ConfigError(ExchangeError):
 
 class PKIError(ExchangeError):
     """A certificate or key could not be made, loaded or trusted."""
+
+    retryable = False
 
 
 class CertificateExpiredError(PKIError):
@@ -49,6 +64,8 @@ class CertificateIdentityError(PKIError):
 class DirectoryError(ExchangeError):
     """The member directory is invalid, untrusted, stale or lacks an entry."""
 
+    retryable = True  # a newer directory, fetched or adopted later, may settle it
+
 
 class DirectoryExpiredError(DirectoryError):
     pass
@@ -68,13 +85,16 @@ class UnknownMemberError(DirectoryError):
 class VerificationError(ExchangeError):
     """A message, signature, proof or note failed verification."""
 
+    retryable = False
+
 
 class MalformedEnvelopeError(VerificationError):
     pass
 
 
 class OversizeMessageError(VerificationError):
-    pass
+    """An envelope is over the receiver's size limit: refused again every time, unlike
+    overload, although both are RESOURCE_EXHAUSTED on the wire (see transport/status.py)."""
 
 
 class BadSignatureError(VerificationError):
@@ -135,6 +155,8 @@ class StateConflictError(VerificationError):
 class LedgerError(ExchangeError):
     """The ledger could not be read or written, or is not intact."""
 
+    retryable = False
+
 
 class ProofError(VerificationError):
     """A Merkle inclusion or consistency proof does not verify."""
@@ -166,9 +188,13 @@ class ReceiptError(VerificationError):
 class PeerError(ExchangeError):
     """A peer could not be reached or answered with an error."""
 
+    retryable = True
+
 
 class OverloadedError(ExchangeError):
     """This node cannot take more work now; retry after ``retry_after`` seconds."""
+
+    retryable = True
 
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
@@ -177,6 +203,8 @@ class OverloadedError(ExchangeError):
 
 class StorageUnavailableError(ExchangeError):
     """The database cannot be written now (locked, stopped); nothing was accepted."""
+
+    retryable = True
 
 
 class StorageFullError(StorageUnavailableError):
@@ -193,6 +221,8 @@ class QuotaExceededError(OverloadedError):
 class OperationError(ExchangeError):
     """An operator command cannot be carried out: unknown, bad arguments, no such item."""
 
+    retryable = False
+
 
 class OperatorNotAllowedError(OperationError):
     """Only the node's own certificate may send operator commands."""
@@ -200,6 +230,8 @@ class OperatorNotAllowedError(OperationError):
 
 class ReadNotAllowedError(ExchangeError):
     """A ledger read beyond the caller's own entries that this node does not permit."""
+
+    retryable = False
 
 
 # --- Data --------------------------------------------------------------------------

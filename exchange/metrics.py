@@ -52,7 +52,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 def witness_state(status: str) -> str:
-    """The state word of a ``Witness.status`` text (see exchange/ledger/witness.py)."""
+    """The state word of a ``Witness.status`` text (see exchange/transport/witness.py)."""
     if status.startswith("witnessed"):
         return "ok"
     if status.startswith(("FORK", "fork")):

@@ -6,7 +6,8 @@ with valid keys could otherwise grow a peer's database as fast as the network al
 store ``[limits] quota_bytes_per_peer_per_day`` bytes of envelopes a day (UTC); beyond
 that it is refused RESOURCE_EXHAUSTED, naming the quota, with a ``retry-after-ms`` hint
 that reaches to the next day, so its outbox waits (and escalates) instead of retrying
-in a loop.
+in a loop. The refusal is retryable (``QuotaExceededError`` is an ``OverloadedError``):
+the same message is accepted the next day, so it is not set aside.
 
 ``charge`` is the decision, pure. ``PeerQuotas`` holds today's usage in memory: charged
 as a message passes the receive checks (so messages in flight together cannot pass the

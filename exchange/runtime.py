@@ -15,12 +15,12 @@ import grpc
 from exchange.errors import DirectoryError
 from exchange.identity import Role, SignedDirectory
 from exchange.ledger import rollback
-from exchange.ledger.witness import Witness
 from exchange.node import Node
 from exchange.transport.client import Peers
 from exchange.transport.outbox import Outbox
 from exchange.transport.server import build_server
 from exchange.transport.services import AdminService, ExchangeService, LedgerService, Operation
+from exchange.transport.witness import Witness
 from exchange.wire.bcx.v1 import service_pb2
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,18 @@ A row leaves the queue only when a receipt that verifies is logged (RECEIPT entr
 the same transaction that marks it delivered. Failures back off exponentially with
 jitter; past a threshold the node escalates to the office and keeps trying.
 
-A refusal for good escalates at once, with one exception: UNAUTHENTICATED while the
-directory in force is younger than one refresh interval most likely says the peer has
-not fetched it yet (a member the office just admitted, or one whose keys it just
-renewed). That answer waits for the peer's next refresh before it counts
-(``unauthenticated_counts``); the message is retried meanwhile.
+Whether a failure is retried is the error's ``retryable`` (exchange/transport/status.py
+reads a peer's answer back into an error that says it). A refusal for good, an envelope
+over the receiver's size limit among them, is set aside: the row leaves the queue with
+the refusal, the office is told once, and the messages after it go on (``sets_aside``).
+A retryable one backs off and stays at the head of the peer's queue.
+
+One refusal for good is not set aside: UNAUTHENTICATED refuses the sender, not the
+message. While the directory in force is younger than one refresh interval it most
+likely says the peer has not fetched it yet (a member the office just admitted, or one
+whose keys it just renewed). That answer waits for the peer's next refresh before it
+counts (``unauthenticated_counts``); the message is retried meanwhile, and escalated at
+once when it counts.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +34,19 @@ import grpc
 from sqlalchemy import func, select, update
 
 from exchange import messages, storage
-from exchange.errors import ExchangeError, OperationError, ReceiptError
+from exchange.config import Delivery
+from exchange.errors import ExchangeError, OperationError
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, from_micros, to_micros
 from exchange.ledger.receipts import envelope_digest, log_origin, verify_receipt
 from exchange.schema import directories, outbox, peer_checkpoints
-from exchange.transport.status import RETRY_AFTER_METADATA, is_permanent
-from exchange.wire.bcx.v1 import service_pb2
+from exchange.transport.status import (
+    RefusedError,
+    refusal_of_call,
+    refusal_of_response,
+    retryable,
+)
+from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 
 if TYPE_CHECKING:
     from exchange.node import Context, Node
@@ -61,6 +74,37 @@ class Pending:
     escalated: bool
     kind: str
     digest: bytes = b""
+
+
+_ReceiptCheck = Callable[[Pending, Receipt], tuple[Pending, Receipt, note.Checkpoint]]
+
+
+@dataclass(slots=True)
+class _Answers:
+    """What one round of delivery to a peer brought back, in queue order."""
+
+    check: _ReceiptCheck
+    receipts: list[tuple[Pending, Receipt, note.Checkpoint]] = field(default_factory=list)
+    # Refused for good: the receiver never applies these and goes on with the ones after
+    # them, so the queue does too (the rows are set aside, see Outbox._set_aside).
+    refused: list[tuple[Pending, RefusedError]] = field(default_factory=list)
+    # The failure that ends the round, and the message it is charged to.
+    failure: tuple[Pending, BaseException] | None = None
+
+    def take(self, p: Pending, answer: service_pb2.DeliverResponse | RefusedError) -> bool:
+        """Keep the peer's answer to ``p``; whether the round goes on to the next message."""
+        if isinstance(answer, RefusedError):
+            if sets_aside(answer):
+                self.refused.append((p, answer))
+                return True
+            self.failure = (p, answer)
+            return False
+        try:
+            self.receipts.append(self.check(p, Receipt.from_pb(answer.receipt)))
+        except ExchangeError as e:
+            self.failure = (p, e)
+            return False
+        return True
 
 
 class Outbox:
@@ -178,85 +222,74 @@ class Outbox:
                 await self._failed(recipient, due[0], e)
 
     async def _deliver(self, recipient: str, due: list[Pending]) -> None:
+        answers = _Answers(self._receipt_check(recipient))
+        stub = self.peers.exchange(recipient)
+        if len(due) >= self.node.config.delivery.bulk_threshold:
+            await self._send_stream(stub, due, answers)
+        else:
+            await self._send_each(stub, due, answers)
+        await self._settle(recipient, answers)
+
+    def _receipt_check(self, recipient: str) -> _ReceiptCheck:
+        """How a receipt of ``recipient`` is verified, against the checkpoints of its log
+        this worker has seen lately."""
         member = self.node.directory.member(recipient)
         verifier = note.Verifier.for_key(log_origin(self.node.trust_domain, recipient),
                                          member.signing_key)
-        origin = verifier.name
         known = self._known.setdefault(recipient, {})
         if len(known) > 64:
             known.clear()
-        stub = self.peers.exchange(recipient)
+        return lambda p, receipt: self._check(p, receipt, verifier, verifier.name, known)
+
+    async def _send_each(self, stub: service_pb2_grpc.ExchangeStub, due: list[Pending],
+                         answers: _Answers) -> None:
+        """One Deliver call per message, in order, until one fails."""
         timeout = self.node.config.delivery.call_timeout_seconds
-        receipts: list[tuple[Pending, Receipt, note.Checkpoint]] = []
-        failure: tuple[Pending, BaseException] | None = None
-        # Refused for good: the receiver never applies these and goes on with the ones
-        # after them, so the queue does too (the rows are set aside, see _set_aside).
-        refused: list[tuple[Pending, _Refused]] = []
-
-        def accept(p: Pending, response: service_pb2.DeliverResponse
-                   ) -> tuple[Pending, BaseException] | None:
-            """Keep a receipt that verifies; otherwise the failure that stops the batch here."""
+        for p in due:
+            answer: service_pb2.DeliverResponse | RefusedError
             try:
-                receipts.append(self._check(p, Receipt.from_pb(response.receipt), verifier,
-                                            origin, known))
-            except ExchangeError as e:
-                return p, e
-            return None
-
-        if len(due) >= self.node.config.delivery.bulk_threshold:
-            async def requests() -> AsyncIterator[service_pb2.DeliverRequest]:
-                for p in due:
-                    yield service_pb2.DeliverRequest(envelope=p.envelope)
-            call = stub.DeliverStream(requests(), timeout=timeout + len(due) * 0.05)
-            i = 0
-            try:
-                async for response in call:
-                    p = due[i]
-                    i += 1
-                    if not response.HasField("receipt"):
-                        code = _STATUS_BY_NUMBER.get(response.error_code,
-                                                     grpc.StatusCode.UNKNOWN)
-                        if _set_aside_on(code):
-                            refused.append((p, _Refused(code, response.error_message)))
-                            continue
-                        failure = (p, _Refused(code, response.error_message,
-                                               retry_after=_stream_hint(response)))
-                        break
-                    failure = accept(p, response)
-                    if failure is not None:
-                        break
+                answer = await stub.Deliver(service_pb2.DeliverRequest(envelope=p.envelope),
+                                            timeout=timeout)
             except grpc.aio.AioRpcError as e:
-                # The stream broke (the peer died, the network went): keep the receipts
-                # that came back before, and resume from the first message without one.
-                if i < len(due):
-                    failure = (due[i], _Refused(e.code(), e.details() or ""))
-            if failure is None and i < len(due):
-                failure = (due[i], ExchangeError("stream ended before every receipt came back"))
-            call.cancel()
-        else:
-            for p in due:
-                try:
-                    response = await stub.Deliver(
-                        service_pb2.DeliverRequest(envelope=p.envelope), timeout=timeout)
-                except grpc.aio.AioRpcError as e:
-                    if _set_aside_on(e.code()):
-                        refused.append((p, _Refused(e.code(), e.details() or "")))
-                        continue
-                    failure = (p, _Refused(e.code(), e.details() or "",
-                                           retry_after=_retry_hint(e)))
+                answer = refusal_of_call(e)
+            if not answers.take(p, answer):
+                return
+
+    async def _send_stream(self, stub: service_pb2_grpc.ExchangeStub, due: list[Pending],
+                           answers: _Answers) -> None:
+        """One DeliverStream call for all of ``due``: one answer per message, in order."""
+        timeout = self.node.config.delivery.call_timeout_seconds + len(due) * 0.05
+        call = stub.DeliverStream(_requests(due), timeout=timeout)
+        answered = 0
+        try:
+            async for response in call:
+                p = due[answered]
+                answered += 1
+                if not answers.take(p, response if response.HasField("receipt")
+                                    else refusal_of_response(response)):
                     break
-                failure = accept(p, response)
-                if failure is not None:
-                    break
-        if receipts:
+        except grpc.aio.AioRpcError as e:
+            # The stream broke (the peer died, the network went): keep the receipts
+            # that came back before, and resume from the first message without one.
+            if answered < len(due):
+                answers.failure = (due[answered], refusal_of_call(e))
+        if answers.failure is None and answered < len(due):
+            answers.failure = (due[answered],
+                               ExchangeError("stream ended before every receipt came back"))
+        call.cancel()
+
+    async def _settle(self, recipient: str, answers: _Answers) -> None:
+        """Log the receipts, set aside what was refused for good, back off on a failure."""
+        if answers.receipts:
+            receipts = answers.receipts
             committed = await self.node.committer.run(
                 lambda txn: self._record(txn, recipient, receipts))
             self.delivered += len(receipts)
             self._observe_delivered(recipient, receipts, committed.appended)
-        for p, error in refused:
+        for p, error in answers.refused:
             await self._set_aside(recipient, p, error)
-        if failure is not None:
-            await self._failed(recipient, failure[0], failure[1])
+        if answers.failure is not None:
+            await self._failed(recipient, *answers.failure)
 
     def _check(self, p: Pending, receipt: Receipt, verifier: note.Verifier, origin: str,
                known: dict[str, note.Checkpoint]) -> tuple[Pending, Receipt, note.Checkpoint]:
@@ -301,55 +334,59 @@ class Outbox:
     async def _failed(self, recipient: str, p: Pending, error: BaseException) -> None:
         self.failures += 1
         cfg = self.node.config.delivery
-        attempts = p.attempts + 1
-        delay = min(cfg.backoff_max_seconds, cfg.backoff_initial_seconds * 2 ** min(attempts, 20))
-        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
-        if isinstance(error, _Refused) and error.retry_after is not None:
-            delay = max(delay, error.retry_after)  # the receiver knows its load best
-        permanent = (isinstance(error, _Refused) and is_permanent(error.code)) \
-            or isinstance(error, ReceiptError)
-        age = time.time() - p.created_at / 1e6
-        counts = True
-        if isinstance(error, _Refused) and error.code is grpc.StatusCode.UNAUTHENTICATED:
-            adopted = await self._directory_adopted_at()
-            counts = adopted is None or unauthenticated_counts(
-                directory_adopted_at=adopted, now=self.node.clock(),
-                refresh_seconds=self.node.config.directory_refresh_seconds)
-            permanent = permanent and counts
-        escalate = counts and not p.escalated and (
-            permanent or attempts >= cfg.escalate_after_attempts
-            or age >= cfg.escalate_after_seconds)
-        # The peer's refusal text may quote the message's numbers: only the code is logged
-        # (the whole text is kept in the outbox row's last_error).
-        reason = error.code.name if isinstance(error, _Refused) else type(error).__name__
-        outcome = "refused" if permanent else "retry"
+        hint = error.retry_after if isinstance(error, RefusedError) else None
+        jitter = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        delay = backoff_seconds(p.attempts + 1, cfg, jitter=jitter, retry_after=hint)
+        counts = await self._counts(error)
+        setback = plan_failure(attempts=p.attempts + 1, escalated=p.escalated,
+                               final=not retryable(error), counts=counts,
+                               age_seconds=time.time() - p.created_at / 1e6, delivery=cfg)
         if not counts:
             log.info("peer %s does not authenticate this node: it may not have fetched "
                      "directory version %d yet; retrying without escalating until its next "
                      "refresh", recipient, self.node.directory.version)
+        # The peer's refusal text may quote the message's numbers: only the code is logged
+        # (the whole text is kept in the outbox row's last_error).
+        reason = _reason(error)
+        outcome = "refused" if setback.final else "retry"
         self.node.metrics.delivery_failed(p.kind, recipient, outcome, reason)
         log.warning("message delivery failed kind=%s id=%s sender=%s recipient=%s digest=%s "
                     "outcome=%s error=%s attempts=%d retry_in=%.1fs", p.kind, p.message_id.hex(),
-                    self.node.node_id, recipient, p.digest.hex()[:16], outcome, reason, attempts,
-                    delay)
+                    self.node.node_id, recipient, p.digest.hex()[:16], outcome, reason,
+                    setback.attempts, delay)
+        await self._record_failure(recipient, p, error, setback, delay)
+
+    async def _counts(self, error: BaseException) -> bool:
+        """Whether ``error`` counts toward escalation now: a refusal of this node as the
+        sender waits for the peer's next directory refresh (``unauthenticated_counts``)."""
+        if not (isinstance(error, RefusedError) and error.refuses_sender):
+            return True
+        adopted = await self._directory_adopted_at()
+        return adopted is None or unauthenticated_counts(
+            directory_adopted_at=adopted, now=self.node.clock(),
+            refresh_seconds=self.node.config.directory_refresh_seconds)
+
+    async def _record_failure(self, recipient: str, p: Pending, error: BaseException,
+                              setback: Setback, delay: float) -> None:
+        """Keep the row queued until ``delay`` has passed; tell the office if it is time."""
         next_at = to_micros(self.node.clock()) + int(delay * 1e6)
+        text = str(error)
 
         def work(ctx: Context) -> None:
             ctx.conn.execute(update(outbox).where(outbox.c.seq == p.seq).values(
-                attempts=attempts, next_attempt_at=next_at, last_error=str(error)[:500],
-                escalated=p.escalated or escalate))
-            if escalate and ctx.escalate(
+                attempts=setback.attempts, next_attempt_at=next_at, last_error=text[:500],
+                escalated=p.escalated or setback.escalate))
+            if setback.escalate and ctx.escalate(
                     messages.EscalationKind.DELIVERY_FAILURE, subject_node=recipient,
                     subject_message_id=p.message_id,
-                    detail=f"{attempts} delivery attempts failed: {str(error)[:300]}") is None:
-                ctx.log_action("delivery-failure", str(error).encode()[:500], peer=recipient,
+                    detail=f"{setback.attempts} delivery attempts failed: {text[:300]}") is None:
+                ctx.log_action("delivery-failure", text.encode()[:500], peer=recipient,
                                message_id=p.message_id)
         try:
             await self.node.run_work(work)
         except ExchangeError as e:
             log.warning("cannot record delivery failure for %s: %s", recipient, e)
             await asyncio.sleep(delay)
-
 
     async def _directory_adopted_at(self) -> datetime | None:
         """When this node adopted the directory in force (its row in ``directories``);
@@ -374,7 +411,7 @@ class Outbox:
         self._adopted = (version, from_micros(micros))
         return self._adopted[1]
 
-    async def _set_aside(self, recipient: str, p: Pending, error: _Refused) -> None:
+    async def _set_aside(self, recipient: str, p: Pending, error: RefusedError) -> None:
         """The peer refused ``p`` for good: take it out of the queue (the row stays, with
         the refusal), log that, and tell the office once. The messages after it go on."""
         self.failures += 1
@@ -442,34 +479,6 @@ def requeue_peer(ctx: Context, recipient: str) -> dict[str, Any]:
     return {"recipient": recipient, "requeued": len(ids)}
 
 
-class _Refused(ExchangeError):
-    def __init__(self, code: grpc.StatusCode, details: str, *,
-                 retry_after: float | None = None) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.retry_after = retry_after
-
-
-def _retry_hint(error: grpc.aio.AioRpcError) -> float | None:
-    """Seconds the receiver asked us to wait (RETRY_AFTER_METADATA), if it said; capped so
-    a peer cannot park our queue for longer than an hour."""
-    for key, value in error.trailing_metadata() or ():
-        if key == RETRY_AFTER_METADATA:
-            try:
-                return min(max(int(value), 0) / 1000, 3600.0)
-            except ValueError:
-                return None
-    return None
-
-
-def _stream_hint(response: service_pb2.DeliverResponse) -> float | None:
-    """A stream refusal's retry_after_ms as seconds, capped as ``_retry_hint``'s."""
-    return min(response.retry_after_ms / 1000, 3600.0) if response.retry_after_ms else None
-
-
-_STATUS_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
-
-
 def unauthenticated_counts(*, directory_adopted_at: datetime, now: datetime,
                            refresh_seconds: float) -> bool:
     """Whether a peer's UNAUTHENTICATED answer counts toward escalation yet.
@@ -484,12 +493,56 @@ def unauthenticated_counts(*, directory_adopted_at: datetime, now: datetime,
     return now >= directory_adopted_at + timedelta(seconds=refresh_seconds)
 
 
-def _set_aside_on(code: grpc.StatusCode) -> bool:
-    """Whether a refusal with ``code`` is about this message, so that it is set aside and
-    the ones after it go on. UNAUTHENTICATED is not: it mostly says the peer does not know
-    this node yet (its directory is behind), and then every message would be set aside;
-    that message stays at the head, is retried and escalated, as for any failure."""
-    return is_permanent(code) and code is not grpc.StatusCode.UNAUTHENTICATED
+def sets_aside(refusal: RefusedError) -> bool:
+    """Whether ``refusal`` is about this message, so that it is set aside and the ones
+    after it go on: a refusal for good. One that refuses the sender is not: it mostly says
+    the peer does not know this node yet (its directory is behind), and then every message
+    would be set aside; that message stays at the head, is retried and escalated, as for
+    any failure."""
+    return not refusal.retryable and not refusal.refuses_sender
+
+
+@dataclass(frozen=True, slots=True)
+class Setback:
+    """What one failed delivery attempt changes (``plan_failure``)."""
+
+    attempts: int  # the row's attempts, this one counted
+    final: bool  # refused for good ("refused"), rather than "retry"
+    escalate: bool  # the office is told now (once per message)
+
+
+def plan_failure(*, attempts: int, escalated: bool, final: bool, counts: bool,
+                 age_seconds: float, delivery: Delivery) -> Setback:
+    """What a failed attempt means for the row: its ``attempts`` (this one counted),
+    whether ``escalated`` already, whether the error is ``final`` (not retryable), whether
+    it ``counts`` yet (``unauthenticated_counts``), and the message's age. The office is
+    told once: at a refusal for good, or after ``delivery.escalate_after_attempts``
+    attempts or ``escalate_after_seconds``, whichever comes first."""
+    final = final and counts
+    escalate = counts and not escalated and (
+        final or attempts >= delivery.escalate_after_attempts
+        or age_seconds >= delivery.escalate_after_seconds)
+    return Setback(attempts, final, escalate)
+
+
+def backoff_seconds(attempts: int, delivery: Delivery, *, jitter: float,
+                    retry_after: float | None) -> float:
+    """Seconds to wait after ``attempts`` failed ones: exponential, capped, times
+    ``jitter`` (drawn from [0.5, 1]), and at least the receiver's ``retry_after``: it
+    knows its load best."""
+    delay = min(delivery.backoff_max_seconds,
+                delivery.backoff_initial_seconds * 2.0 ** min(attempts, 20)) * jitter
+    return delay if retry_after is None else max(delay, retry_after)
+
+
+def _reason(error: BaseException) -> str:
+    """What a failure is called in logs and metrics: a peer's status, else the type."""
+    return error.code.name if isinstance(error, RefusedError) else type(error).__name__
+
+
+async def _requests(due: list[Pending]) -> AsyncIterator[service_pb2.DeliverRequest]:
+    for p in due:
+        yield service_pb2.DeliverRequest(envelope=p.envelope)
 
 
 def record_peer_checkpoint(cursor: storage.DriverCursor, cp: note.Checkpoint, text: str,

@@ -29,11 +29,11 @@ from exchange.identity import Member
 from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
-from exchange.ledger.witness import held_checkpoint
 from exchange.node import InOrder
 from exchange.schema import outbox
 from exchange.transport.server import current_peer
-from exchange.transport.status import RETRY_AFTER_METADATA, answer_for
+from exchange.transport.status import answer_for
+from exchange.transport.witness import held_checkpoint
 from exchange.wire.bcx.v1 import directory_pb2, service_pb2, service_pb2_grpc
 
 if TYPE_CHECKING:
@@ -184,10 +184,8 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
 
 
 def _refusal(error: BaseException) -> service_pb2.DeliverResponse:
-    answer = answer_for(error, where="DeliverStream", internal=RECEIVING_INTERNAL)
-    wait = int(error.retry_after * 1000) if isinstance(error, OverloadedError) else 0
-    return service_pb2.DeliverResponse(error_code=answer.code.value[0],
-                                       error_message=answer.details, retry_after_ms=wait)
+    return answer_for(error, where="DeliverStream", internal=RECEIVING_INTERNAL
+                      ).stream_response()
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException,
@@ -196,11 +194,8 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseExcepti
     """End the call with the status and text ``answer_for`` gives ``error``."""
     if isinstance(error, grpc.aio.AbortError):
         raise error  # already aborted, with its own status
-    if isinstance(error, OverloadedError):
-        context.set_trailing_metadata(
-            ((RETRY_AFTER_METADATA, str(int(error.retry_after * 1000))),))
     answer = answer_for(error, where=where, internal=internal, to_peer=to_peer)
-    await context.abort(answer.code, answer.details)
+    await context.abort(answer.code, answer.details, answer.trailing_metadata())
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from exchange.config import NodeConfig
+from exchange.errors import ExchangeError
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.messages import Category, NumberReport
 from exchange.node import Node
@@ -28,7 +29,7 @@ from exchange.transport.server import build_server
 from exchange.transport.services import ExchangeService, LedgerService
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
 
-POLICE, BUREAU = "police.fj", "bureau.fj"
+OFFICE, POLICE, BUREAU = "office.cn", "police.fj", "bureau.fj"
 BODY = NumberReport(numbers=("+8615959000001",), category=Category.FRAUD)
 
 pytestmark = pytest.mark.network
@@ -367,3 +368,51 @@ def test_a_receiver_that_never_answers_fails_the_call_after_the_configured_timeo
             assert 0.3 <= waited < 10, waited  # the configured 0.3 s, not the default 30 s
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("count", [3, 12], ids=["unary", "stream"])
+def test_an_envelope_over_the_receivers_size_limit_is_set_aside_not_retried_forever(
+        tmp_path: Path, count: int) -> None:
+    # Regression: the receiver refused an envelope over its [limits] max_envelope_bytes
+    # RESOURCE_EXHAUSTED, as it refuses overload; the sender read that as "retry later",
+    # so the message stayed at the head of its peer's queue for ever and every message
+    # queued behind it waited too. It is refused for good: set aside, escalated to the
+    # office once, and the messages after it are delivered.
+    limit = 16_384
+    bureau = node(tmp_path, BUREAU, limits={"max_envelope_bytes": limit})
+    police = node(tmp_path, POLICE)
+    big = NumberReport(numbers=tuple(f"+86159590{i:05d}" for i in range(2000)),
+                       category=Category.FRAUD)
+    bodies = [BODY] * count
+    bodies[1] = big
+
+    async def scenario() -> None:
+        async with running(bureau, police) as (_, rp):
+            # Queued in one transaction, so that 12 go as one DeliverStream.
+            mids = await police.run_work(lambda ctx: [ctx.send(BUREAU, b) for b in bodies])
+            oversize = mids[1]
+            rest = [m for m in mids if m != oversize]
+            delivered = [rp.outbox.watch(m) for m in rest]
+            set_aside = rp.outbox.watch(oversize)
+            await asyncio.wait_for(asyncio.gather(*delivered), timeout=20)
+            with pytest.raises(ExchangeError, match=(
+                    rf"refused message {oversize.hex()} for good: RESOURCE_EXHAUSTED: "
+                    rf"envelope is \d+ bytes, over the limit of {limit}$")):
+                await asyncio.wait_for(set_aside, timeout=20)
+            # Longer than the first backoff (0.5 s to 1 s): nothing is sent again.
+            await asyncio.sleep(1.5)
+            rows = outbox_rows(police)
+            row = next(r for r in rows if r.message_id == oversize)
+            assert row.refused_at is not None and row.delivered_at is None
+            assert row.escalated and row.attempts == 1
+            assert "over the limit" in row.last_error
+            assert all(r.delivered_at is not None for r in rows if r.message_id in rest)
+            assert [r.kind for r in rows if r.recipient == OFFICE] == ["escalation"]
+            refused = [e.message_id for e in police_entries(police, EntryKind.ACTION)
+                       if e.subject == "delivery-refused"]
+            assert refused == [oversize]
+            # The receiver logged the ones after it, in the order they were sent.
+            assert received_ids(bureau) == rest
+
+    asyncio.run(scenario())
+    police.engine.dispose()

@@ -36,6 +36,7 @@ from exchange.node import Node
 from exchange.schema import inbox
 from exchange.storage import sqlite_url
 from exchange.transport.server import TLSMaterial
+from exchange.transport.status import REFUSED_FOR_GOOD_METADATA
 from exchange.wire.bcx.v1 import envelope_pb2, service_pb2, service_pb2_grpc
 from nodes.federation import build_directory, sign_with_office
 
@@ -278,6 +279,8 @@ class Refusal:
     client: str = POLICE
     setup: Setup | None = None
     call: str = "deliver"  # or "checkpoint": Ledger.GetCheckpoint
+    # Final although its status alone reads "try again": the answer says so (status.py).
+    refused_for_good: bool = False
 
 
 # The server ends the TLS handshake: the client sees the connection fail, not a status of ours.
@@ -313,7 +316,8 @@ REFUSALS = (
     Refusal("truncated-envelope", Code.INVALID_ARGUMENT, r"envelope does not decode",
             make=truncated),
     Refusal("over-the-size-limit", Code.RESOURCE_EXHAUSTED,
-            rf"envelope is \d+ bytes, over the limit of {ENVELOPE_LIMIT}", make=oversize),
+            rf"envelope is \d+ bytes, over the limit of {ENVELOPE_LIMIT}", make=oversize,
+            refused_for_good=True),
     Refusal("recipient-is-not-this-node", Code.FAILED_PRECONDITION,
             r"message is addressed to 'cmcc\.fj', not to bureau\.fj",
             make=lambda world: sealed(world, recipient=CMCC)),
@@ -372,6 +376,8 @@ def test_refusal(case: Refusal, world: World, db_url: str) -> None:
             error = refused.value
             assert error.code() == case.code, error.details()
             assert re.search(case.details, error.details() or ""), error.details()
+            trailers = dict(error.trailing_metadata() or ())
+            assert (trailers.get(REFUSED_FOR_GOOD_METADATA) == "1") is case.refused_for_good
             assert state(node) == before
 
     asyncio.run(scenario())
@@ -499,6 +505,8 @@ def test_deliver_stream_answers_each_request_in_order(world: World, db_url: str,
                     assert not response.HasField("receipt")
                     assert response.error_code == code.value[0], response.error_message
                     assert re.search(details, response.error_message), response.error_message
+                    # Only the oversize envelope's status alone would read "try again".
+                    assert response.refused_for_good is (code is Code.RESOURCE_EXHAUSTED)
             after = state(node)
             assert after.size == before.size + len(goods)
             assert after.inbox_rows == len(goods)

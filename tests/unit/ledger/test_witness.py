@@ -7,11 +7,13 @@ inconsistency, and is judged so at once, not once the log grows past its old siz
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 
-from exchange.ledger import merkle, note
+from exchange.ledger import merkle, note, witness
 from exchange.ledger.witness import Held, Judgement, Verdict, judge_checkpoint, to_compare
 
 ORIGIN = "bcx.example/bureau.fj"
@@ -85,3 +87,15 @@ def test_a_restored_copy_is_a_fork_against_a_checkpoint_known_only_from_a_receip
     rows = [held(1, HONEST, 18, True), held(2, HONEST, 38, False)]
     verdicts = [judge_checkpoint(h.cp, cp(HONEST, 18), []).verdict for h in to_compare(rows)]
     assert verdicts == [Verdict.FORK, Verdict.SAME]
+
+
+def test_the_judgement_imports_no_network_and_no_database() -> None:
+    # The calls to peers and the evidence kept live in exchange/transport/witness.py.
+    tree = ast.parse(Path(witness.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    banned = ("grpc", "google.protobuf", "exchange.wire", "sqlalchemy", "exchange.transport",
+              "exchange.schema")
+    assert not {m for m in imported if m.startswith(banned)}

@@ -15,16 +15,18 @@ class DeliverRequest(_message.Message):
     def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
 
 class DeliverResponse(_message.Message):
-    __slots__ = ("receipt", "error_code", "error_message", "retry_after_ms")
+    __slots__ = ("receipt", "error_code", "error_message", "retry_after_ms", "refused_for_good")
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FOR_GOOD_FIELD_NUMBER: _ClassVar[int]
     receipt: _ledger_pb2.Receipt
     error_code: int
     error_message: str
     retry_after_ms: int
-    def __init__(self, receipt: _Optional[_Union[_ledger_pb2.Receipt, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+    refused_for_good: bool
+    def __init__(self, receipt: _Optional[_Union[_ledger_pb2.Receipt, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., refused_for_good: _Optional[bool] = ...) -> None: ...
 
 class GetDirectoryRequest(_message.Message):
     __slots__ = ("newer_than",)
