@@ -32,7 +32,7 @@ from exchange.messages import (
 )
 from exchange.node import Context
 from exchange.receive import Accepted
-from exchange.storage import DriverStatement
+from exchange.storage.statements import DriverStatement
 from nodes.models import (
     INSERT_CASE,
     INSERT_NOTICE_LINE,

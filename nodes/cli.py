@@ -16,9 +16,10 @@ from typing import Any, NoReturn
 
 import argcomplete
 
-from exchange import pki, storage
+from exchange import pki
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError
+from exchange.storage import engines
 from nodes import render
 from nodes.cliopts import config_option, examples, json_option
 
@@ -487,7 +488,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
         node = running.node
         port = await running.start()
         log.info("%s (%s) serving on port %d; database %s", node.node_id, node.me.role.value,
-                 port, storage.redact_url(config.database_url))
+                 port, engines.redact_url(config.database_url))
         await running.serve_until_signalled()
 
     try:
@@ -502,13 +503,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     held = lock.acquire(config, purpose="upgrading its database")
-    engine = storage.create_engine_for(config.database_url)
+    engine = engines.create_engine_for(config.database_url)
     try:
         migrate.upgrade(engine)
     finally:
         engine.dispose()
         held.release()
-    render.out(f"database {storage.redact_url(config.database_url)} is at the newest schema")
+    render.out(f"database {engines.redact_url(config.database_url)} is at the newest schema")
     return 0
 
 
@@ -661,7 +662,7 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store, creds = _offline_store(config)
     ca = pki.load_certificate(config.ca_cert)
-    with storage.reader(store.engine).connect() as conn:
+    with engines.reader(store.engine).connect() as conn:
         from sqlalchemy import select
 
         row = conn.execute(select(directories.c.signed)

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from exchange import numbers
 from exchange.errors import NumberError, OperationError
 from exchange.messages import RealNameState, SalesChannel
-from exchange.storage import DriverStatement
+from exchange.storage.statements import DriverStatement
 from nodes.models import outlets, subscribers
 from nodes.workflow import chunks, from_micros, to_micros
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import grpc
 
 from exchange import errors as e
-from exchange import storage
+from exchange.storage import faults
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def answer_for(error: BaseException, *, where: str,
     goes into the incident's log line. ``to_peer`` False: the answer goes to this node's
     own operator, who may see the numbers of the command it gave.
     """
-    if isinstance(error, e.StorageFullError) or storage.is_disk_full(error):
+    if isinstance(error, e.StorageFullError) or faults.is_disk_full(error):
         # Wherever it came from (a batch, or one unit of work's own statement).
         return Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, STORAGE_FULL)
     code = status_for(error)
