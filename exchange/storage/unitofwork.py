@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Each unit of work in a group commit runs in its own savepoint (SQLite and PostgreSQL).
-# Plain SAVEPOINT statements: SQLAlchemy's begin_nested() bookkeeping costs ~55 us a unit
-# against ~1 us for these, on every message. Work that opens its own begin_nested()
-# closes it before returning or raising (its context manager does), so the nesting stays
-# balanced.
+# Plain SAVEPOINT statements on the driver: SQLAlchemy's begin_nested() bookkeeping costs
+# ~55 us a unit, the same statements through Core ~15 us, these ~1 us, on every message.
+# Work that opens its own begin_nested() closes it before returning or raising (its
+# context manager does), so the nesting stays balanced.
 _SAVEPOINT = DriverStatement("SAVEPOINT bcx_work")
 _RELEASE = DriverStatement("RELEASE SAVEPOINT bcx_work")
 _ROLLBACK_TO = DriverStatement("ROLLBACK TO SAVEPOINT bcx_work")
