@@ -62,7 +62,7 @@ def test_migration_0005_moves_forwarding_and_already_known_out_of_the_text(
     from alembic import command
     from sqlalchemy import text
 
-    engine = storage.create_engine_for(f"sqlite:///{tmp_path / 'n.db'}")
+    engine = engines.create_engine_for(f"sqlite:///{tmp_path / 'n.db'}")
     with migrate.script_location() as location, engine.begin() as conn:
         cfg = migrate.alembic_config(engine.url.render_as_string(), location)
         cfg.attributes["connection"] = conn
