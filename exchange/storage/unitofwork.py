@@ -37,6 +37,7 @@ from exchange.storage.statements import DriverCursor, DriverStatement
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Q = TypeVar("Q")
 
 # Each unit of work in a group commit runs in its own savepoint (SQLite and PostgreSQL).
 # Plain SAVEPOINT statements on the driver: SQLAlchemy's begin_nested() bookkeeping costs
@@ -199,20 +200,20 @@ def batch_failure(error: Exception, *, engine: Engine) -> BaseException:
     return LedgerError(f"ledger transaction failed: {type(error).__name__}")
 
 
-def _take_batch(source: queue.SimpleQueue[_Work | None], first: _Work, limit: int
-                ) -> tuple[list[_Work], bool]:
-    """``first`` and what else waits in ``source``, up to ``limit`` units; and whether
-    the stop signal (None) was among them."""
-    batch = [first]
-    while len(batch) < limit:
+def _drain(source: queue.SimpleQueue[Q | None], first: Q, limit: int | None = None
+           ) -> tuple[list[Q], bool]:
+    """``first`` and what else waits in ``source`` (up to ``limit`` items in all), and
+    whether the stop signal (None) was among them."""
+    taken = [first]
+    while limit is None or len(taken) < limit:
         try:
             item = source.get_nowait()
         except queue.Empty:
             break
         if item is None:
-            return batch, True
-        batch.append(item)
-    return batch, False
+            return taken, True
+        taken.append(item)
+    return taken, False
 
 
 class GroupCommitter:
@@ -312,7 +313,7 @@ class GroupCommitter:
             # the window, 5 ms without, on the CI-size machine).
             if self.window_s > 0 and busy:
                 time.sleep(self.window_s)
-            batch, stopping = _take_batch(self._queue, first, self.max_batch)
+            batch, stopping = _drain(self._queue, first, self.max_batch)
             busy = len(batch) > 1
             self._commit(batch)
             with self._lock:
@@ -390,16 +391,7 @@ class GroupCommitter:
             first = self._published.get()
             if first is None:
                 return
-            done = [first]
-            while True:
-                try:
-                    item = self._published.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                done.append(item)
+            done, stopping = _drain(self._published, first)
             newest = next((d.checkpoint for d in reversed(done) if d.checkpoint), None)
             if newest is not None:
                 self.sink.publish(newest)

@@ -6,6 +6,7 @@ the savepoints the committer opens."""
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import tempfile
 import threading
@@ -37,6 +38,7 @@ from exchange.storage.unitofwork import (
     Committed,
     GroupCommitter,
     Transaction,
+    _drain,
     batch_failure,
     unit_failure,
 )
@@ -381,6 +383,29 @@ def test_batch_failure(error: Exception, kind: type[BaseException], message: str
     assert type(got) is kind
     assert str(got) == message
     assert "13800138000" not in str(got)
+
+
+@pytest.mark.parametrize(
+    ("waiting", "limit", "taken", "stopping", "left"),
+    [
+        ([], None, [0], False, []),
+        ([1, 2, 3], None, [0, 1, 2, 3], False, []),
+        ([1, 2, 3], 2, [0, 1], False, [2, 3]),
+        ([1, 2, 3], 1, [0], False, [1, 2, 3]),
+        ([1, None, 2], None, [0, 1], True, [2]),
+        ([None], 5, [0], True, []),
+        ([1, 2, None], 3, [0, 1, 2], False, [None]),
+    ],
+)
+def test_drain(waiting: list[int | None], limit: int | None, taken: list[int],
+               stopping: bool, left: list[int | None]) -> None:
+    """The writer takes what waits behind the first unit up to max_batch; the checkpoint
+    file's thread takes all; either stops at the stop signal and leaves what follows."""
+    source: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    for item in waiting:
+        source.put(item)
+    assert _drain(source, 0, limit) == (taken, stopping)
+    assert [source.get_nowait() for _ in range(source.qsize())] == left
 
 
 # --- any mix of units: what commits is what succeeded, in order ---------------------------
