@@ -213,14 +213,15 @@ def bulk_full(results: Results, ws: Path, logs: Path, reps: int, count: int) -> 
     run reports numbers the bureau has not seen (a number already known is linked, not
     noticed again). Returns the higher peak RSS of the bureau and carrier processes.
     """
-    from exchange import migrate, storage
+    from exchange import migrate
     from exchange.config import NodeConfig
+    from exchange.storage import engines
     from nodes.carrier.subscribers import import_rows
 
     fed = make_federation(ws / "full-path", with_carrier=True)
     say(f"bulk full path: loading {reps * count:,} subscribers into {CARRIER}'s subscriber "
         "system")
-    engine = storage.create_engine_for(NodeConfig.from_file(fed.config(CARRIER)).database_url)
+    engine = engines.create_engine_for(NodeConfig.from_file(fed.config(CARRIER)).database_url)
     migrate.upgrade(engine)
     import_rows(engine, ({"number": n, "status": "active", "province": "fj",
                           "real_name_state": "unregistered", "outlet_code": "FZ-0457"}

@@ -19,12 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exchange import migrate, pki, storage
+from exchange import migrate, pki
 from exchange.config import NodeConfig
 from exchange.ledger.audit import verify_ledger
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.ledger.receipts import log_origin
-from exchange.ledger.store import GroupCommitter, LedgerStore, Transaction
+from exchange.ledger.store import LedgerStore
+from exchange.storage import engines
+from exchange.storage.unitofwork import GroupCommitter, Transaction
 from nodes.federation import Federation, write_node_toml
 
 from .fixture import RECEIVER, SENDER, report_body, sign_envelope, typical_numbers
@@ -61,7 +63,7 @@ class LedgerBench:
 
     def open(self) -> tuple[Any, LedgerStore]:
         cfg = self.config
-        engine = storage.create_engine_for(cfg.database_url)
+        engine = engines.create_engine_for(cfg.database_url)
         migrate.upgrade(engine)
         ca = pki.load_certificate(cfg.ca_cert)
         creds = pki.load_node_credentials(cfg.credentials_dir, ca=ca, now=datetime.now(UTC))

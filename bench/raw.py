@@ -27,7 +27,7 @@ def ed25519_verify_rate(seconds: float, message_bytes: int) -> float:
 
 
 def sqlite_commit_rate(path: Path, seconds: float, row_bytes: int) -> float:
-    """One INSERT per durable transaction, with the PRAGMAs exchange/storage.py sets
+    """One INSERT per durable transaction, with the PRAGMAs exchange/storage/engines.py sets
     (WAL, synchronous=FULL, foreign keys, BEGIN IMMEDIATE)."""
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         p.unlink(missing_ok=True)

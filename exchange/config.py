@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from exchange import storage
 from exchange.errors import ConfigError
 from exchange.identity import NODE_ID
+from exchange.storage import engines
 
 DEFAULT_REFRESH_SECONDS = 300.0
 # The zone an operator reads times in (stored times are UTC): node.timezone.
@@ -136,7 +136,7 @@ class NodeConfig:
 
         url = r.text(database, "database.url")
         try:
-            storage.parse_url(url)
+            engines.parse_url(url)
         except ConfigError as e:
             raise ConfigError(f"{where}: database.url: {e}") from e
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):

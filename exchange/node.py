@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from exchange import envelope, identity, messages, migrate, pki, quota, storage
+from exchange import envelope, identity, messages, migrate, pki, quota
 from exchange import receive as checks
 from exchange.config import NodeConfig
 from exchange.errors import (
@@ -35,26 +35,23 @@ from exchange.identity import Directory, Member, SignedDirectory
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, to_micros
 from exchange.ledger.receipts import log_origin
-from exchange.ledger.store import (
-    CheckpointFile,
-    Committed,
-    GroupCommitter,
-    LedgerStore,
-    Transaction,
-)
+from exchange.ledger.store import CheckpointFile, LedgerStore
 from exchange.metrics import ACCEPTED, DUPLICATE, REFUSED, UNKNOWN, NodeMetrics
 from exchange.schema import directories, inbox, outbox
+from exchange.storage import engines
+from exchange.storage.statements import DriverStatement, insert_sql
+from exchange.storage.unitofwork import Committed, GroupCommitter, Transaction
 from exchange.transport.server import TLSMaterial
 from exchange.transport.status import is_permanent, status_for
 
 log = logging.getLogger(__name__)
 
 # These run for every message, on the driver (see exchange/ledger/store.py).
-_SEEN = storage.DriverStatement(
+_SEEN = DriverStatement(
     "SELECT leaf_idx, message_digest FROM inbox WHERE sender = ? AND message_id = ?")
-_INSERT_INBOX = storage.insert_sql(inbox, ("sender", "message_id", "leaf_idx",
-                                           "message_digest", "kind", "received_at"))
-_INSERT_OUTBOX = storage.insert_sql(outbox, (
+_INSERT_INBOX = insert_sql(inbox, ("sender", "message_id", "leaf_idx",
+                                   "message_digest", "kind", "received_at"))
+_INSERT_OUTBOX = insert_sql(outbox, (
     "recipient", "message_id", "message_digest", "kind", "envelope", "sent_leaf_idx",
     "created_at", "attempts", "next_attempt_at", "escalated"))
 
@@ -129,7 +126,7 @@ def checkpoint_file_path(config: NodeConfig) -> Path | None:
     after the database (``<node id>-<hash of its URL without password>.checkpoint``), so
     that pointing a configuration at another database does not compare it with this one.
     None for a database only in memory (tests)."""
-    url = storage.parse_url(config.database_url)
+    url = engines.parse_url(config.database_url)
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
             return None
@@ -215,7 +212,7 @@ class Node:
         self.tls = TLSMaterial(self.credentials.tls_cert_pem, self.credentials.tls_key_pem,
                                ca_pem)
         self.origin = log_origin(self.trust_domain, self.node_id)
-        self.engine = engine or storage.create_engine_for(config.database_url)
+        self.engine = engine or engines.create_engine_for(config.database_url)
         migrate.upgrade(self.engine)
         path = checkpoint_file_path(config)
         self.store = LedgerStore(self.engine, origin=self.origin, signer=self.signer,

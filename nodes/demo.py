@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from exchange import migrate, numbers, storage
+from exchange import migrate, numbers
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError, PeerError
 from exchange.identity import Role
@@ -46,6 +46,7 @@ from exchange.ledger.entries import EntryKind, to_micros
 from exchange.ledger.store import LedgerStore
 from exchange.numbers import NumberBlock
 from exchange.schema import ledger_leaves, outbox
+from exchange.storage import engines
 from nodes.carrier.subscribers import import_rows
 from nodes.cli import queries
 from nodes.cli.admin_client import AdminClient
@@ -266,7 +267,7 @@ class Demo:
 
     def _import(self, node_id: str, rows: list[dict[str, Any]],
                 outlet_rows: list[dict[str, str]] | None = None) -> None:
-        engine = storage.create_engine_for(self.configs[node_id].database_url)
+        engine = engines.create_engine_for(self.configs[node_id].database_url)
         migrate.upgrade(engine)
         import_rows(engine, rows, outlet_rows or [])
         engine.dispose()
@@ -342,9 +343,9 @@ class Demo:
         # One read-only engine per node for the whole run: the waits poll every 250 ms.
         engine = self.engines.get(node_id)
         if engine is None:
-            engine = self.engines[node_id] = storage.create_engine_for(
+            engine = self.engines[node_id] = engines.create_engine_for(
                 self.configs[node_id].database_url)
-        with storage.reader(engine).connect() as conn:
+        with engines.reader(engine).connect() as conn:
             return fn(conn)
 
     def count_rows(self, node_id: str, q: Any) -> int:

@@ -23,13 +23,14 @@ import tomli_w
 from cryptography import x509
 from sqlalchemy import select
 
-from exchange import envelope, identity, pki, storage
+from exchange import envelope, identity, pki
 from exchange.config import NodeConfig
 from exchange.errors import DirectoryError, ExchangeError, PKIError
 from exchange.identity import Directory, Member, Role, SignedDirectory, sign_directory
 from exchange.keys import PublicKey
 from exchange.numbers import NumberBlock
 from exchange.schema import directories
+from exchange.storage import engines
 
 NODE_TOML = """\
 # bcx node configuration. Relative paths are relative to this file.
@@ -478,12 +479,12 @@ def directory_in_force(config: NodeConfig, *, now: datetime | None = None) -> Di
 
 
 def _held_directory(config: NodeConfig) -> SignedDirectory | None:
-    url = storage.parse_url(config.database_url)
+    url = engines.parse_url(config.database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         return None  # never ran: nothing held (and no empty database made by looking)
-    engine = storage.create_engine_for(config.database_url)
+    engine = engines.create_engine_for(config.database_url)
     try:
-        with storage.reader(engine).connect() as conn:
+        with engines.reader(engine).connect() as conn:
             row = conn.execute(select(directories.c.signed)
                                .order_by(directories.c.version.desc()).limit(1)).first()
     finally:

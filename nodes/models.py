@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from exchange.schema import metadata
-from exchange.storage import DriverStatement
+from exchange.storage.statements import DriverStatement
 
 __all__ = ["metadata"]
 
@@ -276,7 +276,7 @@ outlets = Table(
 # rows: SQLAlchemy Core's per-row parameter processing (a dict per row, bind processors
 # per value) cost 5-8 us a row against ~3 us for the driver alone, and a number takes
 # several rows on its way report -> notice -> action -> feedback (measured on SQLite;
-# psycopg's executemany pipelines the same rows): exchange.storage.DriverStatement.
+# psycopg's executemany pipelines the same rows): exchange.storage.statements.DriverStatement.
 
 
 INSERT_REPORT_LINE = DriverStatement(

@@ -20,7 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from exchange import migrate, storage
+from exchange import migrate
+from exchange.storage import engines
 from nodes.carrier.subscribers import import_csv
 
 
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
         for i in range(args.rows):
             w.writerow([f"+86159{50_000_000 + i:08d}", "fj", f"Name {i}",
                         f"3501021988{i:08d}"])
-    engine = storage.create_engine_for(storage.sqlite_url(db))
+    engine = engines.create_engine_for(engines.sqlite_url(db))
     migrate.upgrade(engine)
     waits: list[float] = []
     stop = threading.Event()

@@ -38,7 +38,7 @@ from pgserver import (  # noqa: E402
     unique_database_name,
 )
 
-from exchange.storage import sqlite_url  # noqa: E402
+from exchange.storage.engines import sqlite_url  # noqa: E402
 
 _SERVER_FIXTURES = frozenset({"postgres_bindir"})
 

@@ -30,13 +30,14 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlalchemy import select as sql_select
 
-from exchange import envelope, messages, pki, storage
+from exchange import envelope, messages, pki
 from exchange.config import NodeConfig
 from exchange.ledger.audit import AuditReport, verify_ledger
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.ledger.note import Verifier
 from exchange.ledger.receipts import log_origin
 from exchange.schema import inbox, ledger_leaves, outbox
+from exchange.storage import engines
 
 REPO = Path(__file__).resolve().parent.parent
 SENDNODE = Path(__file__).resolve().parent / "sendnode.py"
@@ -229,8 +230,8 @@ class NodeDB:
 
     def __init__(self, config: Path) -> None:
         self.config = NodeConfig.from_file(config)
-        self.engine: Engine = storage.create_engine_for(self.config.database_url)
-        self.reader = storage.reader(self.engine)
+        self.engine: Engine = engines.create_engine_for(self.config.database_url)
+        self.reader = engines.reader(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -27,11 +27,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
-from exchange import storage
 from exchange.errors import LedgerError, NoteError, TamperError
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import index_columns
 from exchange.schema import ledger_checkpoints, ledger_leaves, ledger_subtrees
+from exchange.storage import engines
+from exchange.storage.statements import DriverCursor, DriverStatement
 
 __all__ = ["AuditReport", "verify_ledger"]
 
@@ -90,7 +91,7 @@ def verify_ledger(
 def _snapshot(engine: Engine) -> Iterator[Connection]:
     """One read transaction seeing one state of the ledger: leaves, subtrees and
     checkpoints are inserted together, so a consistent ledger is never seen half-written."""
-    with storage.reader(engine).connect() as conn:
+    with engines.reader(engine).connect() as conn:
         if conn.dialect.name == "postgresql":
             # READ COMMITTED would give every statement a newer snapshot. (Sets the
             # option on this connection in place; it is reset when returned to the pool.)
@@ -109,13 +110,13 @@ _INDEXED_COLUMNS = ("kind", "peer", "message_id", "message_digest", "logged_at")
 
 # The bulk reads, in plain SQL with `?` placeholders (see _Audit._fetch). The leaves'
 # columns come in the order of a tuple (idx, leaf, *entries.index_columns(leaf)).
-_FIRST_LEAVES = storage.DriverStatement(
+_FIRST_LEAVES = DriverStatement(
     "SELECT idx, leaf, kind, peer, message_id, message_digest, logged_at "
     "FROM ledger_leaves ORDER BY idx LIMIT ?")
-_LEAVES_FROM = storage.DriverStatement(
+_LEAVES_FROM = DriverStatement(
     "SELECT idx, leaf, kind, peer, message_id, message_digest, logged_at "
     "FROM ledger_leaves WHERE idx >= ? ORDER BY idx LIMIT ?")
-_SUBTREE_HASHES = storage.DriverStatement(
+_SUBTREE_HASHES = DriverStatement(
     "SELECT hash FROM ledger_subtrees WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx")
 
 
@@ -176,7 +177,7 @@ class _Audit:
 
     # --- reading -------------------------------------------------------------------
 
-    def _fetch(self, statement: storage.DriverStatement, params: tuple[int, ...]
+    def _fetch(self, statement: DriverStatement, params: tuple[int, ...]
                ) -> list[tuple[Any, ...]]:
         """Rows of ``statement`` as the driver's own tuples, on this snapshot.
 
@@ -184,7 +185,7 @@ class _Audit:
         a large part of the audit's cost per leaf. SQLite gives BLOBs and psycopg
         ``bytea`` as ``bytes``, so no conversion is needed either.
         """
-        return list(storage.DriverCursor(self.conn).execute(statement, params).fetchall())
+        return list(DriverCursor(self.conn).execute(statement, params).fetchall())
 
     def _next_leaves(self) -> list[tuple[Any, ...]]:
         # Read from the last index seen (not from self.size), so that a row with a

@@ -28,7 +28,7 @@ from exchange.errors import ExchangeError, LedgerError, NoteError, ProofError, R
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
 from exchange.ledger.rollback import Claim, all_claims, judge_ledger
-from exchange.ledger.store import Transaction
+from exchange.storage.unitofwork import Transaction
 from exchange.transport.client import Peers
 from exchange.wire.bcx.v1 import service_pb2
 

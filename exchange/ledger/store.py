@@ -1,40 +1,27 @@
-"""The ledger's storage: append-only leaves, full-subtree hashes, signed checkpoints,
-cosignatures, and group commit.
+"""The ledger's append-only repository: leaves, full-subtree hashes, signed checkpoints
+and cosignatures.
 
-Appends arriving together share one database transaction and one signed
-checkpoint (docs/architecture.md#the-ledger-writer). Work submitted to the
-``GroupCommitter`` runs inside that transaction, so a message is logged and its workflow
-effect applied together or not at all; its caller learns the outcome only once the
-transaction is durable.
+Appends happen in batches the group committer drives (``exchange.storage.unitofwork``,
+of which ``LedgerStore`` is the ``BatchSink``): a batch's leaves and subtree hashes are
+held in memory, written with one statement each and signed as one checkpoint at the end
+of its transaction (docs/architecture.md#the-ledger-writer). Everything else is a read.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-import queue
 import threading
-import time
-import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import CancelledError, Future, InvalidStateError
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from exchange import storage
-from exchange.errors import (
-    ExchangeError,
-    LedgerError,
-    OverloadedError,
-)
+from exchange.errors import LedgerError
 from exchange.keys import Signer
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import (
@@ -51,10 +38,10 @@ from exchange.schema import (
     ledger_leaves,
     ledger_subtrees,
 )
+from exchange.storage import engines
+from exchange.storage.statements import DriverCursor, insert_sql
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _CACHE_ENTRIES = 200_000
 # Leaves of the latest batches, kept so a receipt built right after its commit needs no
@@ -69,19 +56,15 @@ _RECENT_LEAF_BYTES = 8 * 1024 * 1024
 # its cache key on every call costs more than running it: ~90 us built per call, ~30 us
 # prebuilt). The writer's own statements go to the driver directly (DriverStatement):
 # leaves and subtree hashes are written with one executemany per batch, just before its
-# checkpoint is signed, and each unit of work's savepoint costs ~1 us instead of ~15 us.
-_INSERT_LEAVES = storage.insert_sql(ledger_leaves, (
+# checkpoint is signed (the unit of work's savepoints are plain SQL too, see
+# exchange.storage.unitofwork).
+_INSERT_LEAVES = insert_sql(ledger_leaves, (
     "idx", "leaf", "kind", "peer", "message_id", "message_digest", "logged_at"))
-_INSERT_SUBTREES = storage.insert_sql(ledger_subtrees, ("level", "idx", "hash"))
-_INSERT_CHECKPOINT = storage.insert_sql(ledger_checkpoints, ("size", "root", "note",
-                                                             "created_at"))
+_INSERT_SUBTREES = insert_sql(ledger_subtrees, ("level", "idx", "hash"))
+_INSERT_CHECKPOINT = insert_sql(ledger_checkpoints, ("size", "root", "note", "created_at"))
 _SUBTREE_HASH = select(ledger_subtrees.c.hash).where(
     ledger_subtrees.c.level == bindparam("level"), ledger_subtrees.c.idx == bindparam("idx"))
 _LEAF = select(ledger_leaves.c.leaf).where(ledger_leaves.c.idx == bindparam("idx"))
-# Each unit of work in a group commit runs in its own savepoint (SQLite and PostgreSQL).
-_SAVEPOINT = storage.DriverStatement("SAVEPOINT bcx_work")
-_RELEASE = storage.DriverStatement("RELEASE SAVEPOINT bcx_work")
-_ROLLBACK_TO = storage.DriverStatement("ROLLBACK TO SAVEPOINT bcx_work")
 
 
 class CheckpointFile:
@@ -138,14 +121,15 @@ class SignedCheckpoint:
 
 class LedgerStore:
     """Reads and appends for one node's ledger. Appends happen only inside
-    ``GroupCommitter`` transactions (one writer); reads may come from any thread."""
+    ``GroupCommitter`` transactions (one writer, which drives this store as its
+    ``BatchSink``); reads may come from any thread."""
 
     def __init__(self, engine: Engine, *, origin: str, signer: Signer,
                  checkpoint_file: CheckpointFile | None = None) -> None:
         self.engine = engine
         # The latest signed checkpoint, also kept outside the database (see CheckpointFile).
         self.checkpoint_file = checkpoint_file
-        self.reader = storage.reader(engine)
+        self.reader = engines.reader(engine)
         self.origin = origin
         self.signer = signer
         self.verifier = note.Verifier.for_key(origin, signer.public_key)
@@ -153,10 +137,12 @@ class LedgerStore:
         self._cache_lock = threading.Lock()
         # What the open batch appended, written to the database only when it commits.
         self._pending: dict[tuple[int, int], bytes] = {}
-        # Leaf rows (idx, leaf, …): written by _flush, then kept for receipts.
+        # Leaf rows (idx, leaf, …): written by finish_batch, then kept for receipts.
         self._pending_rows: list[tuple[Any, ...]] = []
         self._recent_leaves: OrderedDict[int, bytes] = OrderedDict()
         self._recent_bytes = 0
+        # Where the unit of work begun last started: (size, pending hashes, pending rows).
+        self._unit_start = (0, 0, 0)
         with self.reader.connect() as conn:
             self._size = int(conn.scalar(select(func.count()).select_from(ledger_leaves)) or 0)
             latest = conn.execute(
@@ -230,13 +216,21 @@ class LedgerStore:
                 f"the ledger's latest checkpoint has size {self._committed_size()}"
             )
 
-    # --- appends (writer thread only) --------------------------------------------
+    # --- appends: the batch sink the group committer drives (its thread only) ---------
 
-    def _append(self, entry: Entry) -> int:
-        """Add ``entry`` to the open batch; its rows are written by ``_flush``."""
+    @property
+    def has_checkpoint_file(self) -> bool:
+        return self.checkpoint_file is not None
+
+    def append(self, entry: Entry) -> int:
+        """Add ``entry`` to the open batch; its rows are written by ``finish_batch``."""
         return self._append_row(entry.encode(), (
             int(entry.kind), entry.peer, entry.message_id or None,
             entry.message_digest or None, to_micros(entry.logged_at)))
+
+    def append_leaf(self, leaf: bytes) -> int:
+        """Add a leaf exactly as it was signed before, its index columns read from it."""
+        return self._append_row(leaf, index_columns(leaf))
 
     def _append_row(self, leaf: bytes, columns: IndexColumns) -> int:
         index = self._size
@@ -247,34 +241,54 @@ class LedgerStore:
         self._size = index + 1
         return index
 
-    def _flush(self, cursor: storage.DriverCursor) -> None:
+    def begin_unit(self) -> None:
+        """Remember where the next unit of work's appends start (see abandon_unit)."""
+        self._unit_start = (self._size, len(self._pending), len(self._pending_rows))
+
+    def abandon_unit(self) -> None:
+        """Forget what the unit of work begun last appended: its savepoint rolled back."""
+        size, npending, nrows = self._unit_start
+        self._size = size
+        del self._pending_rows[nrows:]
+        if len(self._pending) > npending:
+            # dicts keep insertion order: drop what this unit added.
+            for key in list(self._pending)[npending:]:
+                del self._pending[key]
+
+    def finish_batch(self, cursor: DriverCursor, now: datetime) -> SignedCheckpoint | None:
+        """Write the open batch and sign the checkpoint of the new size, in the batch's
+        transaction; None (and nothing written) if the batch appended nothing."""
+        if not self._pending_rows:
+            return None
+        self._flush(cursor)
+        return self._sign_checkpoint(cursor, now)
+
+    def _flush(self, cursor: DriverCursor) -> None:
         """Write the open batch's leaves and new subtree hashes (one executemany each)."""
         cursor.executemany(_INSERT_LEAVES, self._pending_rows)
         cursor.executemany(_INSERT_SUBTREES, [(lv, ix, h) for (lv, ix), h
                                               in self._pending.items()])
 
-    def _sign_checkpoint(self, cursor: storage.DriverCursor, now: datetime) -> SignedCheckpoint:
+    def _sign_checkpoint(self, cursor: DriverCursor, now: datetime) -> SignedCheckpoint:
         size = self._size
         root = merkle.tree_root(size, self.full)
         text = note.sign_checkpoint(note.Checkpoint(self.origin, size, root), self.signer)
         cursor.execute(_INSERT_CHECKPOINT, (size, root, text, to_micros(now)))
         return SignedCheckpoint(size, root, text)
 
-    def _mark(self) -> tuple[int, int, int]:
-        return self._size, len(self._pending), len(self._pending_rows)
-
-    def _rewind(self, mark: tuple[int, int, int]) -> None:
-        size, npending, nrows = mark
-        self._size = size
-        del self._pending_rows[nrows:]
-        if len(self._pending) > npending:
-            # dicts keep insertion order: drop what this item added.
-            for key in list(self._pending)[npending:]:
-                del self._pending[key]
-
-    def _commit_pending(self, checkpoint: SignedCheckpoint | None) -> None:
+    def batch_committed(self, checkpoint: SignedCheckpoint | None) -> None:
+        """The batch's transaction is durable: its hashes go to the cache, its leaves to
+        the recent leaves served for receipts, its checkpoint becomes the latest."""
         self._remember([(lv, ix, h) for (lv, ix), h in self._pending.items()])
         self._pending.clear()
+        self._hold_recent_leaves()
+        self._pending_rows.clear()
+        if checkpoint is not None:
+            self._latest = checkpoint
+            if self.checkpoint_file is None:
+                self._published = checkpoint
+
+    def _hold_recent_leaves(self) -> None:
         with self._cache_lock:
             for index, leaf, *_ in self._pending_rows:
                 held = self._recent_leaves.pop(index, None)
@@ -283,13 +297,15 @@ class LedgerStore:
             while len(self._recent_leaves) > _RECENT_LEAVES or \
                     self._recent_bytes > _RECENT_LEAF_BYTES:
                 self._recent_bytes -= len(self._recent_leaves.popitem(last=False)[1])
-        self._pending_rows.clear()
-        if checkpoint is not None:
-            self._latest = checkpoint
-            if self.checkpoint_file is None:
-                self._published = checkpoint
 
-    def _keep_outside(self, checkpoint: SignedCheckpoint) -> None:
+    def abandon_batch(self) -> None:
+        """The batch's transaction failed: forget all it appended."""
+        # Every append of the open batch added one pending row.
+        self._size -= len(self._pending_rows)
+        self._pending.clear()
+        self._pending_rows.clear()
+
+    def publish(self, checkpoint: SignedCheckpoint) -> None:
         """Write the checkpoint to the checkpoint file, before any receipt under it leaves.
 
         A failure is logged, not raised: the transaction is durable, and a file left
@@ -305,11 +321,6 @@ class LedgerStore:
             log.error("cannot write the checkpoint file %s: %s",  # noqa: TRY400
                       self.checkpoint_file.path, e.strerror)
         self._published = checkpoint
-
-    def _abort_pending(self, size_before: int) -> None:
-        self._pending.clear()
-        self._pending_rows.clear()
-        self._size = size_before
 
     # --- reads --------------------------------------------------------------------
 
@@ -457,297 +468,10 @@ class LedgerStore:
         return True
 
 
-@dataclass(slots=True)
-class Transaction:
-    """What a unit of work sees: the open connection (and its driver cursor, for the
-    hot path's DriverStatements) and the ledger to append to."""
-
-    conn: Connection
-    cursor: storage.DriverCursor
-    now: datetime
-    _store: LedgerStore
-    appended: list[int] = field(default_factory=list)
-
-    def append(self, entry: Entry) -> int:
-        index = self._store._append(entry)
-        self.appended.append(index)
-        return index
-
-    def append_leaf(self, leaf: bytes) -> int:
-        """Append a leaf exactly as it was signed before (``bcx ledger recover`` puts a
-        lost tail back byte for byte, so the tree's roots come out as signed)."""
-        index = self._store._append_row(leaf, index_columns(leaf))
-        self.appended.append(index)
-        return index
-
-
-@dataclass(frozen=True, slots=True)
-class Committed(Generic[T]):
-    """A unit of work's result once its transaction is durable."""
-
-    result: T
-    checkpoint: SignedCheckpoint | None
-    appended: tuple[int, ...]
-
-
-@dataclass(slots=True)
-class _Work:
-    fn: Callable[[Transaction], Any]
-    future: Future[Committed[Any]]
-    # Told, on the writer thread and before any later work runs, why this work did not
-    # commit (its own error, its batch's, or CancelledError if it was skipped).
-    on_failure: Callable[[BaseException], None] | None = None
-
-    def failed(self, error: BaseException) -> None:
-        if self.on_failure is not None:
-            try:
-                self.on_failure(error)
-            except Exception:  # a callback must not stop the writer
-                log.exception("on_failure callback of a ledger work item failed")
-
-
-@dataclass(slots=True)
-class _Done:
-    """A committed batch: its checkpoint and what each unit of work gave."""
-
-    checkpoint: SignedCheckpoint | None
-    outcomes: list[tuple[_Work, Any, BaseException | None, tuple[int, ...]]]
-
-    def resolve(self) -> None:
-        for work, result, error, appended in self.outcomes:
-            if error is not None:
-                continue  # resolved when it failed
-            # Futures were marked running and cannot be cancelled now; the guard only
-            # keeps the thread alive should that ever change.
-            with contextlib.suppress(InvalidStateError):
-                work.future.set_result(Committed(result, self.checkpoint, appended))
-
-
-class GroupCommitter:
-    """One writer thread that runs submitted work in shared transactions.
-
-    Work waiting together is run in one transaction (each item in its own
-    savepoint, so one failing item does not undo the others), followed by one
-    checkpoint signature; then every item's future is resolved.
-    """
-
-    def __init__(self, store: LedgerStore, *, max_batch: int = 512, window_s: float = 0.002,
-                 max_pending: int = 20_000, retry_after: float = 0.5,
-                 clock: Callable[[], datetime] | None = None) -> None:
-        self.store = store
-        self.max_batch = max_batch
-        self.window_s = window_s
-        self.max_pending = max_pending
-        self.retry_after = retry_after
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._pending = 0
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        # Committed batches waiting for the checkpoint file (see _publish).
-        self._published: queue.SimpleQueue[_Done | None] = queue.SimpleQueue()
-        self._publisher: threading.Thread | None = None
-        self.batches = 0
-        self.items = 0
-
-    def start(self) -> None:
-        if self._thread is None:
-            if self.store.checkpoint_file is not None:
-                # No receipt under a checkpoint leaves before the file holds it.
-                self._publisher = threading.Thread(target=self._publish,
-                                                   name="bcx-checkpoint-file", daemon=True)
-                self._publisher.start()
-            self._thread = threading.Thread(target=self._run, name="bcx-ledger-writer",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Finish the work already queued, then stop the writer thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self._publisher is not None:
-            self._published.put(None)
-            self._publisher.join()
-            self._publisher = None
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    def submit(self, fn: Callable[[Transaction], T], *,
-               on_failure: Callable[[BaseException], None] | None = None
-               ) -> Future[Committed[T]]:
-        """Queue ``fn`` to run in the next transaction; OverloadedError if too much waits.
-
-        ``on_failure`` is called on the writer thread, before any later work runs, if
-        ``fn`` does not commit: so work submitted after it can tell (see Node's InOrder).
-        """
-        if self._thread is None:
-            raise LedgerError("the ledger writer is not running")
-        with self._lock:
-            if self._pending >= self.max_pending:
-                raise OverloadedError(
-                    f"ledger writer has {self._pending} units of work waiting; retry later",
-                    retry_after=self.retry_after,
-                )
-            self._pending += 1
-        fut: Future[Committed[T]] = Future()
-        self._queue.put(_Work(fn, fut, on_failure))
-        return fut
-
-    async def run(self, fn: Callable[[Transaction], T]) -> Committed[T]:
-        return await asyncio.wrap_future(self.submit(fn))
-
-    def run_sync(self, fn: Callable[[Transaction], T]) -> Committed[T]:
-        return self.submit(fn).result()
-
-    def _run(self) -> None:
-        stopping = False
-        busy = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            # Under load (the last batch had company), collect for the window by
-            # sleeping, then take what came: one wake-up per batch; waking for each item
-            # as it arrives cost a thread switch and a GIL hand-over per message. Without
-            # the window, work arriving while a batch commits makes batches of a few
-            # (200 concurrent receives: 47 batches, against at most 20 with it). A lone
-            # unit of work is committed at once: at one message in flight the window only
-            # added to every commit's latency (3 commits a delivered message: 19 ms with
-            # the window, 5 ms without, on the CI-size machine).
-            if self.window_s > 0 and busy:
-                time.sleep(self.window_s)
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            busy = len(batch) > 1
-            self._commit(batch)
-            with self._lock:
-                self._pending -= len(batch)
-
-    def _commit(self, batch: list[_Work]) -> None:
-        # Work whose caller gave up before it ran (a cancelled RPC) is not run. The rest
-        # can no longer be cancelled, so resolving it below cannot raise InvalidStateError
-        # and take the writer thread down with it.
-        running = []
-        for work in batch:
-            if work.future.set_running_or_notify_cancel():
-                running.append(work)
-            else:
-                work.failed(CancelledError())
-        batch = running
-        if not batch:
-            return
-        store = self.store
-        size_before = store.size
-        outcomes: list[tuple[_Work, Any, BaseException | None, tuple[int, ...]]] = []
-        checkpoint = None
-        try:
-            with store.engine.begin() as conn:
-                now = self._clock()
-                cursor = storage.DriverCursor(conn)
-                for work in batch:
-                    mark = store._mark()
-                    txn = Transaction(conn, cursor, now, store)
-                    # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() bookkeeping
-                    # costs ~55 us an item against ~1 us for these, on every message.
-                    # Work that opens its own begin_nested() closes it before returning
-                    # or raising (its context manager does), so the nesting stays balanced.
-                    cursor.execute(_SAVEPOINT)
-                    try:
-                        result = work.fn(txn)
-                        cursor.execute(_RELEASE)
-                    except Exception as e:  # one unit fails, not its batch
-                        if isinstance(e, DBAPIError) and storage.is_unavailable(e):
-                            raise  # the whole transaction is lost: nothing to undo here
-                        cursor.execute(_ROLLBACK_TO)
-                        cursor.execute(_RELEASE)
-                        store._rewind(mark)
-                        if not isinstance(e, ExchangeError | SQLAlchemyError | ValueError
-                                          | KeyError):
-                            # A defect in a handler: refuse this message (the sender retries
-                            # and escalates), keep the rest of the batch, and say where: the
-                            # frames, not the error's text, which may quote personal data.
-                            log.error(  # noqa: TRY400 - frames only, not the error's text
-                                "ledger work item failed: %s at\n%s", type(e).__name__,
-                                "".join(traceback.format_tb(e.__traceback__)))
-                            e = LedgerError(f"handler failed: {type(e).__name__}")
-                        # Its failure is final whatever becomes of the batch: say so now,
-                        # before the work after it runs.
-                        with contextlib.suppress(InvalidStateError):
-                            work.future.set_exception(e)
-                        work.failed(e)
-                        outcomes.append((work, None, e, ()))
-                        continue
-                    outcomes.append((work, result, None, tuple(txn.appended)))
-                if store.size > size_before:
-                    store._flush(cursor)
-                    checkpoint = store._sign_checkpoint(cursor, now)
-        except Exception as e:  # noqa: BLE001 - the whole transaction failed: nothing accepted
-            store._abort_pending(size_before)
-            err: BaseException = e
-            if isinstance(e, DBAPIError | SQLAlchemyError):
-                err = storage.wrap_db_error(e, url=store.engine.url)
-            elif not isinstance(e, ExchangeError):
-                err = LedgerError(f"ledger transaction failed: {type(e).__name__}")
-            log.warning("ledger batch of %d rolled back: %s", len(batch), err)
-            for work in batch:
-                with contextlib.suppress(InvalidStateError):
-                    work.future.set_exception(err)
-                work.failed(err)
-            return
-        store._commit_pending(checkpoint)
-        self.batches += 1
-        self.items += len(batch)
-        done = _Done(checkpoint, outcomes)
-        if self._publisher is None:
-            done.resolve()
-        else:
-            self._published.put(done)
-
-    def _publish(self) -> None:
-        """The checkpoint file's thread: write the newest committed checkpoint, then
-        resolve the batches it covers, in order.
-
-        Off the writer thread, so the next batch's transaction overlaps the file's fsyncs,
-        and coalesced: batches committed while a write is under way share the next one.
-        """
-        stopping = False
-        while not stopping:
-            first = self._published.get()
-            if first is None:
-                return
-            done = [first]
-            while True:
-                try:
-                    item = self._published.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                done.append(item)
-            newest = next((d.checkpoint for d in reversed(done) if d.checkpoint), None)
-            if newest is not None:
-                self.store._keep_outside(newest)
-            for d in done:
-                d.resolve()
-
-
 def iter_leaves(engine: Engine, *, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:
     """Every leaf in index order, read in chunks (for verification and export)."""
     start = 0
-    with storage.reader(engine).connect() as conn:
+    with engines.reader(engine).connect() as conn:
         while True:
             rows = conn.execute(
                 select(ledger_leaves.c.idx, ledger_leaves.c.leaf)

@@ -33,13 +33,14 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from sqlalchemy import func, select, update
 
-from exchange import messages, storage
+from exchange import messages
 from exchange.config import Delivery
 from exchange.errors import ExchangeError, OperationError
 from exchange.ledger import note
 from exchange.ledger.entries import Entry, EntryKind, Receipt, from_micros, to_micros
 from exchange.ledger.receipts import envelope_digest, log_origin, verify_receipt
 from exchange.schema import directories, outbox, peer_checkpoints
+from exchange.storage.statements import DriverCursor, DriverStatement, insert_sql
 from exchange.transport.status import (
     RefusedError,
     refusal_of_call,
@@ -55,12 +56,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # These run for every receipt, on the driver (see exchange/ledger/store.py).
-_MARK_DELIVERED = storage.DriverStatement(
+_MARK_DELIVERED = DriverStatement(
     "UPDATE outbox SET delivered_at = ?, receipt_leaf_idx = ?, last_error = NULL "
     "WHERE seq = ?")
-_PEER_CHECKPOINT_ID = storage.DriverStatement(
+_PEER_CHECKPOINT_ID = DriverStatement(
     "SELECT id FROM peer_checkpoints WHERE origin = ? AND size = ? AND root = ?")
-_INSERT_PEER_CHECKPOINT = storage.insert_sql(peer_checkpoints, (
+_INSERT_PEER_CHECKPOINT = insert_sql(peer_checkpoints, (
     "origin", "size", "root", "note", "seen_at", "witnessed"))
 
 
@@ -545,7 +546,7 @@ async def _requests(due: list[Pending]) -> AsyncIterator[service_pb2.DeliverRequ
         yield service_pb2.DeliverRequest(envelope=p.envelope)
 
 
-def record_peer_checkpoint(cursor: storage.DriverCursor, cp: note.Checkpoint, text: str,
+def record_peer_checkpoint(cursor: DriverCursor, cp: note.Checkpoint, text: str,
                            now: datetime) -> None:
     """Keep a peer's checkpoint (once per origin, size and root) for witnessing."""
     if cursor.first(_PEER_CHECKPOINT_ID, (cp.origin, cp.size, cp.root)) is None:

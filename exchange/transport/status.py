@@ -76,7 +76,7 @@ from typing import ClassVar
 import grpc
 
 from exchange import errors as e
-from exchange import storage
+from exchange.storage import faults
 from exchange.wire.bcx.v1 import service_pb2
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def answer_for(error: BaseException, *, where: str,
 
 def _told(error: BaseException, *, where: str, internal: tuple[type[BaseException], ...],
           to_peer: bool) -> Answer:
-    if isinstance(error, e.StorageFullError) or storage.is_disk_full(error):
+    if isinstance(error, e.StorageFullError) or faults.is_disk_full(error):
         # Wherever it came from (a batch, or one unit of work's own statement).
         return Answer(grpc.StatusCode.RESOURCE_EXHAUSTED, STORAGE_FULL)
     code = status_for(error)

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from exchange.ledger.entries import from_micros, to_micros
 from exchange.messages import Category, ProgressCount
-from exchange.storage import DriverStatement
+from exchange.storage.statements import DriverStatement
 from nodes.bureau.decisions import (
     AppealState,
     Case,

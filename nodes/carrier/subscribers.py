@@ -26,7 +26,7 @@ from exchange import numbers
 from exchange.errors import NumberError, OperationError
 from exchange.ledger.entries import from_micros, to_micros
 from exchange.messages import RealNameState, SalesChannel
-from exchange.storage import DriverStatement
+from exchange.storage.statements import DriverStatement
 from nodes.models import outlets, subscribers
 from nodes.shared.batching import chunks
 

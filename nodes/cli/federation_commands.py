@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exchange import pki, storage
+from exchange import pki
 from exchange.errors import ExchangeError
+from exchange.storage import engines
 from nodes.cli import render
 from nodes.cli.node_commands import DIRECTORY_PUBLISH, DIRECTORY_REFRESH, add_desk
 from nodes.cli.options import config_option, examples, json_option, load_config
@@ -228,7 +229,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
         node = running.node
         port = await running.start()
         log.info("%s (%s) serving on port %d; database %s", node.node_id, node.me.role.value,
-                 port, storage.redact_url(config.database_url))
+                 port, engines.redact_url(config.database_url))
         await running.serve_until_signalled()
 
     try:
@@ -243,11 +244,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     held = lock.acquire(config, purpose="upgrading its database")
-    engine = storage.create_engine_for(config.database_url)
+    engine = engines.create_engine_for(config.database_url)
     try:
         migrate.upgrade(engine)
     finally:
         engine.dispose()
         held.release()
-    render.out(f"database {storage.redact_url(config.database_url)} is at the newest schema")
+    render.out(f"database {engines.redact_url(config.database_url)} is at the newest schema")
     return 0

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exchange import pki, storage
+from exchange import pki
 from exchange.config import NodeConfig
 from exchange.errors import ExchangeError
+from exchange.storage import engines
 from nodes.cli import render
 from nodes.cli.options import config_option, examples, json_option, load_config
 
@@ -244,7 +245,7 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store, creds = _offline_store(config)
     ca = pki.load_certificate(config.ca_cert)
-    with storage.reader(store.engine).connect() as conn:
+    with engines.reader(store.engine).connect() as conn:
         from sqlalchemy import select
 
         row = conn.execute(select(directories.c.signed)

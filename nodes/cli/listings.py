@@ -312,11 +312,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_import(args: argparse.Namespace) -> int:
-    from exchange import migrate, storage
+    from exchange import migrate
+    from exchange.storage import engines
     from nodes.carrier.subscribers import import_csv
 
     cfg = options.node_config(args)
-    engine = storage.create_engine_for(cfg.database_url)
+    engine = engines.create_engine_for(cfg.database_url)
     migrate.upgrade(engine)
     with render.Progress("imported rows:") as shown:
         result = import_csv(engine, args.file, progress=shown.update)

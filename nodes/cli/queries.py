@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from exchange import pki, storage
+from exchange import pki
 from exchange.config import NodeConfig
 from exchange.errors import OperationError
 from exchange.ledger.entries import EntryKind, from_micros, to_micros
 from exchange.ledger.receipts import log_origin
 from exchange.ledger.store import LedgerStore
 from exchange.schema import ledger_leaves, outbox
+from exchange.storage import engines
 from nodes.cli import render
 from nodes.models import (
     appeals,
@@ -267,7 +268,7 @@ def offline_store(config: NodeConfig) -> tuple[LedgerStore, pki.NodeCredentials]
 
 def open_reader(config: NodeConfig) -> Any:
     """A read-only view of the node's database (the node may be running)."""
-    return storage.reader(open_database(config))
+    return engines.reader(open_database(config))
 
 
 def open_database(config: NodeConfig) -> Any:
@@ -280,9 +281,9 @@ def open_database(config: NodeConfig) -> Any:
     revision is read with the driver alone first, since the engine's set-up (WAL) would
     try to write to a file that bcx never migrated.
     """
-    url = storage.parse_url(config.database_url)
+    url = engines.parse_url(config.database_url)
     if url.get_backend_name() != "sqlite":
-        engine = storage.create_engine_for(config.database_url, pool_size=1)
+        engine = engines.create_engine_for(config.database_url, pool_size=1)
         try:
             check_schema(_stored_revisions(engine, config), config)
         except BaseException:
@@ -299,7 +300,7 @@ def open_database(config: NodeConfig) -> Any:
             f"configuration yet (start it with bcx node run --config {_config_hint(config)})")
     uri = path.resolve().as_uri()
     check_schema(_sqlite_revisions(uri, path), config)
-    return storage.create_engine_for(URL_READ_ONLY.format(uri=uri), pool_size=1)
+    return engines.create_engine_for(URL_READ_ONLY.format(uri=uri), pool_size=1)
 
 
 URL_READ_ONLY = "sqlite:///{uri}?mode=ro&uri=true"
@@ -334,10 +335,10 @@ def _stored_revisions(engine: Any, config: NodeConfig) -> frozenset[str]:
     from exchange import migrate
 
     try:
-        with storage.reader(engine).connect() as conn:
+        with engines.reader(engine).connect() as conn:
             return migrate.current_revisions(conn)
     except SQLAlchemyError as e:
-        raise OperationError(f"cannot read database {storage.redact_url(config.database_url)}"
+        raise OperationError(f"cannot read database {engines.redact_url(config.database_url)}"
                              f": {render.database_cause(e)}") from e
 
 
@@ -346,7 +347,7 @@ def check_schema(current: frozenset[str], config: NodeConfig) -> None:
     from exchange import migrate
 
     head = migrate.head_revisions()
-    where = storage.redact_url(config.database_url)
+    where = engines.redact_url(config.database_url)
     upgrade = f"bcx db upgrade --config {_config_hint(config)}"
     if not current:
         raise OperationError(f"database {where} holds no bcx schema (never migrated): "
@@ -405,7 +406,7 @@ def expand_message_id(config: NodeConfig, text: str, *, what: str = "message") -
         return text
     engine = open_database(config)
     try:
-        with storage.reader(engine).connect() as conn:
+        with engines.reader(engine).connect() as conn:
             return resolve_message_id(conn, text, what=what).hex()
     finally:
         engine.dispose()

@@ -17,7 +17,7 @@ from exchange import envelope, messages, seal
 from exchange.errors import OperationError
 from exchange.ledger.entries import Entry, EntryKind, from_micros, to_micros
 from exchange.node import Node
-from exchange.storage import DriverStatement
+from exchange.storage.statements import DriverStatement
 from nodes.carrier.decisions import CASE_CONTEXT
 from nodes.models import (
     INSERT_REPORT_LINE,

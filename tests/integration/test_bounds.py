@@ -27,13 +27,14 @@ import pytest
 from fedharness import client_channel, make_federation, running, signed_envelope, wait_for
 from sqlalchemy import event, select
 
-from exchange import messages, migrate, storage
+from exchange import messages, migrate
 from exchange.config import NodeConfig
 from exchange.errors import OperationError
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.node import Node
 from exchange.quota import QUOTA_KEY, next_day
 from exchange.schema import outbox
+from exchange.storage import engines
 from exchange.transport.reads import AUDIT_READ, read_all, read_entries
 from exchange.transport.services import AUDIT_REASON_METADATA
 from exchange.transport.status import RETRY_AFTER_METADATA, STORAGE_FULL
@@ -357,7 +358,7 @@ def test_subscriber_import_holds_the_writer_under_a_second_and_resumes(tmp_path:
     # Regression: one transaction for the whole import held the write lock (10^6 rows: 14 s),
     # so the running node's ledger writer could not commit anything meanwhile.
     db = tmp_path / "carrier.db"
-    engine = storage.create_engine_for(storage.sqlite_url(db))
+    engine = engines.create_engine_for(engines.sqlite_url(db))
     migrate.upgrade(engine)
     rows = 150_000
     path = tmp_path / "subscribers.csv"

@@ -178,11 +178,12 @@ def test_listing_against_an_unmigrated_database_is_one_line(ws: Path, tmp_path: 
 def test_listing_against_an_older_schema_says_to_upgrade(ws: Path, tmp_path: Path) -> None:
     from alembic import command
 
-    from exchange import migrate, storage
+    from exchange import migrate
+    from exchange.storage import engines
 
     db = tmp_path / "node.db"
     with migrate.script_location() as location:
-        command.upgrade(migrate.alembic_config(storage.sqlite_url(db), location), "0002")
+        command.upgrade(migrate.alembic_config(engines.sqlite_url(db), location), "0002")
     db.chmod(0o600)  # made here, not by a node: as private as a node makes it
     config = variant(ws, tmp_path, database=db)
     line = one_error_line(bcx("reports", "--config", config))

@@ -11,8 +11,8 @@ from pathlib import Path
 from fedharness import make_federation
 from sqlalchemy import inspect
 
-from exchange import storage
 from exchange.schema import metadata
+from exchange.storage import engines
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICE = "police.fj"
@@ -31,7 +31,7 @@ def test_bcx_db_upgrade_then_alembic_check_agrees(db_url: str, tmp_path: Path) -
     assert upgraded.stdout.startswith("database ")
     assert upgraded.stdout.rstrip().endswith("is at the newest schema")
 
-    engine = storage.create_engine_for(db_url)
+    engine = engines.create_engine_for(db_url)
     try:
         tables = set(inspect(engine).get_table_names())
     finally:

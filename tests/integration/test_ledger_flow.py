@@ -33,14 +33,14 @@ from pgserver import unique_database_name
 from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from exchange import envelope, messages, migrate, storage
+from exchange import envelope, messages, migrate
 from exchange.config import NodeConfig
 from exchange.errors import BadSignatureError, ExchangeError, InvalidBodyError, OperationError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
 from exchange.ledger.receipts import verify_receipt
-from exchange.ledger.store import GroupCommitter, LedgerStore, iter_leaves
+from exchange.ledger.store import LedgerStore, iter_leaves
 from exchange.messages import Category, NumberReport
 from exchange.node import Node
 from exchange.runtime import RunningNode
@@ -54,6 +54,8 @@ from exchange.schema import (
     outbox,
     peer_checkpoints,
 )
+from exchange.storage import engines
+from exchange.storage.unitofwork import GroupCommitter
 from exchange.transport.outbox import requeue
 from exchange.transport.services import ExchangeService
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
@@ -567,8 +569,8 @@ def counting_selects(engine: Engine) -> Iterator[list[str]]:
 @pytest.fixture(scope="module")
 def big_ledger(tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[tuple[LedgerStore, GroupCommitter]]:
-    engine = storage.create_engine_for(
-        storage.sqlite_url(tmp_path_factory.mktemp("big") / "ledger.db"))
+    engine = engines.create_engine_for(
+        engines.sqlite_url(tmp_path_factory.mktemp("big") / "ledger.db"))
     migrate.upgrade(engine)
     store = LedgerStore(engine, origin="bcx.example/big.cn", signer=Ed25519Signer.generate())
     committer = GroupCommitter(store)
@@ -634,7 +636,7 @@ def test_proofs_on_a_100k_log_verify_against_signed_checkpoints_in_log_reads(
 
 
 def test_iter_leaves_reads_every_leaf(tmp_path: Path) -> None:
-    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "ledger.db"))
+    engine = engines.create_engine_for(engines.sqlite_url(tmp_path / "ledger.db"))
     migrate.upgrade(engine)
     store = LedgerStore(engine, origin="bcx.example/small.cn", signer=Ed25519Signer.generate())
     committer = GroupCommitter(store)
@@ -789,7 +791,7 @@ _SET = {"ledger_leaves": "peer = 'forged'", "ledger_subtrees": "hash = hash",
 
 
 def ledger_engine(url: str) -> Engine:
-    engine = storage.create_engine_for(url)
+    engine = engines.create_engine_for(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
         for table, row in _ROWS.items():
@@ -848,7 +850,7 @@ _FORGED = {"ledger_leaves": {"peer": "forged"}, "ledger_subtrees": {"hash": b"\x
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 def test_sqlite_refuses_insert_or_replace_over_a_ledger_row(tmp_path: Path, table: str) -> None:
-    engine = ledger_engine(storage.sqlite_url(tmp_path / "node.db"))
+    engine = ledger_engine(engines.sqlite_url(tmp_path / "node.db"))
     try:
         before = snapshot(engine)
         row = {**next(r for t, r in _ROWS.items() if t.name == table), **_FORGED[table]}

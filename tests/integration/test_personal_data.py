@@ -33,10 +33,11 @@ import grpc
 import pytest
 from sqlalchemy import select
 
-from exchange import envelope, messages, storage
+from exchange import envelope, messages
 from exchange.config import NodeConfig
 from exchange.ledger.entries import Entry
 from exchange.schema import ledger_leaves, outbox
+from exchange.storage import engines
 from exchange.transport.reads import AUDIT_READ
 from exchange.transport.server import TLSMaterial
 from exchange.wire.bcx.v1 import service_pb2, service_pb2_grpc
@@ -103,9 +104,9 @@ class Member:
 
 
 def rows(config: NodeConfig, query: Any) -> list[Any]:
-    engine = storage.create_engine_for(config.database_url)
+    engine = engines.create_engine_for(config.database_url)
     try:
-        with storage.reader(engine).connect() as conn:
+        with engines.reader(engine).connect() as conn:
             return list(conn.execute(query))
     finally:
         engine.dispose()

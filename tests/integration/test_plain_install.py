@@ -27,11 +27,12 @@ def test_migration_history_is_found_as_package_data(tmp_path: Path) -> None:
     # the installed packages: the history and its environment are found and a database
     # is brought to the newest schema, with no alembic.ini anywhere.
     script = (
-        "from exchange import migrate, storage\n"
+        "from exchange import migrate\n"
+        "from exchange.storage import engines\n"
         "from pathlib import Path\n"
         "with migrate.script_location() as loc:\n"
         "    assert (loc / 'env.py').is_file() and (loc / 'versions').is_dir(), loc\n"
-        "engine = storage.create_engine_for(storage.sqlite_url(Path('node.db')))\n"
+        "engine = engines.create_engine_for(engines.sqlite_url(Path('node.db')))\n"
         "migrate.upgrade(engine)\n"
         "with engine.connect() as conn:\n"
         "    print(sorted(migrate.current_revisions(conn)), sorted(migrate.head_revisions()))\n"
@@ -49,8 +50,9 @@ def test_migrations_do_not_import_the_agencies_models(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from exchange import migrate, storage\n"
-        "migrate.upgrade(storage.create_engine_for(storage.sqlite_url(Path('n.db'))))\n"
+        "from exchange import migrate\n"
+        "from exchange.storage import engines\n"
+        "migrate.upgrade(engines.create_engine_for(engines.sqlite_url(Path('n.db'))))\n"
         "print(sorted(m for m in sys.modules if m == 'nodes' or m.startswith('nodes.')))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,

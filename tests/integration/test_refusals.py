@@ -34,7 +34,7 @@ from exchange.ledger.receipts import log_origin, verify_receipt
 from exchange.ledger.store import SignedCheckpoint
 from exchange.node import Node
 from exchange.schema import inbox
-from exchange.storage import sqlite_url
+from exchange.storage.engines import sqlite_url
 from exchange.transport.server import TLSMaterial
 from exchange.transport.status import REFUSED_FOR_GOOD_METADATA
 from exchange.wire.bcx.v1 import envelope_pb2, service_pb2, service_pb2_grpc

@@ -78,9 +78,10 @@ def _active(number: str, province: str = "fj") -> dict[str, str]:
 
 
 def seed(fed: Federation, node_id: str, rows: Sequence[dict[str, Any]]) -> None:
-    from exchange import migrate, storage
+    from exchange import migrate
+    from exchange.storage import engines
 
-    engine = storage.create_engine_for(NodeConfig.from_file(fed.config(node_id)).database_url)
+    engine = engines.create_engine_for(NodeConfig.from_file(fed.config(node_id)).database_url)
     migrate.upgrade(engine)
     import_rows(engine, rows, ())
     engine.dispose()

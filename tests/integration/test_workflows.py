@@ -94,9 +94,10 @@ OUTLETS = [{"outlet_code": "FZ-0457", "outlet_name": "Xinda phone shop",
 
 def seed(fed: Federation, node_id: str, rows: Sequence[dict[str, Any]],
          outlet_rows: Sequence[dict[str, str]] = ()) -> None:
-    from exchange import migrate, storage
+    from exchange import migrate
+    from exchange.storage import engines
 
-    engine = storage.create_engine_for(NodeConfig.from_file(fed.config(node_id)).database_url)
+    engine = engines.create_engine_for(NodeConfig.from_file(fed.config(node_id)).database_url)
     migrate.upgrade(engine)
     import_rows(engine, rows, outlet_rows)
     engine.dispose()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from exchange import migrate, storage
-from exchange.storage import DriverStatement
+from exchange import migrate
+from exchange.storage import engines
+from exchange.storage.statements import DriverStatement
 from nodes.models import INSERT_REPORT_LINE, UPDATE_OPEN_REPORT_LINE
 
 RID = bytes(range(16))
@@ -32,7 +33,7 @@ def test_a_percent_sign_or_an_unknown_paramstyle_is_refused() -> None:
 
 
 def test_rows_are_written_and_read_in_the_callers_transaction(tmp_path: Path) -> None:
-    engine = storage.create_engine_for(f"sqlite:///{tmp_path / 'n.db'}")
+    engine = engines.create_engine_for(f"sqlite:///{tmp_path / 'n.db'}")
     migrate.upgrade(engine)
     with engine.begin() as conn:
         assert INSERT_REPORT_LINE.run(conn, []) == 0
@@ -61,7 +62,7 @@ def test_migration_0005_moves_forwarding_and_already_known_out_of_the_text(
     from alembic import command
     from sqlalchemy import text
 
-    engine = storage.create_engine_for(f"sqlite:///{tmp_path / 'n.db'}")
+    engine = engines.create_engine_for(f"sqlite:///{tmp_path / 'n.db'}")
     with migrate.script_location() as location, engine.begin() as conn:
         cfg = migrate.alembic_config(engine.url.render_as_string(), location)
         cfg.attributes["connection"] = conn

@@ -21,12 +21,13 @@ def test_a_bad_subscriber_row_is_refused_by_name_and_nothing_is_loaded(
 
     from sqlalchemy import func, select
 
-    from exchange import migrate, storage
+    from exchange import migrate
     from exchange.errors import OperationError
+    from exchange.storage import engines
     from nodes.carrier.subscribers import import_rows
     from nodes.models import subscribers
 
-    engine = storage.create_engine_for(storage.sqlite_url(Path(str(tmp_path)) / "n.db"))
+    engine = engines.create_engine_for(engines.sqlite_url(Path(str(tmp_path)) / "n.db"))
     migrate.upgrade(engine)
     good = {"number": "+8615959000002", "province": "fj"}
     with pytest.raises(OperationError, match=error.replace("row 1", "row 2")):

@@ -16,14 +16,16 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from exchange import migrate, storage
+from exchange import migrate
 from exchange.errors import TamperError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import audit, merkle, note
 from exchange.ledger.audit import AuditReport, verify_ledger
 from exchange.ledger.entries import Entry, EntryKind, to_micros
-from exchange.ledger.store import GroupCommitter, LedgerStore
+from exchange.ledger.store import LedgerStore
 from exchange.schema import APPEND_ONLY_TABLES
+from exchange.storage import engines
+from exchange.storage.unitofwork import GroupCommitter
 
 ORIGIN = "bcx.test/telco.fj"
 SIGNER = Ed25519Signer.from_seed(bytes(range(32)))
@@ -113,7 +115,7 @@ def forged(i: int) -> Entry:
 
 
 def build(url: str, batches: Sequence[int] = BATCHES) -> Ledger:
-    engine = storage.create_engine_for(url)
+    engine = engines.create_engine_for(url)
     migrate.upgrade(engine)
     store = LedgerStore(engine, origin=ORIGIN, signer=SIGNER)
     committer = GroupCommitter(store)
@@ -133,7 +135,7 @@ def build(url: str, batches: Sequence[int] = BATCHES) -> Ledger:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite ledger of SIZE entries, built once and copied for each test."""
     path = tmp_path_factory.mktemp("template") / "n.db"
-    ledger = build(storage.sqlite_url(path))
+    ledger = build(engines.sqlite_url(path))
     ledger.engine.dispose()  # the last connection to close checkpoints the WAL
     return path
 
@@ -146,7 +148,7 @@ def ledger(template: Path, tmp_path: Path) -> Iterator[Ledger]:
     shutil.copy(template, path)
     if template.with_name("n.db-wal").exists():
         shutil.copy(template.with_name("n.db-wal"), path.with_name("n.db-wal"))
-    engine = storage.create_engine_for(f"sqlite:///{path}")
+    engine = engines.create_engine_for(f"sqlite:///{path}")
     yield Ledger(engine, [entry(i).encode() for i in range(SIZE)])
     engine.dispose()
 
@@ -204,7 +206,7 @@ def test_any_chunk_size_gives_the_same_report(ledger: Ledger, chunk: int) -> Non
 
 def test_chunks_of_one_leaf(tmp_path: Path) -> None:
     batches = (1, 2, 3, 10, 17, 100)
-    small = build(storage.sqlite_url(tmp_path / "n.db"), batches)
+    small = build(engines.sqlite_url(tmp_path / "n.db"), batches)
     calls: list[tuple[int, int]] = []
     report = verify_ledger(small.engine, log_verifier=VERIFIER, chunk=1,
                            progress=lambda done, total: calls.append((done, total)))
@@ -213,7 +215,7 @@ def test_chunks_of_one_leaf(tmp_path: Path) -> None:
 
 
 def test_empty_ledger_passes(tmp_path: Path) -> None:
-    ledger = build(storage.sqlite_url(tmp_path / "n.db"), batches=())
+    ledger = build(engines.sqlite_url(tmp_path / "n.db"), batches=())
     report = verify_ledger(ledger.engine, log_verifier=VERIFIER)
     assert report == AuditReport(entries=0, checkpoints=0, subtrees=0, size=0,
                                  root=merkle.EMPTY_ROOT)
@@ -422,7 +424,7 @@ def test_tampering_is_found_and_named(ledger: Ledger, change: Tamper, expected_i
 
 
 def test_every_subtree_row_changed_names_its_first_leaf(tmp_path: Path) -> None:
-    ledger = build(storage.sqlite_url(tmp_path / "n.db"), batches=(1, 2, 3, 10, 17))
+    ledger = build(engines.sqlite_url(tmp_path / "n.db"), batches=(1, 2, 3, 10, 17))
     ledger.drop_trigger("ledger_subtrees", "update")
     tree = merkle.MemoryTree(ledger.leaves)
     for level, row in enumerate(tree.levels):
@@ -457,7 +459,7 @@ def test_a_caller_that_cancels_its_wait_does_not_stop_the_ledger_writer(
     which then died and every later append waited forever."""
     import threading
 
-    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "n.db"))
+    engine = engines.create_engine_for(engines.sqlite_url(tmp_path / "n.db"))
     migrate.upgrade(engine)
     committer = GroupCommitter(LedgerStore(engine, origin=ORIGIN, signer=SIGNER))
     committer.start()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from exchange import envelope, messages, migrate, pki, storage
+from exchange import envelope, messages, migrate, pki
 from exchange.errors import (
     BadSignatureError,
     LedgerError,
@@ -36,7 +36,9 @@ from exchange.ledger.evidence import (
     export_evidence,
     verify_evidence,
 )
-from exchange.ledger.store import GroupCommitter, LedgerStore
+from exchange.ledger.store import LedgerStore
+from exchange.storage import engines
+from exchange.storage.unitofwork import GroupCommitter
 
 TD = "bcx.test"
 SENDER, RECIPIENT, WITNESS = "police.fj", "telco.fj", "office.fj"
@@ -106,7 +108,7 @@ def filler(i: int, peer: str) -> Entry:
 def make_ledger(path: Path, owner: Node, origin_node: str, entry: Entry,
                 witness: Node | None = None) -> tuple[LedgerStore, int]:
     """A ledger with ``entry`` among fillers, over several batches; cosigned by ``witness``."""
-    engine = storage.create_engine_for(f"sqlite:///{path}")
+    engine = engines.create_engine_for(f"sqlite:///{path}")
     migrate.upgrade(engine)
     store = LedgerStore(engine, origin=f"{TD}/{origin_node}", signer=owner.signer)
     committer = GroupCommitter(store)

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from exchange import migrate, storage
+from exchange import migrate
 from exchange.errors import LedgerError
 from exchange.keys import Ed25519Signer
 from exchange.ledger.entries import Entry, EntryKind
-from exchange.ledger.store import GroupCommitter, LedgerStore, Transaction
+from exchange.ledger.store import LedgerStore
+from exchange.storage import engines
+from exchange.storage.unitofwork import GroupCommitter, Transaction
 
 SIGNER = Ed25519Signer.from_seed(bytes(range(32)))
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -28,7 +30,7 @@ def entry(subject: str) -> Entry:
 
 @pytest.fixture
 def store(db_url: str) -> Iterator[LedgerStore]:
-    engine = storage.create_engine_for(db_url)
+    engine = engines.create_engine_for(db_url)
     migrate.upgrade(engine)
     yield LedgerStore(engine, origin="bcx.test/n.fj", signer=SIGNER)
     engine.dispose()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange import migrate, storage
+from exchange import migrate
 from exchange.config import NodeConfig
 from exchange.errors import LedgerError
 from exchange.keys import Ed25519Signer
@@ -18,8 +18,10 @@ from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
 from exchange.ledger.recover import leaves_in_receipts, plan_recovery, ranges
 from exchange.ledger.rollback import Behind, Claim, RolledBackError, judge_ledger
-from exchange.ledger.store import CheckpointFile, GroupCommitter, LedgerStore
+from exchange.ledger.store import CheckpointFile, LedgerStore
 from exchange.node import checkpoint_file_path
+from exchange.storage import engines
+from exchange.storage.unitofwork import GroupCommitter
 
 ORIGIN = "bcx.example/office.cn"
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -177,7 +179,7 @@ def test_where_the_checkpoint_file_is(url: str, path: Path | None,
 
 
 def test_a_commit_is_reported_only_once_the_checkpoint_file_holds_it(tmp_path: Path) -> None:
-    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "ledger.db"))
+    engine = engines.create_engine_for(engines.sqlite_url(tmp_path / "ledger.db"))
     migrate.upgrade(engine)
     f = CheckpointFile(tmp_path / "ledger.db.checkpoint")
     store = LedgerStore(engine, origin=ORIGIN, signer=KEY, checkpoint_file=f)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, insert
 
-from exchange import migrate, storage
+from exchange import migrate
 from exchange.errors import OperationError
 from exchange.ledger.entries import to_micros
+from exchange.storage import engines
 from nodes.models import report_numbers, reports
 from nodes.police.tables import find_report, report_view
 
@@ -21,7 +22,7 @@ RID = bytes.fromhex("0123456789abcdef0123456789abcdef")
 
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[Connection]:
-    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "n.db"))
+    engine = engines.create_engine_for(engines.sqlite_url(tmp_path / "n.db"))
     migrate.upgrade(engine)
     with engine.begin() as c:
         c.execute(insert(reports), {

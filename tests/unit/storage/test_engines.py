@@ -1,29 +1,27 @@
+"""Engines for a node's database: SQLite's PRAGMAs, BEGIN modes and writers that queue;
+URLs parsed, quoted and redacted; both back ends, and PostgreSQL going away."""
+
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-import psycopg
-import psycopg.errors
 import pytest
 import sqlalchemy
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from exchange.errors import ConfigError, ExchangeError, StorageUnavailableError
-from exchange.storage import (
-    DriverCursor,
-    DriverStatement,
+from exchange.errors import ConfigError, StorageUnavailableError
+from exchange.storage.engines import (
     create_engine_for,
-    insert_sql,
-    is_unavailable,
-    reader,
+    is_sqlite_in_memory,
     redact_url,
+    sqlite_begin_statement,
+    sqlite_file,
     sqlite_url,
-    wrap_db_error,
 )
+from exchange.storage.faults import is_unavailable, wrap_db_error
 
 # --- SQLite -----------------------------------------------------------------------
 
@@ -188,6 +186,57 @@ def test_sqlite_autocommit_connection_does_not_leave_the_driver_beginning(tmp_pa
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("options", "statement"),
+    [
+        ({}, "BEGIN IMMEDIATE"),
+        ({"bcx_sqlite_begin": "DEFERRED"}, "BEGIN DEFERRED"),
+        ({"bcx_sqlite_begin": "deferred"}, "BEGIN DEFERRED"),
+        ({"bcx_sqlite_begin": "EXCLUSIVE"}, "BEGIN EXCLUSIVE"),
+        ({"bcx_sqlite_begin": "IMMEDIATE", "isolation_level": "SERIALIZABLE"},
+         "BEGIN IMMEDIATE"),
+    ],
+)
+def test_sqlite_begin_statement(options: dict[str, str], statement: str) -> None:
+    assert sqlite_begin_statement(options) == statement
+
+
+@pytest.mark.parametrize("mode", ["SOMETIMES", "", "BEGIN"])
+def test_sqlite_begin_statement_for_a_mode_sqlite_lacks_is_config_error(mode: str) -> None:
+    with pytest.raises(ConfigError, match=(
+            rf"execution option bcx_sqlite_begin='{mode}' is not one of "
+            r"\['DEFERRED', 'EXCLUSIVE', 'IMMEDIATE'\]")):
+        sqlite_begin_statement({"bcx_sqlite_begin": mode})
+
+
+@pytest.mark.parametrize(
+    ("url", "in_memory", "file"),
+    [
+        ("sqlite://", True, None),
+        ("sqlite:///:memory:", True, None),
+        ("sqlite:///file:shared?mode=memory&cache=shared&uri=true", True, None),
+        ("sqlite:///file:/var/lib/bcx/node.db?uri=true", False, None),
+        ("sqlite:////var/lib/bcx/node.db", False, Path("/var/lib/bcx/node.db")),
+        ("sqlite:///relative/node.db", False, Path("relative/node.db")),
+        ("sqlite+pysqlite:////srv/bcx/police.fj.db", False, Path("/srv/bcx/police.fj.db")),
+    ],
+)
+def test_sqlite_file_and_in_memory(url: str, in_memory: bool, file: Path | None) -> None:
+    parsed = sqlalchemy.make_url(url)
+    assert is_sqlite_in_memory(parsed) is in_memory
+    assert sqlite_file(parsed) == file
+
+
+def test_an_in_memory_database_touches_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine = create_engine_for("sqlite://")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- URLs and configuration ------------------------------------------------------
 
 
@@ -242,70 +291,6 @@ def test_bad_engine_limits_are_config_errors(
 )
 def test_redact_url_hides_passwords(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
-
-
-# --- Error classification -----------------------------------------------------------
-
-
-def _chained(outer: Exception, cause: Exception) -> Exception:
-    try:
-        raise outer from cause
-    except Exception as e:
-        return e
-
-
-def _sqlalchemy_wrapped(orig: Exception) -> OperationalError:
-    return OperationalError("INSERT INTO numbers VALUES (?)", ("13800138000",), orig)
-
-
-@pytest.mark.parametrize(
-    ("error", "unavailable"),
-    [
-        (sqlite3.OperationalError("database is locked"), True),
-        (sqlite3.OperationalError("database table is locked"), True),
-        (_sqlalchemy_wrapped(sqlite3.OperationalError("database is locked")), True),
-        (sqlite3.OperationalError("no such table: numbers"), False),
-        (sqlite3.IntegrityError("UNIQUE constraint failed: numbers.number"), False),
-        (psycopg.OperationalError("connection failed: Connection refused"), True),
-        (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
-        (psycopg.errors.CannotConnectNow("the database system is starting up"), True),
-        (psycopg.errors.TooManyConnections("too many clients"), True),
-        (psycopg.errors.SerializationFailure("could not serialize access"), True),
-        (_sqlalchemy_wrapped(psycopg.errors.AdminShutdown("shutdown")), True),
-        (psycopg.OperationalError('connection failed: FATAL:  database "x" does not exist'), False),
-        (
-            psycopg.OperationalError("connection failed: FATAL:  password authentication failed"),
-            False,
-        ),
-        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
-        (psycopg.errors.UniqueViolation("duplicate key value"), False),
-        (sqlalchemy.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached"), True),
-        (
-            _chained(
-                ExchangeError("append failed"), sqlite3.OperationalError("database is locked")
-            ),
-            True,
-        ),
-        (ValueError("database is locked"), False),
-    ],
-    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
-)
-def test_is_unavailable(error: Exception, unavailable: bool) -> None:
-    assert is_unavailable(error) is unavailable
-
-
-def test_wrap_db_error_for_other_errors_is_not_unavailable_and_hides_statement() -> None:
-    error = IntegrityError(
-        "INSERT INTO numbers VALUES (?)",
-        ("13800138000",),
-        sqlite3.IntegrityError("UNIQUE constraint failed: numbers.number"),
-    )
-    wrapped = wrap_db_error(error, url="postgresql+psycopg://app:s3cret@db/bcx")
-    assert type(wrapped) is ExchangeError
-    assert str(wrapped) == (
-        "database postgresql+psycopg://app:***@db/bcx failed: "
-        "IntegrityError: UNIQUE constraint failed: numbers.number"
-    )
 
 
 # --- Both back ends, and PostgreSQL going away ------------------------------------------
@@ -368,78 +353,3 @@ def test_postgres_pool_replaces_connections_a_restart_killed(pg_private_server) 
     engine.dispose()
 
 
-# --- DriverCursor: the ledger writer's statements on the driver ---------------------------
-
-_NUMBERS = sqlalchemy.Table(
-    "numbers", sqlalchemy.MetaData(),
-    sqlalchemy.Column("number", sqlalchemy.String(20), primary_key=True),
-    sqlalchemy.Column("flag", sqlalchemy.Boolean, nullable=False),
-    sqlalchemy.Column("blob", sqlalchemy.LargeBinary, nullable=True),
-)
-_INSERT_NUMBER = insert_sql(_NUMBERS, ("number", "flag", "blob"))
-_FLAG_OF = DriverStatement("SELECT flag, blob FROM numbers WHERE number = ?")
-
-
-def test_driver_cursor_runs_in_the_open_transaction_on_both_back_ends(db_url: str) -> None:
-    engine = create_engine_for(db_url)
-    _NUMBERS.create(engine)
-    with engine.begin() as conn:
-        cursor = DriverCursor(conn)
-        cursor.execute(_INSERT_NUMBER, ("+8613800138000", True, b"\x00\xff"))
-        cursor.executemany(_INSERT_NUMBER, [("+8613800138001", False, None),
-                                            ("+8613800138002", False, b"")])
-        cursor.executemany(_INSERT_NUMBER, [])  # nothing to write is not an error
-        flag, blob = cursor.first(_FLAG_OF, ("+8613800138000",))
-        assert bool(flag) is True and bytes(blob) == b"\x00\xff"
-        assert cursor.first(_FLAG_OF, ("+8613900000000",)) is None
-    with pytest.raises(RuntimeError), engine.begin() as conn:
-        DriverCursor(conn).execute(_INSERT_NUMBER, ("+8613800138003", True, None))
-        raise RuntimeError("roll back")
-    with engine.connect() as conn:
-        held = conn.execute(text("SELECT number FROM numbers ORDER BY number")).scalars().all()
-    assert held == ["+8613800138000", "+8613800138001", "+8613800138002"]
-    engine.dispose()
-
-
-def test_driver_cursor_errors_are_dbapi_errors_that_hide_the_parameters(db_url: str) -> None:
-    engine = create_engine_for(db_url)
-    _NUMBERS.create(engine)
-    with engine.begin() as conn:
-        DriverCursor(conn).execute(_INSERT_NUMBER, ("+8613800138000", True, None))
-    with pytest.raises(IntegrityError) as caught, engine.begin() as conn:
-        DriverCursor(conn).execute(_INSERT_NUMBER, ("+8613800138000", False, None))
-    # The driver's own text may quote the key (PostgreSQL's DETAIL line does); the
-    # parameters are not added to it, and what bcx reports is the first line only.
-    assert "[parameters" not in str(caught.value)
-    assert not is_unavailable(caught.value)
-    assert "13800138000" not in str(wrap_db_error(caught.value, url=db_url))
-    engine.dispose()
-
-
-def test_driver_cursor_on_a_locked_sqlite_database_is_unavailable(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "node.db")
-    engine = create_engine_for(url, busy_timeout_ms=50)
-    _NUMBERS.create(engine)
-    holder = sqlite3.connect(tmp_path / "node.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
-        # A DEFERRED transaction takes the write lock only at its first write.
-        with pytest.raises(OperationalError) as caught, \
-                reader(engine).begin() as conn:
-            DriverCursor(conn).execute(_INSERT_NUMBER, ("+8613800138000", True, None))
-        assert is_unavailable(caught.value)
-        assert isinstance(wrap_db_error(caught.value, url=url), StorageUnavailableError)
-    finally:
-        holder.rollback()
-        holder.close()
-        engine.dispose()
-
-
-def test_insert_sql_names_a_column_the_table_lacks() -> None:
-    with pytest.raises(ValueError, match="table numbers has no column msisdn"):
-        insert_sql(_NUMBERS, ("number", "msisdn"))
-    assert _INSERT_NUMBER.text("qmark") == "INSERT INTO numbers (number, flag, blob) VALUES (?, ?, ?)"
-    assert _INSERT_NUMBER.text("format") == \
-        "INSERT INTO numbers (number, flag, blob) VALUES (%s, %s, %s)"
-    with pytest.raises(ValueError, match="paramstyle 'named' is not supported"):
-        _INSERT_NUMBER.text("named")

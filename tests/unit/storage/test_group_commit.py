@@ -10,19 +10,21 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from exchange import migrate, storage
+from exchange import migrate
 from exchange.errors import ExchangeError
 from exchange.keys import Ed25519Signer
 from exchange.ledger.audit import verify_ledger
 from exchange.ledger.entries import Entry, EntryKind
-from exchange.ledger.store import GroupCommitter, LedgerStore
+from exchange.ledger.store import LedgerStore
 from exchange.schema import ledger_leaves
+from exchange.storage import engines
+from exchange.storage.unitofwork import GroupCommitter
 
 
 def test_writer_survives_work_cancelled_while_queued(tmp_path: Path) -> None:
     """Regression: a cancelled future (an RPC whose client went away) made set_result raise
     InvalidStateError in the writer thread, which died and left the node unable to log."""
-    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "ledger.db"))
+    engine = engines.create_engine_for(engines.sqlite_url(tmp_path / "ledger.db"))
     migrate.upgrade(engine)
     store = LedgerStore(engine, origin="bcx.example/small.cn", signer=Ed25519Signer.generate())
     committer = GroupCommitter(store)
@@ -58,7 +60,7 @@ def test_writer_survives_work_cancelled_while_queued(tmp_path: Path) -> None:
 
 
 def _store(tmp_path: Path) -> tuple[Any, LedgerStore]:
-    engine = storage.create_engine_for(storage.sqlite_url(tmp_path / "ledger.db"))
+    engine = engines.create_engine_for(engines.sqlite_url(tmp_path / "ledger.db"))
     migrate.upgrade(engine)
     return engine, LedgerStore(engine, origin="bcx.example/small.cn",
                                signer=Ed25519Signer.generate())
