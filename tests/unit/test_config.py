@@ -169,6 +169,13 @@ BAD = (
         r"directory\.refresh_seconds must be positive, got -1"),
     Bad("refresh-wrong-type", set_key("directory", "refresh_seconds", "5m"),
         r"directory\.refresh_seconds must be a number, got '5m'"),
+    Bad("ledger-not-a-table", lambda d: d.__setitem__("ledger", 5), r"\[ledger\] must be a table"),
+    Bad("unknown-key-in-ledger", lambda d: d.__setitem__("ledger", {"readers": []}),
+        r"unknown key ledger\.readers \(known: audit_readers\)"),
+    Bad("audit-readers-not-node-ids",
+        lambda d: d.__setitem__("ledger", {"audit_readers": ["Office CN"]}),
+        r"ledger\.audit_readers must be a list of node ids like \[\"office\.cn\"\], "
+        r"got \['Office CN'\]"),
 )
 
 
@@ -184,6 +191,13 @@ def test_the_valid_base_configuration_loads(tmp_path: Path) -> None:
     assert cfg.limits.max_batch == 64
     assert cfg.delivery.backoff_initial_seconds == 0.25
     assert cfg.deadlines.shutdown_hours == 12
+    assert cfg.audit_readers == ()
+
+
+def test_audit_readers_are_read_from_the_ledger_table(tmp_path: Path) -> None:
+    data = valid(tmp_path)
+    data["ledger"] = {"audit_readers": ["office.cn", "police.gd"]}
+    assert NodeConfig.from_dict(data, base=tmp_path).audit_readers == ("office.cn", "police.gd")
 
 
 @pytest.mark.parametrize("case", BAD, ids=[b.id for b in BAD])
