@@ -175,11 +175,11 @@ class _NodeState:
             checkpoint_size=latest.size if latest else 0,
         )
         peers = sorted(m.node_id for m in d.members if m.node_id != node.node_id)
-        yield from stored_families(_read_stored(node, peers))
+        yield from stored_families(_read_stored_state(node, peers))
 
 
 @dataclass(frozen=True, slots=True)
-class Stored:
+class StoredState:
     """The state a scrape reads from a node's database."""
 
     outbox_waiting: Mapping[str, int]
@@ -193,7 +193,7 @@ class Stored:
     peer_checkpoints: int
 
 
-def _read_stored(node: Node, peers: Iterable[str]) -> Stored:
+def _read_stored_state(node: Node, peers: Iterable[str]) -> StoredState:
     waiting: dict[str, int] = {}
     refused: dict[str, int] = {}
     with node.reader.connect() as conn:
@@ -211,7 +211,7 @@ def _read_stored(node: Node, peers: Iterable[str]) -> Stored:
             select(ledger_cosignatures.c.witness, func.max(ledger_cosignatures.c.size))
             .group_by(ledger_cosignatures.c.witness))}
         held = conn.scalar(select(func.count()).select_from(peer_checkpoints))
-    return Stored(outbox_waiting=waiting, outbox_refused=refused,
+    return StoredState(outbox_waiting=waiting, outbox_refused=refused,
                   checkpoints=int(checkpoints or 0), cosignatures=int(cosignatures or 0),
                   cosigned_size=cosigned, peer_checkpoints=int(held or 0))
 
@@ -236,7 +236,7 @@ def node_families(*, node_id: str, role: str, directory_version: int,
     ]
 
 
-def stored_families(stored: Stored) -> list[Metric]:
+def stored_families(stored: StoredState) -> list[Metric]:
     """The gauges of what the database holds: outbox, checkpoints, cosignatures."""
     depth = GaugeMetricFamily("bcx_outbox_depth",
                               "Messages waiting for a receipt, by recipient", labels=["peer"])

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.core import Metric
 
-from exchange.metrics import WITNESS_STATES, Stored, node_families, stored_families, witness_state
+from exchange.metrics import (
+    WITNESS_STATES,
+    StoredState,
+    node_families,
+    stored_families,
+    witness_state,
+)
 
 
 def samples(families: list[Metric]) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -30,7 +36,7 @@ def test_node_families() -> None:
 
 
 def test_stored_families() -> None:
-    stored = Stored(outbox_waiting={"bureau.fj": 2, "telco.fj": 0},
+    stored = StoredState(outbox_waiting={"bureau.fj": 2, "telco.fj": 0},
                     outbox_refused={"bureau.fj": 1, "telco.fj": 0}, checkpoints=12,
                     cosignatures=30, cosigned_size={"bcx.test/office.cn": 40},
                     peer_checkpoints=5)
@@ -45,7 +51,7 @@ def test_stored_families() -> None:
 
 
 def test_an_empty_database_reports_zeros_and_no_labelled_samples() -> None:
-    stored = Stored(outbox_waiting={}, outbox_refused={}, checkpoints=0, cosignatures=0,
+    stored = StoredState(outbox_waiting={}, outbox_refused={}, checkpoints=0, cosignatures=0,
                     cosigned_size={}, peer_checkpoints=0)
     reported = samples(stored_families(stored))
     assert reported["bcx_outbox_depth"] == reported["bcx_ledger_cosigned_size"] == []
@@ -55,7 +61,7 @@ def test_an_empty_database_reports_zeros_and_no_labelled_samples() -> None:
 @given(st.dictionaries(st.from_regex(r"[a-z]{1,8}\.[a-z]{2}", fullmatch=True),
                        st.integers(0, 10**6), max_size=8))
 def test_every_peer_gets_one_depth_sample(waiting: dict[str, int]) -> None:
-    stored = Stored(outbox_waiting=waiting, outbox_refused=dict.fromkeys(waiting, 0),
+    stored = StoredState(outbox_waiting=waiting, outbox_refused=dict.fromkeys(waiting, 0),
                     checkpoints=0, cosignatures=0, cosigned_size={}, peer_checkpoints=0)
     depth = samples(stored_families(stored))["bcx_outbox_depth"]
     assert depth == [({"peer": peer}, count) for peer, count in waiting.items()]
