@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -114,61 +115,17 @@ class NodeConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base: Path, path: Path | None = None
                   ) -> NodeConfig:
-        where = str(path) if path else "configuration"
-        r = _Reader(data, where)
-        r.known(data, "", TABLES[""])
-        node = r.table("node")
-        keys = r.table("keys")
-        server = r.table("server")
-        database = r.table("database")
-        directory = r.table("directory")
-        ledger = data.get("ledger", {})
-        if not isinstance(ledger, dict):
-            raise ConfigError(f"{where}: [ledger] must be a table")
-        for name, table in (("node", node), ("keys", keys), ("server", server),
-                            ("database", database), ("directory", directory),
-                            ("ledger", ledger)):
-            r.known(table, name, TABLES[name])
-
-        def rel(p: str) -> Path:
-            q = Path(p).expanduser()
-            return q if q.is_absolute() else (base / q)
-
-        url = r.text(database, "database.url")
-        try:
-            engines.parse_url(url)
-        except ConfigError as e:
-            raise ConfigError(f"{where}: database.url: {e}") from e
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            url = "sqlite:///" + str(rel(url.removeprefix("sqlite:///")))
-        node_id = r.text(node, "node.id")
-        office_id = r.text(node, "node.office", default="office.cn")
-        for key, value in (("node.id", node_id), ("node.office", office_id)):
-            if not NODE_ID.match(value):
-                raise ConfigError(f"{where}: {key} must be a lowercase dotted node id "
-                                  f"like police.fj, got {value!r}")
-        timezone = r.text(node, "node.timezone", default=DEFAULT_TIMEZONE)
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ConfigError(f"{where}: node.timezone must be an IANA zone name like "
-                              f"Asia/Shanghai or UTC, got {timezone!r}") from e
-        credentials_dir = rel(r.text(keys, "keys.dir"))
-        if not credentials_dir.is_dir():
-            raise ConfigError(f"{where}: keys.dir: {credentials_dir} is not a directory")
-        ca_cert = rel(r.text(keys, "keys.ca"))
-        if not ca_cert.is_file():
-            raise ConfigError(f"{where}: keys.ca: {ca_cert} is not a file")
-        listen = r.text(server, "server.listen")
-        metrics_listen = r.opt_str(server, "server.metrics_listen")
-        addresses: dict[str, str | None] = {"server.listen": listen,
-                                            "server.metrics_listen": metrics_listen}
-        for key, address in addresses.items():
-            if address is not None:
-                try:
-                    parse_listen(address, key)
-                except ConfigError as e:
-                    raise ConfigError(f"{where}: {e}") from e
+        r = _Reader(data, str(path) if path else "configuration")
+        tables = r.tables()
+        node, keys, server = tables["node"], tables["keys"], tables["server"]
+        directory = tables["directory"]
+        # Read in this order, so that of several mistakes the same one is named first.
+        url = r.database_url(tables["database"], base)
+        node_id, office_id = r.node_and_office(node)
+        timezone = r.timezone(node)
+        credentials_dir = r.existing_path(keys, "keys.dir", base)
+        ca_cert = r.existing_path(keys, "keys.ca", base)
+        listen, metrics_listen = r.addresses(server)
         return cls(
             node_id=node_id,
             office_id=office_id,
@@ -178,13 +135,13 @@ class NodeConfig:
             listen=listen,
             metrics_listen=metrics_listen,
             timezone=timezone,
-            directory_file=rel(r.text(directory, "directory.file")),
+            directory_file=resolve_path(base, r.text(directory, "directory.file")),
             directory_refresh_seconds=r.number(directory, "directory.refresh_seconds",
                                                default=DEFAULT_REFRESH_SECONDS),
             limits=r.dataclass(Limits, data.get("limits", {}), "limits"),
             delivery=r.dataclass(Delivery, data.get("delivery", {}), "delivery"),
             deadlines=r.dataclass(Deadlines, data.get("deadlines", {}), "deadlines"),
-            audit_readers=r.node_ids(ledger, "ledger.audit_readers"),
+            audit_readers=r.node_ids(tables["ledger"], "ledger.audit_readers"),
             path=path,
         )
 
@@ -206,10 +163,108 @@ TABLES: dict[str, frozenset[str]] = {
 }
 
 
+# The tables [node], [keys], ... read in this order; [ledger] alone may be left out.
+REQUIRED_TABLES = ("node", "keys", "server", "database", "directory")
+OPTIONAL_TABLES = ("ledger",)
+
+# Paths that must exist when the configuration is read: the test and what the path must be.
+EXISTING: dict[str, tuple[Callable[[Path], bool], str]] = {
+    "keys.dir": (Path.is_dir, "a directory"),
+    "keys.ca": (Path.is_file, "a file"),
+}
+
+
+def resolve_path(base: Path, value: str) -> Path:
+    """A path as written in node.toml: ``~`` expanded, a relative one taken from ``base``
+    (the folder the file is in)."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """``sqlite:///node.db`` with its relative file taken from ``base``; an absolute SQLite
+    file (``sqlite:////var/bcx.db``) and any other URL as given."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str(resolve_path(base, url.removeprefix("sqlite:///")))
+    return url
+
+
+def check_node_id(value: str, key: str) -> None:
+    """ConfigError naming ``key`` unless ``value`` is a node id like police.fj."""
+    if not NODE_ID.match(value):
+        raise ConfigError(f"{key} must be a lowercase dotted node id like police.fj, "
+                          f"got {value!r}")
+
+
+def check_timezone(value: str, key: str) -> None:
+    """ConfigError naming ``key`` unless ``value`` is an IANA zone this machine knows."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ConfigError(f"{key} must be an IANA zone name like Asia/Shanghai or UTC, "
+                          f"got {value!r}") from e
+
+
 class _Reader:
     def __init__(self, data: dict[str, Any], where: str) -> None:
         self.data = data
         self.where = where
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The tables that are not read into a dataclass, each holding only keys bcx reads."""
+        self.known(self.data, "", TABLES[""])
+        tables = {name: self.table(name) for name in REQUIRED_TABLES}
+        for name in OPTIONAL_TABLES:
+            value = self.data.get(name, {})
+            if not isinstance(value, dict):
+                raise ConfigError(f"{self.where}: [{name}] must be a table")
+            tables[name] = value
+        for name, table in tables.items():
+            self.known(table, name, TABLES[name])
+        return tables
+
+    def database_url(self, table: dict[str, Any], base: Path) -> str:
+        url = self.text(table, "database.url")
+        try:
+            engines.parse_url(url)
+        except ConfigError as e:
+            raise ConfigError(f"{self.where}: database.url: {e}") from e
+        return resolve_sqlite_url(url, base)
+
+    def node_and_office(self, table: dict[str, Any]) -> tuple[str, str]:
+        node_id = self.text(table, "node.id")
+        office_id = self.text(table, "node.office", default="office.cn")
+        self.check(check_node_id, node_id, "node.id")
+        self.check(check_node_id, office_id, "node.office")
+        return node_id, office_id
+
+    def timezone(self, table: dict[str, Any]) -> str:
+        timezone = self.text(table, "node.timezone", default=DEFAULT_TIMEZONE)
+        self.check(check_timezone, timezone, "node.timezone")
+        return timezone
+
+    def existing_path(self, table: dict[str, Any], key: str, base: Path) -> Path:
+        path = resolve_path(base, self.text(table, key))
+        exists, what = EXISTING[key]
+        if not exists(path):
+            raise ConfigError(f"{self.where}: {key}: {path} is not {what}")
+        return path
+
+    def addresses(self, table: dict[str, Any]) -> tuple[str, str | None]:
+        """server.listen and the optional server.metrics_listen, each host:port."""
+        listen = self.text(table, "server.listen")
+        metrics_listen = self.opt_str(table, "server.metrics_listen")
+        self.check(parse_listen, listen, "server.listen")
+        if metrics_listen is not None:
+            self.check(parse_listen, metrics_listen, "server.metrics_listen")
+        return listen, metrics_listen
+
+    def check(self, check: Callable[[str, str], object], value: str, key: str) -> None:
+        """Run a check whose error names only the key, so that it names the file too."""
+        try:
+            check(value, key)
+        except ConfigError as e:
+            raise ConfigError(f"{self.where}: {e}") from e
 
     def known(self, table: dict[str, Any], name: str, keys: frozenset[str]) -> None:
         for key in table:

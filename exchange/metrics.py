@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
@@ -167,55 +168,101 @@ class _NodeState:
 
     def _collect(self, node: Node) -> Iterator[Metric]:
         d = node.directory
-        info = GaugeMetricFamily("bcx_node_info", "This node's id and role",
-                                 labels=["node_id", "role"])
-        info.add_metric([node.node_id, node.me.role.value], 1)
-        yield info
-        yield GaugeMetricFamily("bcx_directory_version", "Version of the directory in force",
-                                value=d.version)
-        yield GaugeMetricFamily("bcx_directory_expiry_timestamp_seconds",
-                                "When the directory in force expires (Unix time)",
-                                value=d.expires_at.timestamp())
-        yield GaugeMetricFamily("bcx_ledger_entries", "Entries in this node's ledger",
-                                value=node.store.size)
         latest = node.store.latest
-        yield GaugeMetricFamily("bcx_ledger_checkpoint_size",
-                                "Tree size of the latest signed checkpoint",
-                                value=latest.size if latest else 0)
+        yield from node_families(
+            node_id=node.node_id, role=node.me.role.value, directory_version=d.version,
+            directory_expires_at=d.expires_at, entries=node.store.size,
+            checkpoint_size=latest.size if latest else 0,
+        )
         peers = sorted(m.node_id for m in d.members if m.node_id != node.node_id)
-        depth = GaugeMetricFamily("bcx_outbox_depth",
-                                  "Messages waiting for a receipt, by recipient", labels=["peer"])
-        refused = GaugeMetricFamily(
-            "bcx_outbox_refused",
-            "Messages the recipient refused for good, set aside for an operator",
-            labels=["peer"])
-        cosigned = GaugeMetricFamily(
-            "bcx_ledger_cosigned_size",
-            "Largest checkpoint of this ledger each witness has cosigned", labels=["witness"])
-        with node.reader.connect() as conn:
-            for peer in peers:
-                # One index range per member (ix_outbox_pending): never a scan of delivered rows.
-                waiting = dict(conn.execute(
-                    select(outbox.c.refused_at.is_not(None), func.count()).where(
-                        outbox.c.recipient == peer, outbox.c.delivered_at.is_(None))
-                    .group_by(outbox.c.refused_at.is_not(None))).all())
-                depth.add_metric([peer], int(waiting.get(False, 0)))
-                refused.add_metric([peer], int(waiting.get(True, 0)))
-            checkpoints = conn.scalar(select(func.count()).select_from(ledger_checkpoints))
-            cosignatures = conn.scalar(select(func.count()).select_from(ledger_cosignatures))
-            for witness, size in conn.execute(
-                    select(ledger_cosignatures.c.witness, func.max(ledger_cosignatures.c.size))
-                    .group_by(ledger_cosignatures.c.witness)):
-                cosigned.add_metric([witness], int(size))
-            held = conn.scalar(select(func.count()).select_from(peer_checkpoints))
-        yield depth
-        yield refused
-        yield GaugeMetricFamily("bcx_ledger_checkpoints", "Checkpoints this node has signed",
-                                value=int(checkpoints or 0))
-        yield GaugeMetricFamily("bcx_ledger_cosignatures",
-                                "Witness cosignatures held for this node's checkpoints",
-                                value=int(cosignatures or 0))
-        yield cosigned
-        yield GaugeMetricFamily("bcx_peer_checkpoints",
-                                "Verified checkpoints of peers' ledgers this node holds",
-                                value=int(held or 0))
+        yield from stored_families(_read_stored_state(node, peers))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """The state a scrape reads from a node's database."""
+
+    outbox_waiting: Mapping[str, int]
+    """Messages waiting for a receipt, by recipient."""
+    outbox_refused: Mapping[str, int]
+    """Messages the recipient refused for good, by recipient."""
+    checkpoints: int
+    cosignatures: int
+    cosigned_size: Mapping[str, int]
+    """Largest checkpoint of this ledger each witness has cosigned, by witness."""
+    peer_checkpoints: int
+
+
+def _read_stored_state(node: Node, peers: Iterable[str]) -> StoredState:
+    waiting: dict[str, int] = {}
+    refused: dict[str, int] = {}
+    with node.reader.connect() as conn:
+        for peer in peers:
+            # One index range per member (ix_outbox_pending): never a scan of delivered rows.
+            counts = dict(conn.execute(
+                select(outbox.c.refused_at.is_not(None), func.count()).where(
+                    outbox.c.recipient == peer, outbox.c.delivered_at.is_(None))
+                .group_by(outbox.c.refused_at.is_not(None))).all())
+            waiting[peer] = int(counts.get(False, 0))
+            refused[peer] = int(counts.get(True, 0))
+        checkpoints = conn.scalar(select(func.count()).select_from(ledger_checkpoints))
+        cosignatures = conn.scalar(select(func.count()).select_from(ledger_cosignatures))
+        cosigned = {witness: int(size) for witness, size in conn.execute(
+            select(ledger_cosignatures.c.witness, func.max(ledger_cosignatures.c.size))
+            .group_by(ledger_cosignatures.c.witness))}
+        held = conn.scalar(select(func.count()).select_from(peer_checkpoints))
+    return StoredState(outbox_waiting=waiting, outbox_refused=refused,
+                  checkpoints=int(checkpoints or 0), cosignatures=int(cosignatures or 0),
+                  cosigned_size=cosigned, peer_checkpoints=int(held or 0))
+
+
+def node_families(*, node_id: str, role: str, directory_version: int,
+                  directory_expires_at: datetime, entries: int,
+                  checkpoint_size: int) -> list[Metric]:
+    """The gauges of the node itself: who it is, its directory and its ledger's size."""
+    info = GaugeMetricFamily("bcx_node_info", "This node's id and role",
+                             labels=["node_id", "role"])
+    info.add_metric([node_id, role], 1)
+    return [
+        info,
+        GaugeMetricFamily("bcx_directory_version", "Version of the directory in force",
+                          value=directory_version),
+        GaugeMetricFamily("bcx_directory_expiry_timestamp_seconds",
+                          "When the directory in force expires (Unix time)",
+                          value=directory_expires_at.timestamp()),
+        GaugeMetricFamily("bcx_ledger_entries", "Entries in this node's ledger", value=entries),
+        GaugeMetricFamily("bcx_ledger_checkpoint_size",
+                          "Tree size of the latest signed checkpoint", value=checkpoint_size),
+    ]
+
+
+def stored_families(stored: StoredState) -> list[Metric]:
+    """The gauges of what the database holds: outbox, checkpoints, cosignatures."""
+    depth = GaugeMetricFamily("bcx_outbox_depth",
+                              "Messages waiting for a receipt, by recipient", labels=["peer"])
+    for peer, count in stored.outbox_waiting.items():
+        depth.add_metric([peer], count)
+    refused = GaugeMetricFamily(
+        "bcx_outbox_refused",
+        "Messages the recipient refused for good, set aside for an operator",
+        labels=["peer"])
+    for peer, count in stored.outbox_refused.items():
+        refused.add_metric([peer], count)
+    cosigned = GaugeMetricFamily(
+        "bcx_ledger_cosigned_size",
+        "Largest checkpoint of this ledger each witness has cosigned", labels=["witness"])
+    for witness, size in stored.cosigned_size.items():
+        cosigned.add_metric([witness], size)
+    return [
+        depth,
+        refused,
+        GaugeMetricFamily("bcx_ledger_checkpoints", "Checkpoints this node has signed",
+                          value=stored.checkpoints),
+        GaugeMetricFamily("bcx_ledger_cosignatures",
+                          "Witness cosignatures held for this node's checkpoints",
+                          value=stored.cosignatures),
+        cosigned,
+        GaugeMetricFamily("bcx_peer_checkpoints",
+                          "Verified checkpoints of peers' ledgers this node holds",
+                          value=stored.peer_checkpoints),
+    ]

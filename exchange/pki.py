@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from exchange import files
@@ -78,6 +78,15 @@ class CAFiles:
     cert: Path
     key: Path
     trust_domain_file: Path
+    trust_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class CA:
+    """The exchange CA as loaded to issue: its certificate, key and trust domain."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey = field(repr=False)
     trust_domain: str
 
 
@@ -183,44 +192,63 @@ def init_ca(*, trust_domain: str, out: Path, valid_days: int = 3650) -> CAFiles:
     _make_private_dir(out)
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, f"bcx exchange CA ({trust_domain})"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain),
-        ]
-    )
     not_before = datetime.now(UTC) - _BACKDATE
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + timedelta(days=valid_days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    cert = ca_certificate(
+        key, trust_domain=trust_domain, not_before=not_before,
+        not_after=not_before + timedelta(days=valid_days),
     )
     write_private(files.key, _private_pem(key))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.trust_domain_file.write_text(trust_domain + "\n", encoding="utf-8")
     logger.info("created exchange CA for %s, serial %s", trust_domain, _serial_hex(cert))
     return files
+
+
+def ca_certificate(
+    key: ec.EllipticCurvePrivateKey, *, trust_domain: str, not_before: datetime,
+    not_after: datetime,
+) -> x509.Certificate:
+    """The self-signed exchange CA certificate: it may sign node certificates, no CAs."""
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"bcx exchange CA ({trust_domain})"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain),
+        ]
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """When a node's certificates are valid, and the end asked for before any cut."""
+
+    not_before: datetime
+    not_after: datetime
+    asked_not_after: datetime
+
+    @property
+    def cut(self) -> bool:
+        return self.not_after < self.asked_not_after
+
+
+def leaf_validity(*, not_before: datetime, valid_days: int, ca_not_after: datetime) -> Validity:
+    """``valid_days`` from ``not_before``, but never beyond the CA's own end: a certificate
+    cannot be trusted longer than the CA that vouches for it."""
+    asked = not_before + timedelta(days=valid_days)
+    return Validity(not_before=not_before, not_after=min(asked, ca_not_after),
+                    asked_not_after=asked)
 
 
 def issue_node(
@@ -238,8 +266,42 @@ def issue_node(
     entry, so it should be a deliberate step (remove the old files first).
     """
     validate_node_id(node_id)
-    ca_cert, ca_key, trust_domain = _load_ca(ca_dir)
-    files = NodeFiles(
+    ca = _load_ca(ca_dir)
+    files = _node_files(node_id, out)
+    for path in (files.tls_key, files.signing_key, files.hpke_key):
+        if path.exists():
+            raise PKIError(f"refusing to overwrite existing key {path} for node {node_id}")
+
+    start = (datetime.now(UTC) - _BACKDATE) if not_before is None else _aware(not_before)
+    validity = leaf_validity(not_before=start, valid_days=valid_days,
+                             ca_not_after=ca.cert.not_valid_after_utc)
+    if validity.cut:
+        logger.warning("node %s certificates cut to end with the CA at %s", node_id,
+                       validity.asked_not_after)
+    uri = spiffe_uri(ca.trust_domain, node_id)
+
+    _make_private_dir(out)
+    _make_private_dir(out / "tls")
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    tls_cert = tls_certificate(ca, tls_key.public_key(), node_id=node_id, uri=uri,
+                               dns_names=dns_names, validity=validity)
+    signer_key = Ed25519PrivateKey.generate()
+    signing_cert = signing_certificate(ca, signer_key.public_key(), node_id=node_id, uri=uri,
+                                       validity=validity)
+    hpke_key = X25519PrivateKey.generate()
+
+    write_private(files.tls_key, _private_pem(tls_key))
+    write_private(files.signing_key, _private_pem(signer_key))
+    write_private(files.hpke_key, _private_pem(hpke_key))
+    _write_public(files, ca=ca.cert, tls_cert=tls_cert, signing_cert=signing_cert,
+                  hpke_public=hpke_key.public_key())
+    logger.info("issued node %s: auth serial %s, signing serial %s",
+                node_id, _serial_hex(tls_cert), _serial_hex(signing_cert))
+    return files
+
+
+def _node_files(node_id: str, out: Path) -> NodeFiles:
+    return NodeFiles(
         node_id=node_id,
         dir=out,
         ca_cert=out / CA_CERT,
@@ -250,24 +312,29 @@ def issue_node(
         hpke_key=out / HPKE_KEY,
         hpke_pub=out / HPKE_PUB,
     )
-    for path in (files.tls_key, files.signing_key, files.hpke_key):
-        if path.exists():
-            raise PKIError(f"refusing to overwrite existing key {path} for node {node_id}")
 
-    start = (datetime.now(UTC) - _BACKDATE) if not_before is None else _aware(not_before)
-    end = start + timedelta(days=valid_days)
-    if end > ca_cert.not_valid_after_utc:
-        # A certificate cannot be trusted longer than the CA that vouches for it.
-        logger.warning("node %s certificates cut to end with the CA at %s", node_id, end)
-        end = ca_cert.not_valid_after_utc
-    uri = spiffe_uri(trust_domain, node_id)
 
-    _make_private_dir(out)
-    _make_private_dir(out / "tls")
+def _write_public(
+    files: NodeFiles, *, ca: x509.Certificate, tls_cert: x509.Certificate,
+    signing_cert: x509.Certificate, hpke_public: X25519PublicKey,
+) -> None:
+    files.tls_cert.write_bytes(tls_cert.public_bytes(serialization.Encoding.PEM))
+    files.signing_cert.write_bytes(signing_cert.public_bytes(serialization.Encoding.PEM))
+    files.hpke_pub.write_bytes(
+        hpke_public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
-    tls_key = ec.generate_private_key(ec.SECP256R1())
-    tls_cert = (
-        _leaf_builder(node_id, ca_cert, tls_key.public_key(), start, end)
+
+def tls_certificate(
+    ca: CA, public_key: ec.EllipticCurvePublicKey, *, node_id: str, uri: str,
+    dns_names: Sequence[str], validity: Validity,
+) -> x509.Certificate:
+    """The auth certificate: mTLS client and server, named by SPIFFE URI and DNS names."""
+    return (
+        _leaf_builder(node_id, ca.cert, public_key, validity.not_before, validity.not_after)
         .add_extension(
             x509.SubjectAlternativeName(
                 [
@@ -285,39 +352,22 @@ def issue_node(
             ),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca.key, hashes.SHA256())
     )
 
-    signer_key = Ed25519PrivateKey.generate()
-    signing_cert = (
-        _leaf_builder(node_id, ca_cert, signer_key.public_key(), start, end)
+
+def signing_certificate(
+    ca: CA, public_key: Ed25519PublicKey, *, node_id: str, uri: str, validity: Validity
+) -> x509.Certificate:
+    """The signing certificate: binds the node's Ed25519 message key to its SPIFFE URI."""
+    return (
+        _leaf_builder(node_id, ca.cert, public_key, validity.not_before, validity.not_after)
         .add_extension(
             x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False
         )
         .add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca.key, hashes.SHA256())
     )
-
-    hpke_key = X25519PrivateKey.generate()
-
-    write_private(files.tls_key, _private_pem(tls_key))
-    write_private(files.signing_key, _private_pem(signer_key))
-    write_private(files.hpke_key, _private_pem(hpke_key))
-    files.tls_cert.write_bytes(tls_cert.public_bytes(serialization.Encoding.PEM))
-    files.signing_cert.write_bytes(signing_cert.public_bytes(serialization.Encoding.PEM))
-    files.hpke_pub.write_bytes(
-        hpke_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    logger.info(
-        "issued node %s: auth serial %s, signing serial %s",
-        node_id,
-        _serial_hex(tls_cert),
-        _serial_hex(signing_cert),
-    )
-    return files
 
 
 # --- Loading and checking ---------------------------------------------------------------
@@ -347,9 +397,23 @@ def check_certificate(
     """Return the node identity ``cert`` proves, or raise the PKIError saying why not.
 
     ``revoked_serials`` are hex certificate serials (as the directory lists them).
+    The checks run in order: issued by ``ca``, valid at ``now``, not revoked, then named.
     """
     now = _aware(now)
     serial = _serial_hex(cert)
+    _check_issued_by(cert, ca, serial)
+    _check_valid_at(cert, now, serial)
+    if cert.serial_number in _serial_numbers(revoked_serials):
+        raise CertificateRevokedError(f"certificate serial {serial} is revoked")
+    td, node_id = parse_spiffe_uri(_spiffe_uri_of(cert, serial))
+    check_names(serial, trust_domain=td, node_id=node_id,
+                expect_trust_domain=trust_domain, expect_node_id=expect_node_id)
+    return NodeIdentity(
+        node_id=node_id, trust_domain=td, serial_hex=serial, fingerprint_sha256=fingerprint(cert)
+    )
+
+
+def _check_issued_by(cert: x509.Certificate, ca: x509.Certificate, serial: str) -> None:
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as e:
@@ -357,6 +421,9 @@ def check_certificate(
             f"certificate serial {serial} ({cert.subject.rfc4514_string()}) was not issued "
             f"by the exchange CA {ca.subject.rfc4514_string()}"
         ) from e
+
+
+def _check_valid_at(cert: x509.Certificate, now: datetime, serial: str) -> None:
     if now < cert.not_valid_before_utc:
         raise CertificateNotYetValidError(
             f"certificate serial {serial} is not valid before "
@@ -366,9 +433,10 @@ def check_certificate(
         raise CertificateExpiredError(
             f"certificate serial {serial} expired at {cert.not_valid_after_utc.isoformat()}"
         )
-    if cert.serial_number in _serial_numbers(revoked_serials):
-        raise CertificateRevokedError(f"certificate serial {serial} is revoked")
 
+
+def _spiffe_uri_of(cert: x509.Certificate, serial: str) -> str:
+    """The one URI subjectAltName a node certificate carries."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound as e:
@@ -380,18 +448,24 @@ def check_certificate(
         raise CertificateIdentityError(
             f"certificate serial {serial} must carry exactly one SPIFFE URI SAN, has {uris!r}"
         )
-    td, node_id = parse_spiffe_uri(uris[0])
-    if trust_domain is not None and td != trust_domain:
+    return uris[0]
+
+
+def check_names(
+    serial: str, *, trust_domain: str, node_id: str, expect_trust_domain: str | None,
+    expect_node_id: str | None,
+) -> None:
+    """CertificateIdentityError if the certificate ``serial`` names another trust domain or
+    node than expected (``None``: anything is expected)."""
+    if expect_trust_domain is not None and trust_domain != expect_trust_domain:
         raise CertificateIdentityError(
-            f"certificate serial {serial} is for trust domain {td!r}, expected {trust_domain!r}"
+            f"certificate serial {serial} is for trust domain {trust_domain!r}, "
+            f"expected {expect_trust_domain!r}"
         )
     if expect_node_id is not None and node_id != expect_node_id:
         raise CertificateIdentityError(
             f"certificate serial {serial} names node {node_id!r}, expected {expect_node_id!r}"
         )
-    return NodeIdentity(
-        node_id=node_id, trust_domain=td, serial_hex=serial, fingerprint_sha256=fingerprint(cert)
-    )
 
 
 def signing_public_key_from_cert(cert: x509.Certificate) -> PublicKey:
@@ -423,57 +497,61 @@ def load_node_credentials(
         expect_node_id=identity.node_id,
         trust_domain=identity.trust_domain,
     )
-
-    tls_key_path = dir / TLS_KEY
-    tls_key_pem = _read_private(tls_key_path)
-    tls_key = _load_private_pem(tls_key_path, tls_key_pem)
-    if not isinstance(tls_key, ec.EllipticCurvePrivateKey) or _spki(tls_key.public_key()) != _spki(
-        tls_cert.public_key()
-    ):
-        raise PKIError(f"{tls_key_path} is not the private key of {dir / TLS_CERT}")
-
-    signing_key_path = dir / SIGNING_KEY
-    _read_private(signing_key_path)  # permission check
-    signer = Ed25519Signer.from_pem_file(signing_key_path)
-    if signer.public_key != signing_public_key_from_cert(signing_cert):
-        raise PKIError(f"{signing_key_path} is not the private key of {dir / SIGNING_CERT}")
-
-    hpke_path = dir / HPKE_KEY
-    hpke_key = _load_private_pem(hpke_path, _read_private(hpke_path))
-    if not isinstance(hpke_key, X25519PrivateKey):
-        raise PKIError(f"{hpke_path} is not an X25519 private key")
-
+    tls_key_pem, _ = _load_ec_key_of(tls_cert, dir / TLS_KEY, dir / TLS_CERT)
     return NodeCredentials(
         node_id=identity.node_id,
         trust_domain=identity.trust_domain,
         tls_cert_pem=tls_cert.public_bytes(serialization.Encoding.PEM),
         tls_key_pem=tls_key_pem,
         ca_pem=ca.public_bytes(serialization.Encoding.PEM),
-        signer=signer,
+        signer=_load_signer_of(signing_cert, dir / SIGNING_KEY, dir / SIGNING_CERT),
         signing_cert_pem=signing_cert.public_bytes(serialization.Encoding.PEM),
-        hpke_private=hpke_key,
+        hpke_private=_load_hpke_key(dir / HPKE_KEY),
         identity=identity,
         signing_identity=signing_identity,
     )
 
 
-# --- Helpers -----------------------------------------------------------------------------
-
-
-def _load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey, str]:
-    cert = load_certificate(ca_dir / CA_CERT)
-    key_path = ca_dir / CA_KEY
-    key = _load_private_pem(key_path, _read_private(key_path))
+def _load_ec_key_of(
+    cert: x509.Certificate, key_path: Path, cert_path: Path
+) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+    """The PEM and the ECDSA private key in ``key_path``, which must be ``cert``'s key."""
+    pem = _read_private(key_path)
+    key = _load_private_pem(key_path, pem)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or _spki(key.public_key()) != _spki(
         cert.public_key()
     ):
-        raise PKIError(f"{key_path} is not the private key of {ca_dir / CA_CERT}")
+        raise PKIError(f"{key_path} is not the private key of {cert_path}")
+    return pem, key
+
+
+def _load_signer_of(cert: x509.Certificate, key_path: Path, cert_path: Path) -> Ed25519Signer:
+    _read_private(key_path)  # permission check
+    signer = Ed25519Signer.from_pem_file(key_path)
+    if signer.public_key != signing_public_key_from_cert(cert):
+        raise PKIError(f"{key_path} is not the private key of {cert_path}")
+    return signer
+
+
+def _load_hpke_key(path: Path) -> X25519PrivateKey:
+    key = _load_private_pem(path, _read_private(path))
+    if not isinstance(key, X25519PrivateKey):
+        raise PKIError(f"{path} is not an X25519 private key")
+    return key
+
+
+# --- Helpers -----------------------------------------------------------------------------
+
+
+def _load_ca(ca_dir: Path) -> CA:
+    cert = load_certificate(ca_dir / CA_CERT)
+    _, key = _load_ec_key_of(cert, ca_dir / CA_KEY, ca_dir / CA_CERT)
     td_path = ca_dir / TRUST_DOMAIN_FILE
     try:
         trust_domain = td_path.read_text(encoding="utf-8").strip()
     except OSError as e:
         raise PKIError(f"cannot read trust domain {td_path}: {e}") from e
-    return cert, key, validate_trust_domain(trust_domain)
+    return CA(cert=cert, key=key, trust_domain=validate_trust_domain(trust_domain))
 
 
 def _leaf_builder(
@@ -502,7 +580,8 @@ def _leaf_builder(
 
 
 def _key_usage(
-    *, digital_signature: bool = False, content_commitment: bool = False
+    *, digital_signature: bool = False, content_commitment: bool = False,
+    key_cert_sign: bool = False, crl_sign: bool = False,
 ) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature,
@@ -510,8 +589,8 @@ def _key_usage(
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
         encipher_only=False,
         decipher_only=False,
     )

@@ -20,7 +20,7 @@ gone through again leaf by leaf, in the documented order, to name the first inco
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -433,8 +433,29 @@ class _Audit:
 
     def _check_nothing_beyond(self) -> None:
         """No subtree or checkpoint may cover a leaf that is not there, nor a leaf unsigned."""
-        size = self.size
-        first_beyond: tuple[int, int] | None = None
+        self._check_subtree_levels()
+        first_beyond = first_to_end(self._subtrees_beyond())
+        if first_beyond is not None:
+            raise subtree_beyond_error(self.size, *first_beyond)
+        beyond = self.conn.scalar(
+            select(func.min(ledger_checkpoints.c.size))
+            .where(ledger_checkpoints.c.size > self.size)
+        )
+        if beyond is not None:
+            raise TamperError(
+                f"leaf {self.size} is missing: the ledger holds {self.size} leaves but signed "
+                f"a checkpoint of size {beyond}",
+                index=self.size,
+            )
+        if self.signed_size < self.size:
+            raise TamperError(
+                f"leaves {self.signed_size}..{self.size - 1} are covered by no signed "
+                "checkpoint (the ledger signs every batch it appends): they were inserted "
+                "behind its back",
+                index=self.signed_size,
+            )
+
+    def _check_subtree_levels(self) -> None:
         odd_level = self.conn.execute(
             select(ledger_subtrees.c.level, ledger_subtrees.c.idx)
             .where(or_(ledger_subtrees.c.level < 0, ledger_subtrees.c.level > _MAX_LEVEL))
@@ -443,8 +464,12 @@ class _Audit:
         if odd_level is not None:
             raise TamperError(
                 f"ledger holds a subtree hash at impossible level {odd_level.level}",
-                index=size,
+                index=self.size,
             )
+
+    def _subtrees_beyond(self) -> Iterator[tuple[int, int]]:
+        """At each level, the (level, index) of the first stored subtree that covers no
+        leaf of the ledger: the one with the least negative index, else the least beyond."""
         for level in range(_MAX_LEVEL + 1):
             # Two lookups in the primary key, where one OR would scan the whole level.
             at_level = select(func.min(ledger_subtrees.c.idx)).where(
@@ -454,37 +479,28 @@ class _Audit:
             if idx is None:
                 continue  # no row at this level at all
             if idx >= 0:
-                idx = self.conn.scalar(at_level.where(ledger_subtrees.c.idx >= size >> level))
+                idx = self.conn.scalar(
+                    at_level.where(ledger_subtrees.c.idx >= self.size >> level))
                 if idx is None:
                     continue
-            # Name the smallest row that ends first: for a deleted last leaf, that
-            # leaf's own hash (negative indexes come first of all).
-            if first_beyond is None or _end(level, int(idx)) < _end(*first_beyond):
-                first_beyond = (level, int(idx))
-        if first_beyond is not None:
-            level, idx = first_beyond
-            if idx < 0:
-                raise TamperError(
-                    f"ledger holds a subtree hash at level {level} with negative index {idx}",
-                    index=0,
-                )
-            raise TamperError(
-                f"leaf {size} is missing: the ledger holds {size} leaves but the stored hash "
-                f"of the {_covering(level, idx)} exists",
-                index=size,
-            )
-        beyond = self.conn.scalar(
-            select(func.min(ledger_checkpoints.c.size)).where(ledger_checkpoints.c.size > size)
+            yield level, int(idx)
+
+
+def first_to_end(subtrees: Iterable[tuple[int, int]]) -> tuple[int, int] | None:
+    """Of ``(level, index)`` subtrees, the one whose last leaf comes first (then the lower
+    level): for a deleted last leaf, that leaf's own hash; negative indexes before all."""
+    return min(subtrees, key=lambda subtree: _end(*subtree), default=None)
+
+
+def subtree_beyond_error(size: int, level: int, idx: int) -> TamperError:
+    """The error for a stored subtree ``(level, idx)`` that covers no leaf of ``size``."""
+    if idx < 0:
+        return TamperError(
+            f"ledger holds a subtree hash at level {level} with negative index {idx}",
+            index=0,
         )
-        if beyond is not None:
-            raise TamperError(
-                f"leaf {size} is missing: the ledger holds {size} leaves but signed a "
-                f"checkpoint of size {beyond}",
-                index=size,
-            )
-        if self.signed_size < size:
-            raise TamperError(
-                f"leaves {self.signed_size}..{size - 1} are covered by no signed checkpoint "
-                "(the ledger signs every batch it appends): they were inserted behind its back",
-                index=self.signed_size,
-            )
+    return TamperError(
+        f"leaf {size} is missing: the ledger holds {size} leaves but the stored hash "
+        f"of the {_covering(level, idx)} exists",
+        index=size,
+    )

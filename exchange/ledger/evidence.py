@@ -31,7 +31,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -119,14 +119,7 @@ def export_evidence(
     """
     index = _entry_index(store, message_id)
     leaf = store.leaf(index)
-    entry = Entry.decode(leaf)
-    raw = entry.envelope or envelope
-    if not raw:
-        raise LedgerError(
-            f"ledger entry {index} for message {message_id.hex()} holds only the message's "
-            "digest; pass the envelope bytes"
-        )
-    env = dsse.parse(raw)
+    env = dsse.parse(_envelope_bytes(Entry.decode(leaf), envelope, index, message_id))
     latest = store.latest
     if latest is None or latest.size <= index:
         raise LedgerError(f"no checkpoint covers ledger entry {index} yet")
@@ -139,24 +132,55 @@ def export_evidence(
     _, _, cosigned = note.open_checkpoint(checkpoint, log_verifier, cosigners,
                                           origin=store.origin)
     proof = note.TlogProof(index, tuple(store.inclusion_proof(index, latest.size)), checkpoint)
-    signer_cert = _load_certificate(signer_certificate_pem, "signer_certificate")
-    bundle: dict[str, Any] = {
-        "format": FORMAT,
-        "message_id": message_id.hex(),
-        "envelope": env.to_json(),
-        "signer_public_key": pki.signing_public_key_from_cert(signer_cert).to_pem().decode(),
-        "signer_certificate": signer_certificate_pem.decode("ascii"),
-        "leaf": base64.b64encode(leaf).decode("ascii"),
-        "tlog_proof": note.format_tlog_proof(proof),
-        "log_certificate": log_certificate_pem.decode("ascii"),
-        "checkpoint_keys": [log_verifier.vkey],
-        "witness_keys": [v.vkey for v in cosigned],
-    }
+    bundle = evidence_bundle(
+        message_id=message_id, envelope=env, signer_certificate_pem=signer_certificate_pem,
+        leaf=leaf, proof=proof, log_certificate_pem=log_certificate_pem,
+        checkpoint_keys=[log_verifier], witness_keys=cosigned,
+    )
     ca = _load_certificate(ca_pem, "CA certificate")
     verify_evidence(bundle, ca=ca, now=now)
     log.info("exported evidence for message %s: leaf %d, checkpoint size %d",
              message_id.hex(), index, latest.size)
     return bundle
+
+
+def _envelope_bytes(entry: Entry, envelope: bytes | None, index: int,
+                    message_id: bytes) -> bytes:
+    """The envelope the leaf holds, else the one the caller passed for a digest-only leaf."""
+    raw = entry.envelope or envelope
+    if not raw:
+        raise LedgerError(
+            f"ledger entry {index} for message {message_id.hex()} holds only the message's "
+            "digest; pass the envelope bytes"
+        )
+    return raw
+
+
+def evidence_bundle(
+    *,
+    message_id: bytes,
+    envelope: dsse.Envelope,
+    signer_certificate_pem: bytes,
+    leaf: bytes,
+    proof: note.TlogProof,
+    log_certificate_pem: bytes,
+    checkpoint_keys: Sequence[note.Verifier],
+    witness_keys: Sequence[note.Verifier],
+) -> dict[str, Any]:
+    """The bundle's JSON object from its parts (the format in this module's docstring)."""
+    signer_cert = _load_certificate(signer_certificate_pem, "signer_certificate")
+    return {
+        "format": FORMAT,
+        "message_id": message_id.hex(),
+        "envelope": envelope.to_json(),
+        "signer_public_key": pki.signing_public_key_from_cert(signer_cert).to_pem().decode(),
+        "signer_certificate": signer_certificate_pem.decode("ascii"),
+        "leaf": base64.b64encode(leaf).decode("ascii"),
+        "tlog_proof": note.format_tlog_proof(proof),
+        "log_certificate": log_certificate_pem.decode("ascii"),
+        "checkpoint_keys": [v.vkey for v in checkpoint_keys],
+        "witness_keys": [v.vkey for v in witness_keys],
+    }
 
 
 def dumps(bundle: Mapping[str, Any]) -> str:
@@ -193,15 +217,82 @@ def verify_evidence(
     """
     if now is None:
         now = datetime.now(UTC)
+    _check_format(bundle)
+    message_id = _hex(_field(bundle, "message_id", str), "message_id")
+    message = _signed_message(bundle, message_id, ca=ca, now=now)
+    tlog = _certified_log(bundle, ca=ca, now=now)
+    leaf = _base64(_field(bundle, "leaf", str), "leaf")
+    entry = _leaf_entry(leaf)
+    _check_entry(entry, message.envelope, message.digest, message_id)
+    _check_roles(entry, message.header, tlog.node_id)
+
+    proof = note.parse_tlog_proof(_field(bundle, "tlog_proof", str))
+    cp, _, cosigned = note.open_checkpoint(proof.checkpoint, tlog.verifier, tlog.cosigners,
+                                           origin=tlog.origin)
+    merkle.verify_inclusion(merkle.leaf_hash(leaf), proof.index, cp.size, proof.hashes, cp.root)
+    return EvidenceReport(
+        message_id=message_id,
+        sender=message.header.sender,
+        recipient=message.header.recipient,
+        digest=message.digest,
+        kind=entry.kind,
+        log_origin=tlog.origin,
+        leaf_index=proof.index,
+        checkpoint_size=cp.size,
+        witnesses=tuple(v.name for v in cosigned),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _SignedMessage:
+    """The bundle's envelope, its signature checked under the sender's certified key."""
+
+    envelope: dsse.Envelope
+    header: messages.Header
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _CertifiedLog:
+    """The logging node as its CA-certified certificate names it, with the keys to check
+    its checkpoint and the witnesses' cosignatures."""
+
+    node_id: str
+    origin: str
+    verifier: note.Verifier
+    cosigners: tuple[note.Verifier, ...]
+
+
+def _check_format(bundle: Mapping[str, Any]) -> None:
     if not isinstance(bundle, Mapping):
         raise EvidenceError(f"evidence bundle is a {type(bundle).__name__}, not a JSON object")
     if bundle.get("format") != FORMAT:
         raise EvidenceError(
             f"evidence bundle format is {bundle.get('format')!r}, expected {FORMAT!r}"
         )
-    message_id = _hex(_field(bundle, "message_id", str), "message_id")
 
-    # The sender: its key, certified by the CA, signed the envelope.
+
+def _signed_message(bundle: Mapping[str, Any], message_id: bytes, *, ca: x509.Certificate,
+                    now: datetime) -> _SignedMessage:
+    """The sender: its key, certified by the CA, signed the envelope of ``message_id``."""
+    signer, signer_key = _certified_signer(bundle, ca=ca, now=now)
+    env = dsse.Envelope.from_json(_field(bundle, "envelope", dict))
+    payload = dsse.verify(env, signer_key)
+    if env.payload_type != dsse.PAYLOAD_TYPE_MESSAGE:
+        raise MalformedEnvelopeError(
+            f"envelope payload type is {env.payload_type[:80]!r}, not a message "
+            f"({dsse.PAYLOAD_TYPE_MESSAGE})"
+        )
+    header = messages.decode_message(payload).header
+    digest = dsse.payload_digest(payload)
+    check_header(header, message_id=message_id, signer=signer.node_id)
+    return _SignedMessage(envelope=env, header=header, digest=digest)
+
+
+def _certified_signer(bundle: Mapping[str, Any], *, ca: x509.Certificate,
+                      now: datetime) -> tuple[pki.NodeIdentity, PublicKey]:
+    """Who signer_certificate names and the key it certifies, which signer_public_key
+    must repeat."""
     signer_cert = _load_certificate(
         _field(bundle, "signer_certificate", str).encode(), "signer_certificate"
     )
@@ -216,27 +307,27 @@ def verify_evidence(
             f"signer_public_key (key id {claimed_key.keyid[:16]}) is not the key of "
             f"signer_certificate (key id {signer_key.keyid[:16]}, node {signer.node_id})"
         )
-    env = dsse.Envelope.from_json(_field(bundle, "envelope", dict))
-    payload = dsse.verify(env, signer_key)
-    if env.payload_type != dsse.PAYLOAD_TYPE_MESSAGE:
-        raise MalformedEnvelopeError(
-            f"envelope payload type is {env.payload_type[:80]!r}, not a message "
-            f"({dsse.PAYLOAD_TYPE_MESSAGE})"
-        )
-    header = messages.decode_message(payload).header
-    digest = dsse.payload_digest(payload)
+    return signer, signer_key
+
+
+def check_header(header: messages.Header, *, message_id: bytes, signer: str) -> None:
+    """EvidenceError unless the signed message is ``message_id`` and names its ``signer``
+    as the sender."""
     if header.message_id != message_id:
         raise EvidenceError(
             f"bundle is for message {message_id.hex()} but its envelope holds message "
             f"{header.message_id.hex()}"
         )
-    if header.sender != signer.node_id:
+    if header.sender != signer:
         raise EvidenceError(
             f"message {message_id.hex()} names sender {header.sender!r} but was signed "
-            f"by node {signer.node_id!r}"
+            f"by node {signer!r}"
         )
 
-    # The log: its key, certified by the CA, signed the checkpoint that includes the leaf.
+
+def _certified_log(bundle: Mapping[str, Any], *, ca: x509.Certificate,
+                   now: datetime) -> _CertifiedLog:
+    """The log: its key, certified by the CA, signs the checkpoints."""
     log_cert = _load_certificate(_field(bundle, "log_certificate", str).encode(),
                                  "log_certificate")
     logger_id = _check_certificate(log_cert, "log_certificate", ca=ca, now=now)
@@ -244,27 +335,8 @@ def verify_evidence(
     log_verifier = note.Verifier.for_key(origin, _certified_key(log_cert, "log_certificate"))
     _check_checkpoint_keys(_field(bundle, "checkpoint_keys", list), log_verifier)
     cosigners = _witness_verifiers(_field(bundle, "witness_keys", list))
-
-    leaf = _base64(_field(bundle, "leaf", str), "leaf")
-    entry = _leaf_entry(leaf)
-    _check_entry(entry, env, digest, message_id)
-    _check_roles(entry, header, logger_id.node_id)
-
-    proof = note.parse_tlog_proof(_field(bundle, "tlog_proof", str))
-    cp, _, cosigned = note.open_checkpoint(proof.checkpoint, log_verifier, cosigners,
-                                           origin=origin)
-    merkle.verify_inclusion(merkle.leaf_hash(leaf), proof.index, cp.size, proof.hashes, cp.root)
-    return EvidenceReport(
-        message_id=message_id,
-        sender=header.sender,
-        recipient=header.recipient,
-        digest=digest,
-        kind=entry.kind,
-        log_origin=origin,
-        leaf_index=proof.index,
-        checkpoint_size=cp.size,
-        witnesses=tuple(v.name for v in cosigned),
-    )
+    return _CertifiedLog(node_id=logger_id.node_id, origin=origin, verifier=log_verifier,
+                         cosigners=tuple(cosigners))
 
 
 def _field(bundle: Mapping[str, Any], name: str, kind: type[_T]) -> _T:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from exchange.errors import ProofError
 
@@ -26,6 +27,7 @@ __all__ = [
     "MemoryTree",
     "completed_subtrees",
     "consistency_proof",
+    "consistency_proof_size",
     "inclusion_proof",
     "leaf_hash",
     "leaf_hashes",
@@ -306,6 +308,28 @@ def verify_consistency(
     old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes
 ) -> None:
     """Check that the tree of ``new_size`` and ``new_root`` extends the one of ``old_size``."""
+    hashes = _checked_consistency_request(old_size, new_size, proof, old_root, new_root)
+    if old_size == new_size:
+        _verify_same_tree(old_size, hashes, old_root, new_root)
+        return
+    calculated_old, calculated_new = _roots_from_consistency_proof(
+        old_size, new_size, hashes, old_root)
+    if calculated_old != old_root:
+        raise ProofError(
+            f"old root mismatch: consistency proof from size {old_size} gives "
+            f"{calculated_old.hex()}, expected {old_root.hex()}"
+        )
+    if calculated_new != new_root:
+        raise ProofError(
+            f"new root mismatch: consistency proof to size {new_size} gives "
+            f"{calculated_new.hex()}, expected {new_root.hex()}"
+        )
+
+
+def _checked_consistency_request(
+    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes
+) -> list[bytes]:
+    """The proof's hashes, once the sizes and every hash could belong to a real request."""
     if old_size < 0 or new_size < 0:
         raise ProofError(f"tree sizes {old_size} and {new_size} must not be negative")
     if old_size > new_size:
@@ -317,50 +341,78 @@ def verify_consistency(
     _check_hash_size("new root", new_root)
     hashes = list(proof)
     _check_proof_hashes("consistency", hashes)
+    return hashes
 
-    if old_size == new_size:
-        if hashes:
-            raise ProofError(
-                f"consistency proof between equal sizes {old_size} has {len(hashes)} "
-                f"hashes, expected 0"
-            )
-        if old_root != new_root:
-            raise ProofError(
-                f"root mismatch: old root {old_root.hex()} and new root {new_root.hex()} "
-                f"differ for the same size {old_size}"
-            )
-        return
 
+def _verify_same_tree(size: int, proof: Sequence[bytes], old_root: bytes,
+                      new_root: bytes) -> None:
+    if proof:
+        raise ProofError(
+            f"consistency proof between equal sizes {size} has {len(proof)} "
+            f"hashes, expected 0"
+        )
+    if old_root != new_root:
+        raise ProofError(
+            f"root mismatch: old root {old_root.hex()} and new root {new_root.hex()} "
+            f"differ for the same size {size}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _ConsistencyLayout:
+    """Where the hashes of a proof from ``old_size`` to a larger size sit.
+
+    The proof climbs from the largest full subtree that ends the old tree, at level
+    ``shift``: ``inner`` hashes up to where its path meets the new tree's last leaf, then
+    ``border`` left siblings on the new tree's right border. When the old tree is that
+    subtree, the verifier holds its hash already (the old root) and the proof leaves it out.
+    """
+
+    inner: int
+    border: int
+    mask: int
+    seeded_by_old_root: bool
+
+    @property
+    def size(self) -> int:
+        return self.inner + self.border + (0 if self.seeded_by_old_root else 1)
+
+
+def _consistency_layout(old_size: int, new_size: int) -> _ConsistencyLayout:
     inner, border = _decompose(old_size - 1, new_size)
     shift = _trailing_zeros(old_size)
-    inner -= shift  # the proof starts at level `shift`, so the levels below need no hashes
-    seeded_by_old_root = old_size == 1 << shift
-    expected = inner + border + (0 if seeded_by_old_root else 1)
-    if len(hashes) != expected:
+    # The proof starts at level `shift`, so the levels below need no hashes.
+    return _ConsistencyLayout(inner=inner - shift, border=border,
+                              mask=(old_size - 1) >> shift,
+                              seeded_by_old_root=old_size == 1 << shift)
+
+
+def consistency_proof_size(old_size: int, new_size: int) -> int:
+    """Hashes in the consistency proof from ``old_size`` to ``new_size`` (``0 < old <= new``)."""
+    if not 0 < old_size <= new_size:
+        raise ValueError(f"no consistency proof from size {old_size} to size {new_size}")
+    return 0 if old_size == new_size else _consistency_layout(old_size, new_size).size
+
+
+def _roots_from_consistency_proof(
+    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes
+) -> tuple[bytes, bytes]:
+    """The old and new roots that ``proof`` implies (``0 < old_size < new_size``)."""
+    layout = _consistency_layout(old_size, new_size)
+    if len(proof) != layout.size:
         raise ProofError(
-            f"consistency proof has {len(hashes)} hashes, expected {expected} "
+            f"consistency proof has {len(proof)} hashes, expected {layout.size} "
             f"from size {old_size} to size {new_size}"
         )
-    if seeded_by_old_root:
-        seed, path = old_root, hashes
+    if layout.seeded_by_old_root:
+        seed, path = old_root, proof
     else:
-        seed, path = hashes[0], hashes[1:]
-
-    mask = (old_size - 1) >> shift
-    calculated_old = _chain_inner_right(seed, path[:inner], mask)
-    calculated_old = _chain_border_right(calculated_old, path[inner:])
-    if calculated_old != old_root:
-        raise ProofError(
-            f"old root mismatch: consistency proof from size {old_size} gives "
-            f"{calculated_old.hex()}, expected {old_root.hex()}"
-        )
-    calculated_new = _chain_inner(seed, path[:inner], mask)
-    calculated_new = _chain_border_right(calculated_new, path[inner:])
-    if calculated_new != new_root:
-        raise ProofError(
-            f"new root mismatch: consistency proof to size {new_size} gives "
-            f"{calculated_new.hex()}, expected {new_root.hex()}"
-        )
+        seed, path = proof[0], proof[1:]
+    inner, border_path = path[:layout.inner], path[layout.inner:]
+    calculated_old = _chain_border_right(
+        _chain_inner_right(seed, inner, layout.mask), border_path)
+    calculated_new = _chain_border_right(_chain_inner(seed, inner, layout.mask), border_path)
+    return calculated_old, calculated_new
 
 
 # --- In-memory store -----------------------------------------------------------

@@ -30,7 +30,7 @@ from exchange.ledger.entries import Entry, EntryKind, Receipt
 from exchange.ledger.rollback import Claim, all_claims, judge_ledger
 from exchange.storage.unitofwork import Transaction
 from exchange.transport.client import Peers
-from exchange.wire.bcx.v1 import service_pb2
+from exchange.transport.reads import read_entries
 
 if TYPE_CHECKING:
     from exchange.node import Node
@@ -161,19 +161,18 @@ class RecoveryReport:
         return text
 
 
-async def peer_pages(peers: Peers, peer: str, *, progress: Progress
+async def peer_pages(node: Node, peers: Peers, peer: str, *, progress: Progress
                      ) -> AsyncIterator[list[Entry]]:
     """The entries of ``peer``'s ledger this node may read (those it is a party to), a
     page at a time, so that a long ledger is never held whole."""
-    stub = peers.ledger(peer)
     start = 0
     while True:
-        r = await stub.GetEntries(service_pb2.GetEntriesRequest(start=start, limit=PAGE),
+        page = await read_entries(node, peers, peer, start=start, limit=PAGE,
                                   timeout=PEER_TIMEOUT)
-        yield [Entry.decode(e.leaf) for e in r.entries]
-        if r.next_start <= start:
+        yield [Entry.decode(leaf) for _, leaf in page.entries]
+        if page.next_start <= start:
             return
-        start = r.next_start
+        start = page.next_start
         if start % (PAGE * 10) == 0:
             progress(f"  {peer}: {start} of its entries scanned")
 
@@ -183,7 +182,7 @@ async def from_peer(node: Node, peers: Peers, peer: str, wanted: range, *,
     """The lost leaves ``peer``'s receipts carry."""
     leaves: dict[int, bytes] = {}
     refused = 0
-    async for page in peer_pages(peers, peer, progress=progress):
+    async for page in peer_pages(node, peers, peer, progress=progress):
         got = leaves_in_receipts(page, me=node.node_id, verifier=node.store.verifier,
                                  wanted=wanted)
         leaves.update(got.leaves)
@@ -196,47 +195,17 @@ async def recover(node: Node, peers: Peers, *, progress: Progress) -> RecoveryRe
     store = node.store
     progress(f"ledger of {node.node_id} holds {store.size} entries; asking its witnesses "
              "for the latest checkpoint it signed")
-    asked = await all_claims(node, peers)
-    for w in asked.unreachable:
-        progress(f"  witness {w}: not asked")
-    claims = asked.claims
-    if not claims:
-        raise LedgerError(f"no checkpoint of {node.node_id}'s ledger is held outside its "
-                          "database (no checkpoint file, no witness answered): there is "
-                          "nothing to recover against")
-    target: Claim = max(claims, key=lambda c: c.checkpoint.size)
-    diverged = [b for b in await asyncio.to_thread(judge_ledger, store.size, store.root, claims)
-                if b.diverged]
-    if diverged:
-        raise LedgerError(f"ledger of {node.node_id} is not a prefix of what it signed: "
-                          f"{diverged[0]}; appending cannot repair it")
+    target = await _target(node, peers, progress=progress)
     before = store.size
     if target.checkpoint.size <= before:
         return RecoveryReport(node.node_id, before, before, target.source, 0, ())
     wanted = range(before, target.checkpoint.size)
     progress(f"{target.source} holds size {target.checkpoint.size}: entries "
              f"{ranges(list(wanted))} are lost; asking the peers for them")
-    found: dict[int, bytes] = {}
-    for peer in sorted(m.node_id for m in node.directory.members if m.node_id != node.node_id):
-        try:
-            got = await from_peer(node, peers, peer, wanted, progress=progress)
-        except grpc.aio.AioRpcError as e:
-            progress(f"  {peer}: not asked ({e.code().name})")
-            continue
-        new = {i: leaf for i, leaf in got.leaves.items() if i not in found}
-        found.update(new)
-        refused = f", {got.refused} receipts refused (do not prove)" if got.refused else ""
-        progress(f"  {peer}: {len(new)} lost entries found in its receipts{refused} "
-                 f"({len(found)}/{len(wanted)})")
-        if len(found) == len(wanted):
-            break
+    found = await _gather(node, peers, wanted, progress=progress)
     plan = plan_recovery(before, target.checkpoint, found)
     if plan.missing:
-        raise UnrecoverableError(
-            f"ledger of {node.node_id} cannot be rebuilt: {len(plan.missing)} of the "
-            f"{len(wanted)} lost entries are held by no peer reached, indexes "
-            f"{ranges(plan.missing)}; nothing was written and the node still refuses to "
-            "serve", plan.missing)
+        raise unrecoverable(node.node_id, plan)
     replayed: list[int] = []
     not_replayed: list[str] = []
     node.committer.start()
@@ -248,6 +217,62 @@ async def recover(node: Node, peers: Peers, *, progress: Progress) -> RecoveryRe
         await asyncio.to_thread(node.committer.stop)
     return RecoveryReport(node.node_id, before, store.size, target.source, len(replayed),
                           tuple(not_replayed))
+
+
+async def _target(node: Node, peers: Peers, *, progress: Progress) -> Claim:
+    """The largest checkpoint of this ledger held outside its database, once the ledger
+    is known to be a prefix of every one held."""
+    asked = await all_claims(node, peers)
+    for w in asked.unreachable:
+        progress(f"  witness {w}: not asked")
+    claims = asked.claims
+    if not claims:
+        raise LedgerError(f"no checkpoint of {node.node_id}'s ledger is held outside its "
+                          "database (no checkpoint file, no witness answered): there is "
+                          "nothing to recover against")
+    store = node.store
+    diverged = [b for b in await asyncio.to_thread(judge_ledger, store.size, store.root, claims)
+                if b.diverged]
+    if diverged:
+        raise LedgerError(f"ledger of {node.node_id} is not a prefix of what it signed: "
+                          f"{diverged[0]}; appending cannot repair it")
+    return max(claims, key=lambda c: c.checkpoint.size)
+
+
+async def _gather(node: Node, peers: Peers, wanted: range, *,
+                  progress: Progress) -> dict[int, bytes]:
+    """The lost leaves, asked of each member in turn until all are found."""
+    found: dict[int, bytes] = {}
+    for peer in sorted(m.node_id for m in node.directory.members if m.node_id != node.node_id):
+        try:
+            got = await from_peer(node, peers, peer, wanted, progress=progress)
+        except grpc.aio.AioRpcError as e:
+            progress(f"  {peer}: not asked ({e.code().name})")
+            continue
+        new = {i: leaf for i, leaf in got.leaves.items() if i not in found}
+        found.update(new)
+        progress(found_line(peer, new=len(new), refused=got.refused, found=len(found),
+                            wanted=len(wanted)))
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def found_line(peer: str, *, new: int, refused: int, found: int, wanted: int) -> str:
+    """The progress line after asking ``peer``."""
+    refusals = f", {refused} receipts refused (do not prove)" if refused else ""
+    return (f"  {peer}: {new} lost entries found in its receipts{refusals} "
+            f"({found}/{wanted})")
+
+
+def unrecoverable(node_id: str, plan: RecoveryPlan) -> UnrecoverableError:
+    """The error for a plan some of whose leaves no peer holds."""
+    lost = plan.target.size - plan.start
+    return UnrecoverableError(
+        f"ledger of {node_id} cannot be rebuilt: {len(plan.missing)} of the "
+        f"{lost} lost entries are held by no peer reached, indexes "
+        f"{ranges(plan.missing)}; nothing was written and the node still refuses to "
+        "serve", plan.missing)
 
 
 def reappend(node: Node, txn: Transaction, plan: RecoveryPlan, *, replayed: list[int],

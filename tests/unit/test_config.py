@@ -15,8 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from exchange.config import TABLES, Deadlines, Delivery, Limits, NodeConfig
+from exchange.config import (
+    TABLES,
+    Deadlines,
+    Delivery,
+    Limits,
+    NodeConfig,
+    check_node_id,
+    check_timezone,
+    resolve_path,
+    resolve_sqlite_url,
+)
 from exchange.errors import ConfigError
 from nodes.federation import write_node_toml
 
@@ -157,6 +169,13 @@ BAD = (
         r"directory\.refresh_seconds must be positive, got -1"),
     Bad("refresh-wrong-type", set_key("directory", "refresh_seconds", "5m"),
         r"directory\.refresh_seconds must be a number, got '5m'"),
+    Bad("ledger-not-a-table", lambda d: d.__setitem__("ledger", 5), r"\[ledger\] must be a table"),
+    Bad("unknown-key-in-ledger", lambda d: d.__setitem__("ledger", {"readers": []}),
+        r"unknown key ledger\.readers \(known: audit_readers\)"),
+    Bad("audit-readers-not-node-ids",
+        lambda d: d.__setitem__("ledger", {"audit_readers": ["Office CN"]}),
+        r"ledger\.audit_readers must be a list of node ids like \[\"office\.cn\"\], "
+        r"got \['Office CN'\]"),
 )
 
 
@@ -172,6 +191,13 @@ def test_the_valid_base_configuration_loads(tmp_path: Path) -> None:
     assert cfg.limits.max_batch == 64
     assert cfg.delivery.backoff_initial_seconds == 0.25
     assert cfg.deadlines.shutdown_hours == 12
+    assert cfg.audit_readers == ()
+
+
+def test_audit_readers_are_read_from_the_ledger_table(tmp_path: Path) -> None:
+    data = valid(tmp_path)
+    data["ledger"] = {"audit_readers": ["office.cn", "police.gd"]}
+    assert NodeConfig.from_dict(data, base=tmp_path).audit_readers == ("office.cn", "police.gd")
 
 
 @pytest.mark.parametrize("case", BAD, ids=[b.id for b in BAD])
@@ -211,6 +237,80 @@ def test_metrics_listen_is_optional_and_ipv6_is_accepted(tmp_path: Path) -> None
     assert cfg.metrics_listen is None
     assert cfg.listen == "[::1]:7443"
     assert cfg.directory_refresh_seconds == 300.0
+
+
+# --- the pure pieces ---------------------------------------------------------------------------
+
+BASE = Path("/etc/bcx/police")
+
+
+@pytest.mark.parametrize(("written", "resolved"), [
+    ("keys", BASE / "keys"),
+    ("./keys/ca.pem", BASE / "keys" / "ca.pem"),
+    ("../shared/directory.bin", BASE / ".." / "shared" / "directory.bin"),
+    ("/var/lib/bcx/keys", Path("/var/lib/bcx/keys")),
+    ("~/keys", Path.home() / "keys"),
+])
+def test_a_relative_path_is_taken_from_the_configuration_folder(written: str,
+                                                                resolved: Path) -> None:
+    assert resolve_path(BASE, written) == resolved
+
+
+@pytest.mark.parametrize(("url", "resolved"), [
+    ("sqlite:///node.db", f"sqlite:///{BASE / 'node.db'}"),
+    ("sqlite:///data/node.db", f"sqlite:///{BASE / 'data' / 'node.db'}"),
+    ("sqlite:////var/lib/bcx/node.db", "sqlite:////var/lib/bcx/node.db"),
+    ("sqlite://", "sqlite://"),
+    ("postgresql+psycopg://app@db/bcx", "postgresql+psycopg://app@db/bcx"),
+])
+def test_only_a_relative_sqlite_file_is_resolved(url: str, resolved: str) -> None:
+    assert resolve_sqlite_url(url, BASE) == resolved
+
+
+@given(st.from_regex(r"[a-z][a-z0-9_-]{0,20}(\.[a-z][a-z0-9_-]{0,20}){0,2}", fullmatch=True))
+def test_resolving_a_sqlite_url_twice_changes_nothing_more(name: str) -> None:
+    once = resolve_sqlite_url(f"sqlite:///{name}.db", BASE)
+    assert once == f"sqlite:///{BASE / (name + '.db')}"
+    assert resolve_sqlite_url(once, BASE) == once
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ("police.fj", None),
+    ("office.cn", None),
+    ("Police.FJ", r"node\.id must be a lowercase dotted node id like police\.fj, "
+                  r"got 'Police\.FJ'"),
+    ("police fj", r"node\.id must be a lowercase dotted node id"),
+])
+def test_check_node_id(value: str, error: str | None) -> None:
+    if error is None:
+        check_node_id(value, "node.id")
+    else:
+        with pytest.raises(ConfigError, match=error):
+            check_node_id(value, "node.id")
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ("Asia/Shanghai", None),
+    ("UTC", None),
+    ("Mars/Olympus", r"node\.timezone must be an IANA zone name like Asia/Shanghai or UTC, "
+                     r"got 'Mars/Olympus'"),
+    ("../etc/passwd", r"node\.timezone must be an IANA zone name"),
+])
+def test_check_timezone(value: str, error: str | None) -> None:
+    if error is None:
+        check_timezone(value, "node.timezone")
+    else:
+        with pytest.raises(ConfigError, match=error):
+            check_timezone(value, "node.timezone")
+
+
+def test_of_several_mistakes_the_database_url_is_named_first(tmp_path: Path) -> None:
+    data = valid(tmp_path)
+    data["database"]["url"] = "mysql://db/bcx"
+    data["node"]["id"] = "Police FJ"
+    data["server"]["listen"] = "nowhere"
+    with pytest.raises(ConfigError, match=r"^configuration: database\.url: "):
+        NodeConfig.from_dict(data, base=tmp_path)
 
 
 # --- the template ---------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exchange import pki
 from exchange.errors import (
@@ -164,6 +166,69 @@ def test_extra_dns_names(world: World) -> None:
 def test_node_certificates_do_not_outlive_the_ca(world: World) -> None:
     cert = pki.load_certificate(world.issue(valid_days=100_000) / "tls" / "cert.pem")
     assert cert.not_valid_after_utc == world.ca.not_valid_after_utc
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("valid_days", "ca_end", "not_after", "cut"), [
+    (825, T0 + timedelta(days=3650), T0 + timedelta(days=825), False),
+    (825, T0 + timedelta(days=825), T0 + timedelta(days=825), False),
+    (825, T0 + timedelta(days=100), T0 + timedelta(days=100), True),
+    (1, T0 + timedelta(seconds=1), T0 + timedelta(seconds=1), True),
+])
+def test_leaf_validity_ends_no_later_than_the_ca(valid_days: int, ca_end: datetime,
+                                                 not_after: datetime, cut: bool) -> None:
+    validity = pki.leaf_validity(not_before=T0, valid_days=valid_days, ca_not_after=ca_end)
+    assert (validity.not_before, validity.not_after, validity.cut) == (T0, not_after, cut)
+    assert validity.asked_not_after == T0 + timedelta(days=valid_days)
+
+
+@given(st.integers(min_value=1, max_value=100_000), st.integers(min_value=0, max_value=10**9))
+def test_leaf_validity_is_the_asked_span_or_the_ca_end(valid_days: int, ca_seconds: int) -> None:
+    ca_end = T0 + timedelta(seconds=ca_seconds)
+    validity = pki.leaf_validity(not_before=T0, valid_days=valid_days, ca_not_after=ca_end)
+    assert validity.not_after <= ca_end
+    assert validity.not_after <= validity.asked_not_after
+    assert validity.cut == (validity.not_after != validity.asked_not_after)
+    assert validity.not_after in (ca_end, T0 + timedelta(days=valid_days))
+
+
+@pytest.mark.parametrize(("expect_td", "expect_node", "error"), [
+    (None, None, None),
+    (TD, "police.fj", None),
+    (TD, None, None),
+    (None, "police.fj", None),
+    ("other.example", "police.fj",
+     r"certificate serial 1f is for trust domain 'bcx\.example', expected 'other\.example'"),
+    (TD, "police.gd", r"certificate serial 1f names node 'police\.fj', expected 'police\.gd'"),
+    ("other.example", "police.gd", r"for trust domain"),
+])
+def test_check_names(expect_td: str | None, expect_node: str | None, error: str | None) -> None:
+    def check() -> None:
+        pki.check_names("1f", trust_domain=TD, node_id="police.fj",
+                        expect_trust_domain=expect_td, expect_node_id=expect_node)
+    if error is None:
+        check()
+    else:
+        with pytest.raises(CertificateIdentityError, match=error):
+            check()
+
+
+def test_ca_certificate_profile() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = pki.ca_certificate(key, trust_domain=TD, not_before=T0,
+                              not_after=T0 + timedelta(days=10))
+    assert cert.subject == cert.issuer
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+        f"bcx exchange CA ({TD})")
+    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca and constraints.value.path_length == 0
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical and usage.value.key_cert_sign and usage.value.crl_sign
+    assert not usage.value.digital_signature
+    assert (cert.not_valid_before_utc, cert.not_valid_after_utc) == (T0, T0 + timedelta(days=10))
+    cert.verify_directly_issued_by(cert)
 
 
 def test_private_files_are_0600_and_dirs_0700(world: World) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
@@ -20,7 +22,7 @@ from exchange import migrate
 from exchange.errors import TamperError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import audit, merkle, note
-from exchange.ledger.audit import AuditReport, verify_ledger
+from exchange.ledger.audit import AuditReport, first_to_end, subtree_beyond_error, verify_ledger
 from exchange.ledger.entries import Entry, EntryKind, to_micros
 from exchange.ledger.store import LedgerStore
 from exchange.schema import APPEND_ONLY_TABLES
@@ -476,3 +478,50 @@ def test_a_caller_that_cancels_its_wait_does_not_stop_the_ledger_writer(
         committer.stop()
     report = verify_ledger(engine, log_verifier=VERIFIER)
     assert report.size == 2
+
+
+# --- the pure pieces of the check after the last leaf ---------------------------------------
+
+
+@pytest.mark.parametrize(("subtrees", "first"), [
+    ([], None),
+    ([(0, 3000)], (0, 3000)),
+    ([(0, 3000), (2, 750)], (0, 3000)),  # leaf 3000 ends before leaves 3000..3003
+    ([(2, 750), (0, 3001)], (0, 3001)),
+    ([(1, 1500), (0, 3001)], (0, 3001)),  # both end at leaf 3001: the lower level first
+    ([(3, 375), (1, -1)], (1, -1)),  # a negative index comes before any leaf
+    ([(4, -1), (0, -5)], (0, -5)),
+])
+def test_first_to_end(subtrees: list[tuple[int, int]], first: tuple[int, int] | None) -> None:
+    assert first_to_end(subtrees) == first
+
+
+@given(st.lists(st.tuples(st.integers(0, 63), st.integers(-10, 10_000)), max_size=20))
+def test_first_to_end_covers_the_earliest_last_leaf(subtrees: list[tuple[int, int]]) -> None:
+    first = first_to_end(subtrees)
+    if not subtrees:
+        assert first is None
+        return
+    assert first in subtrees
+
+    def last_leaf(subtree: tuple[int, int]) -> int:
+        return ((subtree[1] + 1) << subtree[0]) - 1
+
+    assert first is not None
+    assert all(last_leaf(first) <= last_leaf(other) for other in subtrees)
+    assert all(first[0] <= other[0] for other in subtrees if last_leaf(other) == last_leaf(first))
+
+
+@pytest.mark.parametrize(("size", "level", "idx", "index", "message"), [
+    (3000, 2, 750, 3000, r"^leaf 3000 is missing: the ledger holds 3000 leaves but the stored "
+                         r"hash of the subtree covering leaves 3000\.\.3003 exists$"),
+    (7, 0, 7, 7, r"^leaf 7 is missing: the ledger holds 7 leaves but the stored hash of the "
+                 r"leaf 7 exists$"),
+    (3000, 1, -1, 0, r"^ledger holds a subtree hash at level 1 with negative index -1$"),
+])
+def test_subtree_beyond_error(size: int, level: int, idx: int, index: int, message: str) -> None:
+    error = subtree_beyond_error(size, level, idx)
+    assert isinstance(error, TamperError)
+    assert error.index == index
+    with pytest.raises(TamperError, match=message):
+        raise error

@@ -7,6 +7,7 @@ import base64
 import copy
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,13 +27,15 @@ from exchange.errors import (
     VerificationError,
 )
 from exchange.keys import Ed25519Signer
-from exchange.ledger import note
+from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.ledger.evidence import (
     FORMAT,
     EvidenceError,
     EvidenceReport,
+    check_header,
     dumps,
+    evidence_bundle,
     export_evidence,
     verify_evidence,
 )
@@ -400,3 +403,52 @@ def test_changed_bundle_is_refused(world: World, bundle: dict[str, Any], change:
     assert changed != bundle
     with pytest.raises(error, match=message):
         verify_evidence(changed, ca=world.ca)
+
+
+# --- the pure pieces ------------------------------------------------------------------------
+
+MESSAGE_ID = bytes(range(16))
+
+
+@pytest.mark.parametrize(("message_id", "sender", "signer", "error"), [
+    (MESSAGE_ID, SENDER, SENDER, None),
+    (bytes(16), SENDER, SENDER,
+     rf"^bundle is for message {'00' * 16} but its envelope holds message {MESSAGE_ID.hex()}$"),
+    (MESSAGE_ID, SENDER, "police.gd",
+     rf"^message {MESSAGE_ID.hex()} names sender 'police\.fj' but was signed by node "
+     r"'police\.gd'$"),
+    (bytes(16), SENDER, "police.gd", r"^bundle is for message"),
+])
+def test_check_header(message_id: bytes, sender: str, signer: str, error: str | None) -> None:
+    header = messages.Header(message_id=MESSAGE_ID, sender=sender, recipient=RECIPIENT,
+                             created_at=NOW)
+    if error is None:
+        check_header(header, message_id=message_id, signer=signer)
+    else:
+        with pytest.raises(EvidenceError, match=error):
+            check_header(header, message_id=message_id, signer=signer)
+
+
+def test_evidence_bundle_holds_the_documented_fields(world: World) -> None:
+    import exchange.ledger.evidence as module
+
+    assert module.__doc__ is not None
+    documented = re.findall(r"^    (\w+) {2,}", module.__doc__, flags=re.MULTILINE)
+    log_verifier = note.Verifier.for_key(f"{TD}/{RECIPIENT}", world.recipient.signer.public_key)
+    checkpoint = note.sign_checkpoint(
+        note.Checkpoint(f"{TD}/{RECIPIENT}", 1, merkle.leaf_hash(b"leaf")),
+        world.recipient.signer)
+    proof = note.TlogProof(0, (), checkpoint)
+    bundle = evidence_bundle(
+        message_id=world.message_id, envelope=world.env,
+        signer_certificate_pem=world.sender.cert_pem, leaf=b"leaf", proof=proof,
+        log_certificate_pem=world.recipient.cert_pem, checkpoint_keys=[log_verifier],
+        witness_keys=[],
+    )
+    assert list(bundle) == documented
+    assert bundle["format"] == FORMAT
+    assert bundle["leaf"] == base64.b64encode(b"leaf").decode()
+    assert bundle["checkpoint_keys"] == [log_verifier.vkey]
+    assert bundle["witness_keys"] == []
+    assert bundle["tlog_proof"] == note.format_tlog_proof(proof)
+    assert bundle["signer_public_key"] == world.sender.signer.public_key.to_pem().decode()

@@ -25,6 +25,7 @@ from exchange.ledger.merkle import (
     MemoryTree,
     completed_subtrees,
     consistency_proof,
+    consistency_proof_size,
     inclusion_proof,
     leaf_hash,
     leaf_hashes,
@@ -276,6 +277,34 @@ def test_consistency_proof_is_rfc_proof_and_verifies(case: tuple[int, int]) -> N
     proof = consistency_proof(m, n, prefix_full(n))
     assert proof == rfc_subproof(m, LEAVES[:n], True)
     verify_consistency(m, n, proof, plain_root(m), plain_root(n))
+
+
+@PROPERTY
+@given(old_and_new_size())
+def test_consistency_proof_size_is_the_length_of_the_proof(case: tuple[int, int]) -> None:
+    m, n = case
+    assert consistency_proof_size(m, n) == len(consistency_proof(m, n, prefix_full(n)))
+
+
+# RFC 9162 §2.1.5: the tree of seven leaves and its consistency proofs.
+@pytest.mark.parametrize(("old_size", "new_size", "hashes"), [
+    (3, 7, 4),  # [c, d, g, l]
+    (4, 7, 1),  # [l]
+    (6, 7, 3),  # [i, j, k]
+    (7, 7, 0),
+    (1, 2, 1),
+    (1, 8, 3),
+    (5, 8, 4),
+])
+def test_consistency_proof_size(old_size: int, new_size: int, hashes: int) -> None:
+    assert consistency_proof_size(old_size, new_size) == hashes
+
+
+@pytest.mark.parametrize(("old_size", "new_size"), [(0, 3), (4, 3), (-1, 2)])
+def test_consistency_proof_size_refuses_impossible_sizes(old_size: int, new_size: int) -> None:
+    with pytest.raises(ValueError, match=rf"^no consistency proof from size {old_size} "
+                                         rf"to size {new_size}$"):
+        consistency_proof_size(old_size, new_size)
 
 
 @PROPERTY

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exchange import migrate
 from exchange.config import NodeConfig
@@ -16,7 +18,14 @@ from exchange.errors import LedgerError
 from exchange.keys import Ed25519Signer
 from exchange.ledger import merkle, note
 from exchange.ledger.entries import Entry, EntryKind, Receipt
-from exchange.ledger.recover import leaves_in_receipts, plan_recovery, ranges
+from exchange.ledger.recover import (
+    UnrecoverableError,
+    found_line,
+    leaves_in_receipts,
+    plan_recovery,
+    ranges,
+    unrecoverable,
+)
 from exchange.ledger.rollback import Behind, Claim, RolledBackError, judge_ledger
 from exchange.ledger.store import CheckpointFile, LedgerStore
 from exchange.node import checkpoint_file_path
@@ -147,6 +156,37 @@ def test_a_plan_lists_every_index_no_peer_holds() -> None:
     assert complete.leaves == tuple(LEAVES[23:43])
     rebuilt = merkle.MemoryTree([*LEAVES[:23], *complete.leaves])
     assert rebuilt.root() == target.root
+
+
+def test_an_unrecoverable_plan_names_what_is_missing() -> None:
+    target = note.Checkpoint(ORIGIN, 43, TREE.root(43))
+    plan = plan_recovery(23, target, {i: LEAVES[i] for i in range(23, 43) if i < 30})
+    error = unrecoverable("office.cn", plan)
+    assert isinstance(error, UnrecoverableError)
+    assert error.missing == tuple(range(30, 43))
+    assert str(error) == (
+        "ledger of office.cn cannot be rebuilt: 13 of the 20 lost entries are held by no "
+        "peer reached, indexes 30-42; nothing was written and the node still refuses to serve")
+
+
+@pytest.mark.parametrize(("new", "refused", "found", "wanted", "line"), [
+    (7, 0, 7, 20, "  police.fj: 7 lost entries found in its receipts (7/20)"),
+    (0, 2, 7, 20, "  police.fj: 0 lost entries found in its receipts, 2 receipts refused "
+                  "(do not prove) (7/20)"),
+    (13, 0, 20, 20, "  police.fj: 13 lost entries found in its receipts (20/20)"),
+])
+def test_found_line(new: int, refused: int, found: int, wanted: int, line: str) -> None:
+    assert found_line("police.fj", new=new, refused=refused, found=found,
+                      wanted=wanted) == line
+
+
+@given(st.lists(st.integers(0, 200), unique=True).map(sorted))
+def test_ranges_lists_every_index_once_in_order(indexes: list[int]) -> None:
+    listed: list[int] = []
+    for part in filter(None, ranges(indexes).split(", ")):
+        first, _, last = part.partition("-")
+        listed += range(int(first), int(last or first) + 1)
+    assert listed == indexes
 
 
 # --- where the file lives ------------------------------------------------------------------------
