@@ -247,7 +247,7 @@ BASE = Path("/etc/bcx/police")
 @pytest.mark.parametrize(("written", "resolved"), [
     ("keys", BASE / "keys"),
     ("./keys/ca.pem", BASE / "keys" / "ca.pem"),
-    ("../shared/directory.bin", BASE / ".." / "shared" / "directory.bin"),
+    ("../common/directory.bin", BASE / ".." / "common" / "directory.bin"),
     ("/var/lib/bcx/keys", Path("/var/lib/bcx/keys")),
     ("~/keys", Path.home() / "keys"),
 ])
