@@ -84,11 +84,12 @@ class RunningNode:
             self.metrics_port = await asyncio.to_thread(node.metrics.serve,
                                                         node.config.metrics_listen)
         self.server, self.port, self.health = build_server(
-            tls=node.tls, listen=self.listen, resolver=node,
-            exchange=ExchangeService(node, stream_window=node.config.limits.stream_window,
+            tls=node.tls, listen=self.listen, resolver=node.directories,
+            exchange=ExchangeService(node.inbox, node.directories,
+                                     stream_window=node.config.limits.stream_window,
                                      stream_window_bytes=node.config.limits.stream_window_bytes),
             ledger=LedgerService(node),
-            admin=AdminService(node, self.operations) if self.operations else None,
+            admin=AdminService(node.node_id, self.operations) if self.operations else None,
             max_message_bytes=node.config.limits.max_envelope_bytes,
         )
         await self.server.start()
