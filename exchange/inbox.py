@@ -276,30 +276,11 @@ class Inbox:
                 return result
         raise LedgerError("the receive pipeline gave no answer")  # pragma: no cover
 
-    async def receive_stream(self, raws: AsyncIterator[bytes], peer: str, *, window: int,
-                             window_bytes: int
-                             ) -> AsyncGenerator[ReceiveOutcome | Exception, None]:
-        """Each envelope's outcome or refusal, in the order the envelopes came.
-
-        Checks run as envelopes arrive and logging is pipelined. At most ``window``
-        envelopes, and at most ``window_bytes`` of them, wait for the ledger at once (a
-        decoded bulk message is many times its size); reading ``raws`` then waits, so
-        memory stays bounded.
-
-        An envelope refused for good (bad signature, invalid body, …) is refused alone:
-        it will never be applied, so applying those after it keeps the sender's order.
-        An envelope refused for now (overloaded, database unavailable) will be applied on
-        a later try, so nothing after it is applied: each later envelope gets the same
-        "retry later" refusal and the sender resumes from the first.
-        """
-        stream = _Stream(self, peer, window=window, window_bytes=window_bytes)
-        reader = asyncio.ensure_future(stream.admit_all(raws))
-        try:
-            while (waiting := await stream.queue.get()) is not None:
-                yield await stream.settle(*waiting)
-        finally:
-            reader.cancel()
-            stream.cancel_left()
+    def receive_stream(self, raws: AsyncIterator[bytes], peer: str, *, window: int,
+                       window_bytes: int) -> AsyncGenerator[ReceiveOutcome | Exception, None]:
+        """Each envelope's outcome or refusal, in the order the envelopes came (see
+        ``receive_in_order``)."""
+        return receive_in_order(self, raws, peer, window=window, window_bytes=window_bytes)
 
     # --- counting and logging -------------------------------------------------------
 
@@ -342,6 +323,44 @@ class Inbox:
                      type(error).__name__)
 
 
+class Intake(Protocol):
+    """What ``receive_in_order`` needs of an inbox."""
+
+    @property
+    def retry_after(self) -> float: ...
+
+    def accept(self, raw: bytes, peer: str, order: InOrder
+               ) -> asyncio.Future[Committed[Applied]]: ...
+
+    def answer(self, committed: Committed[Applied]) -> ReceiveOutcome: ...
+
+
+async def receive_in_order(intake: Intake, raws: AsyncIterator[bytes], peer: str, *,
+                           window: int, window_bytes: int
+                           ) -> AsyncGenerator[ReceiveOutcome | Exception, None]:
+    """Each envelope's outcome or refusal, in the order the envelopes came.
+
+    Checks run as envelopes arrive and logging is pipelined. At most ``window``
+    envelopes, and at most ``window_bytes`` of them, wait for the ledger at once (a
+    decoded bulk message is many times its size); reading ``raws`` then waits, so
+    memory stays bounded.
+
+    An envelope refused for good (bad signature, invalid body, …) is refused alone:
+    it will never be applied, so applying those after it keeps the sender's order.
+    An envelope refused for now (overloaded, database unavailable) will be applied on
+    a later try, so nothing after it is applied: each later envelope gets the same
+    "retry later" refusal and the sender resumes from the first.
+    """
+    stream = _Stream(intake, peer, window=window, window_bytes=window_bytes)
+    reader = asyncio.ensure_future(stream.admit_all(raws))
+    try:
+        while (waiting := await stream.queue.get()) is not None:
+            yield await stream.settle(*waiting)
+    finally:
+        reader.cancel()
+        stream.cancel_left()
+
+
 async def _one(raw: bytes) -> AsyncIterator[bytes]:
     yield raw
 
@@ -353,10 +372,10 @@ class _Stream:
     """One incoming stream: its envelopes waiting for the ledger, in order, and the window
     that bounds them."""
 
-    def __init__(self, inbox: Inbox, peer: str, *, window: int, window_bytes: int) -> None:
-        self.inbox = inbox
+    def __init__(self, intake: Intake, peer: str, *, window: int, window_bytes: int) -> None:
+        self.intake = intake
         self.peer = peer
-        self.order = InOrder(inbox.retry_after)
+        self.order = InOrder(intake.retry_after)
         self.queue: asyncio.Queue[Waiting | None] = asyncio.Queue(maxsize=window)
         self.window_bytes = window_bytes
         self.waiting_bytes = 0
@@ -383,7 +402,7 @@ class _Stream:
         if self.held is not None:
             return self.held
         try:
-            return self.inbox.accept(raw, self.peer, self.order)
+            return self.intake.accept(raw, self.peer, self.order)
         except Exception as e:  # noqa: BLE001 - answered as a refusal
             if isinstance(e, RETRY_LATER):
                 self.held = e
@@ -408,7 +427,7 @@ class _Stream:
             await self.release(size)
             return item
         try:
-            outcome = self.inbox.answer(await item)
+            outcome = self.intake.answer(await item)
         except Exception as e:  # noqa: BLE001 - answered as a refusal
             await self.release(size)
             if isinstance(e, RETRY_LATER) and self.held is None:
