@@ -4,14 +4,13 @@ The checks of ``exchange.receive`` run on the event loop; then logging RECEIVED,
 the message for idempotence (its ``inbox`` row) and the handlers' workflow change run in
 one ledger transaction (group-committed); the receipt is built only once that transaction
 is durable. ``Inbox.receive_stream`` is the one receive path: a stream of envelopes is
-checked as it arrives and logged pipelined, in order; ``Inbox.receive`` is its
-one-message case.
+checked as it arrives and logged pipelined, in order (``receive_in_order``);
+``Inbox.receive``, for a unary call, is its one-message case.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import CancelledError
@@ -266,15 +265,12 @@ class Inbox:
         return ReceiveOutcome(self._receipts.receipt(applied.leaf_idx, cp), applied.duplicate)
 
     async def receive(self, raw: bytes, peer: str) -> ReceiveOutcome:
-        """Check, log and apply one message; return its receipt once durable (the
-        one-message case of ``receive_stream``)."""
-        async with contextlib.aclosing(self.receive_stream(
-                _one(raw), peer, window=1, window_bytes=max(len(raw), 1))) as results:
-            async for result in results:
-                if isinstance(result, Exception):
-                    raise result
-                return result
-        raise LedgerError("the receive pipeline gave no answer")  # pragma: no cover
+        """Check, log and apply one message; return its receipt once durable.
+
+        The one-message case of ``receive_stream``: the same accept and answer, with
+        nothing before it to keep order with and no window to bound.
+        """
+        return self.answer(await self.accept(raw, peer, InOrder(self.retry_after)))
 
     def receive_stream(self, raws: AsyncIterator[bytes], peer: str, *, window: int,
                        window_bytes: int) -> AsyncGenerator[ReceiveOutcome | Exception, None]:
@@ -359,10 +355,6 @@ async def receive_in_order(intake: Intake, raws: AsyncIterator[bytes], peer: str
     finally:
         reader.cancel()
         stream.cancel_left()
-
-
-async def _one(raw: bytes) -> AsyncIterator[bytes]:
-    yield raw
 
 
 Waiting = tuple["asyncio.Future[Committed[Applied]] | Exception", int]
