@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from exchange import envelope, messages
 from exchange.directory import DirectoryHolder
@@ -171,20 +171,20 @@ def read_scope(caller: Member, *, office_id: str, audit_reason: str,
 class EscalatedMessages:
     """Ids of the messages this node escalated to the office, from its outbox."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, reader: Engine, *, office_id: str) -> None:
+        self.reader = reader
+        self.office_id = office_id
         self._ids: set[bytes] = set()
         self._seen = 0
         self._lock = threading.Lock()
 
     def ids(self) -> frozenset[bytes]:
         """Reads only rows queued since the last call (a thread's work: database reads)."""
-        node = self.node
         with self._lock:
-            with node.reader.connect() as conn:
+            with self.reader.connect() as conn:
                 rows = conn.execute(
                     select(outbox.c.seq, outbox.c.envelope)
-                    .where(outbox.c.recipient == node.config.office_id,
+                    .where(outbox.c.recipient == self.office_id,
                            outbox.c.kind == messages.Escalation.kind,
                            outbox.c.seq > self._seen)
                     .order_by(outbox.c.seq)).all()
@@ -217,7 +217,7 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
     def __init__(self, node: Node, *, max_entries_bytes: int | None = None) -> None:
         self.node = node
         self.max_entries_bytes = max_entries_bytes or node.config.limits.max_entries_bytes
-        self.escalated = EscalatedMessages(node)
+        self.escalated = EscalatedMessages(node.reader, office_id=node.config.office_id)
 
     def _scope(self, caller: Member, audit_reason: str = "") -> ReadScope:
         office = self.node.config.office_id
