@@ -65,7 +65,7 @@ class DeliverDriver:
     def _queue(self, txn: Any) -> Pending:
         node = self.node
         self.case += 1
-        mid = node.send_in(txn, RECEIVER, report_body(self.numbers, self.case))
+        mid = node.sender.send_in(txn, RECEIVER, report_body(self.numbers, self.case))
         row = txn.conn.execute(_QUEUED, {"message_id": mid}).one()
         return Pending(row.seq, mid, bytes(row.envelope), 0, row.created_at, False,
                        "number_report")
@@ -85,7 +85,7 @@ class DeliverDriver:
         self.case += 1
         case = self.case
         committed = await node.committer.run(
-            lambda txn: node.send_in(txn, RECEIVER, report_body(self.numbers, case)))
+            lambda txn: node.sender.send_in(txn, RECEIVER, report_body(self.numbers, case)))
         delivered = self.outbox.watch(committed.result)
         self.outbox.wake(RECEIVER)
         try:

@@ -52,7 +52,7 @@ def _echo_client(node: Node, port: int) -> EchoClient:
 
 
 async def compare(args: argparse.Namespace) -> dict[str, Any]:
-    node = Node(NodeConfig.from_file(args.config))
+    node = Node.open(NodeConfig.from_file(args.config))
     payload = sign_envelope(node.signer, SENDER, RECEIVER, report_body(typical_numbers()))
     echo = _echo_client(node, args.echo_port)
     driver = DeliverDriver(node)
@@ -103,7 +103,7 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def bulk(args: argparse.Namespace) -> dict[str, Any]:
-    node = Node(NodeConfig.from_file(args.config))
+    node = Node.open(NodeConfig.from_file(args.config))
     chunk = tuple(bulk_numbers(BULK_NUMBERS_PER_REPORT))
     payload = sign_envelope(node.signer, SENDER, RECEIVER, report_body(chunk))
     running = RunningNode(node)
@@ -148,7 +148,7 @@ async def bulk_full(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def exchange_node(config: Path) -> None:
-    running = RunningNode(Node(NodeConfig.from_file(config)))
+    running = RunningNode(Node.open(NodeConfig.from_file(config)))
     await running.start()
     await running.serve_until_signalled()
 

@@ -54,7 +54,7 @@ class RunningNode:
         # Refuse to serve a ledger behind what it signed (exchange.ledger.rollback).
         self.check_ledger = check_ledger
         self.listen = listen or node.config.listen
-        self.peers = Peers(node.tls, node.current_directory,
+        self.peers = Peers(node.tls, node.directories.current_directory,
                            max_message_bytes=node.config.limits.max_envelope_bytes)
         self.outbox = Outbox(node, self.peers)
         self.witness = Witness(node, self.peers)
@@ -84,15 +84,19 @@ class RunningNode:
             self.metrics_port = await asyncio.to_thread(node.metrics.serve,
                                                         node.config.metrics_listen)
         self.server, self.port, self.health = build_server(
-            tls=node.tls, listen=self.listen, resolver=node,
-            exchange=ExchangeService(node, stream_window=node.config.limits.stream_window,
+            tls=node.tls, listen=self.listen, resolver=node.directories,
+            exchange=ExchangeService(node.inbox, node.directories,
+                                     stream_window=node.config.limits.stream_window,
                                      stream_window_bytes=node.config.limits.stream_window_bytes),
             ledger=LedgerService(node),
-            admin=AdminService(node, self.operations) if self.operations else None,
+            admin=AdminService(node.node_id, self.operations) if self.operations else None,
             max_message_bytes=node.config.limits.max_envelope_bytes,
         )
-        await self.server.start()
+        # The outbox reads the database first: once the port is open, nothing is awaited
+        # before serve_until_signalled installs its handlers, so a SIGTERM from a
+        # supervisor that saw the port open stops the node cleanly.
         await self.outbox.start()
+        await self.server.start()
         self._tasks.append(asyncio.ensure_future(
             self.witness.run(node.config.deadlines.witness_interval_seconds)))
         if node.me.role is not Role.OFFICE:
@@ -130,7 +134,7 @@ class RunningNode:
         adopted), grpc.aio.AioRpcError if the office could not be asked.
         """
         node = self.node
-        held = node.directory.version
+        held = node.directories.current_directory().version
         try:
             response = await self.peers.exchange(node.config.office_id).GetDirectory(
                 service_pb2.GetDirectoryRequest(newer_than=held), timeout=10)
@@ -141,7 +145,7 @@ class RunningNode:
             node.metrics.directory_refresh("unreachable")
             raise
         try:
-            d = await node.replace_directory(
+            d = await node.directories.replace(
                 SignedDirectory(response.envelope, response.signer_certificate_pem))
         except DirectoryError:
             node.metrics.directory_refresh("refused")
@@ -153,11 +157,12 @@ class RunningNode:
         """Keep the directory current (docs/architecture.md#the-directory); failures are
         logged and retried."""
         node = self.node
+        directories = node.directories
         interval = node.config.directory_refresh_seconds
         failures = 0
         while True:
-            await asyncio.sleep(refresh_delay(node.directory.expires_at, node.now(), interval,
-                                              failures))
+            await asyncio.sleep(refresh_delay(directories.current_directory().expires_at,
+                                              directories.now(), interval, failures))
             try:
                 outcome = await self.refresh_directory()
             except asyncio.CancelledError:

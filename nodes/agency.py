@@ -33,7 +33,7 @@ HANDLERS: dict[Role, Mapping[str, Handler]] = {
 
 def make_node(config: NodeConfig, **kw: Any) -> Node:
     """The node for ``config`` with the handlers of the role the directory gives it."""
-    node = Node(config, **kw)
+    node = Node.open(config, **kw)
     node.handlers.update(HANDLERS[node.me.role])
     node.responsibility = rules.check
     return node

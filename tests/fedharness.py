@@ -38,7 +38,7 @@ def make_federation(tmp: Path, specs: Sequence[tuple[str, Role, str]] = DEFAULT_
 
 
 def load_node(fed: Federation, node_id: str, **kw: object) -> Node:
-    return Node(NodeConfig.from_file(fed.config(node_id)), **kw)  # type: ignore[arg-type]
+    return Node.open(NodeConfig.from_file(fed.config(node_id)), **kw)  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +67,7 @@ class ServingWith(RunningNode):
         node = self.node
         node.start_writer()
         self.server, self.port, _ = build_server(
-            tls=node.tls, listen=self.listen, resolver=node, exchange=self._exchange,
+            tls=node.tls, listen=self.listen, resolver=node.directories, exchange=self._exchange,
             ledger=LedgerService(node), max_message_bytes=node.config.limits.max_envelope_bytes)
         await self.server.start()
         await self.outbox.start()

@@ -292,7 +292,7 @@ def reappend(node: Node, txn: Transaction, plan: RecoveryPlan, *, replayed: list
                 not_replayed.append(entry.message_id.hex())
             else:
                 replayed.append(idx)
-            node.reapply_received(txn, entry, idx, accepted)
+            node.inbox.reapply_received(txn, entry, idx, accepted)
         done = k + 1
         if done % PROGRESS_EVERY == 0 or done == len(plan.leaves):
             progress(f"  re-appended {done}/{len(plan.leaves)} entries")
@@ -307,7 +307,7 @@ def replay_check(node: Node, entry: Entry) -> receive.Accepted | None:
     try:
         return receive.check_incoming(
             entry.envelope, directory=node.directory, me=node.node_id, peer=entry.peer,
-            now=entry.logged_at, limits=node.limits, body_checks=node.body_checks)
+            now=entry.logged_at, limits=node.inbox.limits, body_checks=node.inbox.body_checks)
     except ExchangeError as e:
         log.warning("message %s from %s (re-appended) no longer passes the checks: %s",
                     entry.message_id.hex(), entry.peer, type(e).__name__)

@@ -46,7 +46,8 @@ class TLSMaterial:
 
 
 class PeerResolver(Protocol):
-    """What the interceptor needs of the node: the directory in force, and the time."""
+    """What the interceptor needs: the directory in force, and the time (a node's
+    ``DirectoryHolder``)."""
 
     def current_directory(self) -> Directory: ...
 

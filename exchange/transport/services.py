@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -11,25 +12,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from exchange import envelope, messages
+from exchange.directory import DirectoryHolder
 from exchange.errors import (
-    ExchangeError,
     LedgerError,
     NoteError,
     OperationError,
     OperatorNotAllowedError,
-    OverloadedError,
     ReadNotAllowedError,
-    StorageUnavailableError,
     VerificationError,
 )
 from exchange.identity import Member
+from exchange.inbox import Inbox
 from exchange.ledger import note
 from exchange.ledger.entries import Entry
 from exchange.ledger.receipts import log_origin
-from exchange.node import InOrder
 from exchange.schema import outbox
 from exchange.transport.server import current_peer
 from exchange.transport.status import answer_for
@@ -47,17 +46,19 @@ MAX_ENTRIES_PER_PAGE = 1000
 AUDIT_REASON_METADATA = "bcx-audit-reason-bin"
 MAX_AUDIT_REASON_CHARS = 500
 
-# Refusals that say "not now": the same envelope will be accepted on a later try.
-RETRY_LATER = (OverloadedError, StorageUnavailableError)
 # Out of the ledger writer while receiving, a LedgerError is this node's own failure
 # (a handler's defect, a transaction that failed), never a refusal of the message.
 RECEIVING_INTERNAL = (LedgerError,)
 
 
 class ExchangeService(service_pb2_grpc.ExchangeServicer):
-    def __init__(self, node: Node, *, stream_window: int,
+    """Deliver and DeliverStream: the inbox's one receive path; GetDirectory: the signed
+    directory in force."""
+
+    def __init__(self, inbox: Inbox, directories: DirectoryHolder, *, stream_window: int,
                  stream_window_bytes: int = 8 * 1024 * 1024) -> None:
-        self.node = node
+        self.inbox = inbox
+        self.directories = directories
         self.stream_window = stream_window
         self.stream_window_bytes = stream_window_bytes
 
@@ -65,9 +66,9 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
                       context: grpc.aio.ServicerContext[Any, Any]) -> service_pb2.DeliverResponse:
         peer = current_peer.get().node_id
         try:
-            outcome = await self.node.receive(request.envelope, peer)
+            outcome = await self.inbox.receive(request.envelope, peer)
         except Exception as e:
-            # The node has counted and logged the refusal (by type only).
+            # The inbox has counted and logged the refusal (by type only).
             await _abort(context, e, "Deliver", internal=RECEIVING_INTERNAL)
             raise  # unreachable: abort raises
         return service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
@@ -76,107 +77,30 @@ class ExchangeService(service_pb2_grpc.ExchangeServicer):
         self, request_iterator: AsyncIterator[service_pb2.DeliverRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[service_pb2.DeliverResponse]:
-        """Answers in request order; checks run as requests arrive, logging is pipelined.
-
-        At most ``stream_window`` messages, and at most ``stream_window_bytes`` of them,
-        wait for the ledger at once (a decoded bulk message is many times its size);
-        gRPC flow control then holds the sender back, so memory stays bounded.
-
-        An envelope refused for good (bad signature, invalid body, …) is refused alone:
-        it will never be applied, so applying those after it keeps the sender's order.
-        An envelope refused for now (overloaded, database unavailable) will be applied on
-        a later try, so nothing after it in this stream is applied: each later envelope
-        gets the same "retry later" refusal and the sender resumes from the first.
-        """
+        """Answers in request order (see ``Inbox.receive_stream``: checks as requests
+        arrive, logging pipelined, at most ``stream_window`` messages and
+        ``stream_window_bytes`` waiting, after a "retry later" refusal nothing applied)."""
         peer = current_peer.get().node_id
-        order = InOrder(self.node.retry_after)
-        window: asyncio.Queue[tuple[asyncio.Future[Any] | BaseException, int] | None] = \
-            asyncio.Queue(maxsize=self.stream_window)
-        held: list[ExchangeError] = []  # the first "retry later" refusal, once there is one
-        waiting_bytes = 0
-        room = asyncio.Condition()
-
-        async def admit() -> None:
-            nonlocal waiting_bytes
-            try:
-                async for request in request_iterator:
-                    size = len(request.envelope)
-                    async with room:
-                        # One envelope is always let in, however large (the size limit
-                        # has its own check), so a stream cannot stall on its own window.
-                        while waiting_bytes and \
-                                waiting_bytes + size > self.stream_window_bytes:
-                            await room.wait()
-                        waiting_bytes += size
-                    item: asyncio.Future[Any] | BaseException
-                    if held:
-                        item = held[0]
-                    else:
-                        try:
-                            accepted = self.node.check(request.envelope, peer)
-                            item = self.node.submit_receive(accepted, order)
-                        except Exception as e:  # noqa: BLE001 - answered as a refusal
-                            item = e
-                            if isinstance(e, RETRY_LATER):
-                                held.append(e)
-                    await window.put((item, size))
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                # The type only: the error's text may quote what the stream carried.
-                log.warning("reading the stream from %s failed: %s", peer, type(e).__name__)
-                raise
-            finally:
-                await window.put(None)
-
-        async def release(size: int) -> None:
-            nonlocal waiting_bytes
-            async with room:
-                waiting_bytes -= size
-                room.notify_all()
-
-        reader = asyncio.ensure_future(admit())
-        try:
-            while True:
-                entry = await window.get()
-                if entry is None:
-                    break
-                item, size = entry
-                if isinstance(item, BaseException):
-                    await release(size)
-                    yield _refusal(item)
-                    continue
-                try:
-                    committed = await item
-                    outcome = self.node.outcome(committed)
-                except Exception as e:  # noqa: BLE001 - answered as a refusal
-                    await release(size)
-                    if isinstance(e, RETRY_LATER) and not held:
-                        held.append(e)
-                    yield _refusal(e)
-                    continue
-                await release(size)
-                yield service_pb2.DeliverResponse(receipt=outcome.receipt.to_pb())
-        finally:
-            reader.cancel()
-            # Nobody reads what is left. Empty the queue, so that the reader, if it is
-            # blocked putting into a full one, can end; and cancel the work the ledger
-            # writer has not started (no receipt would reach the sender; it retries).
-            while not window.empty():
-                left = window.get_nowait()
-                if left is not None and isinstance(left[0], asyncio.Future):
-                    left[0].cancel()
+        raws = (request.envelope async for request in request_iterator)
+        async with contextlib.aclosing(self.inbox.receive_stream(
+                raws, peer, window=self.stream_window,
+                window_bytes=self.stream_window_bytes)) as results:
+            async for result in results:
+                if isinstance(result, Exception):
+                    yield _refusal(result)
+                else:
+                    yield service_pb2.DeliverResponse(receipt=result.receipt.to_pb())
 
     async def GetDirectory(self, request: service_pb2.GetDirectoryRequest,
                            context: grpc.aio.ServicerContext[Any, Any]
                            ) -> directory_pb2.SignedDirectory:
-        d = self.node.directory
+        d = self.directories.current_directory()
         if request.newer_than >= d.version:
             await context.abort(grpc.StatusCode.NOT_FOUND,
                                 f"no directory newer than version {request.newer_than}")
         signed = directory_pb2.SignedDirectory()
         try:
-            signed.ParseFromString(await asyncio.to_thread(self.node.signed_directory))
+            signed.ParseFromString(await asyncio.to_thread(self.directories.signed_bytes))
         except Exception as e:
             await _abort(context, e, "GetDirectory")
             raise
@@ -241,20 +165,20 @@ def read_scope(caller: Member, *, office_id: str, audit_reason: str,
 class EscalatedMessages:
     """Ids of the messages this node escalated to the office, from its outbox."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, reader: Engine, *, office_id: str) -> None:
+        self.reader = reader
+        self.office_id = office_id
         self._ids: set[bytes] = set()
         self._seen = 0
         self._lock = threading.Lock()
 
     def ids(self) -> frozenset[bytes]:
         """Reads only rows queued since the last call (a thread's work: database reads)."""
-        node = self.node
         with self._lock:
-            with node.reader.connect() as conn:
+            with self.reader.connect() as conn:
                 rows = conn.execute(
                     select(outbox.c.seq, outbox.c.envelope)
-                    .where(outbox.c.recipient == node.config.office_id,
+                    .where(outbox.c.recipient == self.office_id,
                            outbox.c.kind == messages.Escalation.kind,
                            outbox.c.seq > self._seen)
                     .order_by(outbox.c.seq)).all()
@@ -287,7 +211,7 @@ class LedgerService(service_pb2_grpc.LedgerServicer):
     def __init__(self, node: Node, *, max_entries_bytes: int | None = None) -> None:
         self.node = node
         self.max_entries_bytes = max_entries_bytes or node.config.limits.max_entries_bytes
-        self.escalated = EscalatedMessages(node)
+        self.escalated = EscalatedMessages(node.reader, office_id=node.config.office_id)
 
     def _scope(self, caller: Member, audit_reason: str = "") -> ReadScope:
         office = self.node.config.office_id
@@ -443,8 +367,8 @@ class AdminService(service_pb2_grpc.AdminServicer):
     registers them; this adapter authenticates, decodes JSON and maps errors to statuses.
     """
 
-    def __init__(self, node: Node, operations: Mapping[str, Operation]) -> None:
-        self.node = node
+    def __init__(self, node_id: str, operations: Mapping[str, Operation]) -> None:
+        self.node_id = node_id
         self.operations = dict(operations)
 
     async def Operate(self, request: service_pb2.OperateRequest,
@@ -464,14 +388,14 @@ class AdminService(service_pb2_grpc.AdminServicer):
 
     def _resolve(self, request: service_pb2.OperateRequest, peer: str
                  ) -> tuple[Operation, dict[str, Any]]:
-        if peer != self.node.node_id:
+        if peer != self.node_id:
             raise OperatorNotAllowedError(
-                f"operator commands to {self.node.node_id} need its own certificate; "
+                f"operator commands to {self.node_id} need its own certificate; "
                 f"{peer} may not send them")
         op = self.operations.get(request.operation)
         if op is None:
             known = ", ".join(sorted(self.operations)) or "none"
-            raise OperationError(f"{self.node.node_id} has no operation "
+            raise OperationError(f"{self.node_id} has no operation "
                                  f"{request.operation!r} (known: {known})")
         try:
             arguments = json.loads(request.arguments_json or b"{}")

@@ -313,9 +313,3 @@ def retryable(error: BaseException) -> bool:
     if isinstance(error, grpc.aio.AioRpcError | grpc.Call):
         return refusal_of_call(error).retryable
     return True
-
-
-def is_permanent(code: grpc.StatusCode) -> bool:
-    """Whether ``code`` alone reads final (``FINAL_STATUSES``). Prefer ``retryable``,
-    which also reads the peer's marker and covers every exception."""
-    return code in FINAL_STATUSES

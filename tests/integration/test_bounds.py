@@ -54,7 +54,7 @@ def node(tmp_path: Path, node_id: str, *, limits: dict[str, int] | None = None,
     if not (tmp_path / "fed").exists():
         make_federation(tmp_path / "fed")
     cfg = NodeConfig.from_file(tmp_path / "fed" / node_id / "node.toml")
-    return Node(replace(cfg, limits=replace(cfg.limits, **(limits or {})),
+    return Node.open(replace(cfg, limits=replace(cfg.limits, **(limits or {})),
                         audit_readers=audit_readers))
 
 

@@ -41,7 +41,7 @@ def node(tmp_path: Path, node_id: str, *, limits: dict[str, int] | None = None,
     if not (tmp_path / "fed").exists():
         make_federation(tmp_path / "fed")
     cfg = NodeConfig.from_file(tmp_path / "fed" / node_id / "node.toml")
-    return Node(replace(cfg, limits=replace(cfg.limits, **(limits or {})),
+    return Node.open(replace(cfg, limits=replace(cfg.limits, **(limits or {})),
                         delivery=replace(cfg.delivery, **(delivery or {}))))
 
 
@@ -60,7 +60,7 @@ def test_stream_refused_for_overload_mid_way_applies_nothing_after_it(tmp_path: 
     raws = [signed_envelope(police, BUREAU, BODY) for _ in range(5)]
     admissions: list[int] = []
     third_admission = asyncio.Event()
-    real_admit = bureau._admit
+    real_admit = bureau.inbox.admission.admit
 
     def counting_admit(peer: str) -> None:
         admissions.append(1)
@@ -68,7 +68,7 @@ def test_stream_refused_for_overload_mid_way_applies_nothing_after_it(tmp_path: 
             third_admission.set()
         real_admit(peer)
 
-    bureau._admit = counting_admit  # type: ignore[method-assign]
+    bureau.inbox.admission.admit = counting_admit  # type: ignore[method-assign]
 
     async def scenario() -> None:
         async with running(bureau) as (rb,):
@@ -81,7 +81,7 @@ def test_stream_refused_for_overload_mid_way_applies_nothing_after_it(tmp_path: 
                 # The third was refused: the two before it wait for the busy writer.
                 await asyncio.wait_for(third_admission.wait(), 30)
                 release.set()
-                await wait_for(lambda: bureau._per_peer_pending.get(POLICE, 0) == 0)
+                await wait_for(lambda: bureau.inbox.admission.pending(POLICE) == 0)
                 # Room again: an envelope now would be admitted, unless the stream holds.
                 for raw in raws[3:]:
                     yield service_pb2.DeliverRequest(envelope=raw)
@@ -102,7 +102,7 @@ class BreakingService(ExchangeService):
     """Answers the first ``good`` envelopes of a stream, then breaks it (peer gone)."""
 
     def __init__(self, node: Node, good: int) -> None:
-        super().__init__(node, stream_window=node.config.limits.stream_window)
+        super().__init__(node.inbox, node.directories, stream_window=node.config.limits.stream_window)
         self.good = good
         self.broken = 0
 
@@ -124,7 +124,7 @@ class ServingWith(RunningNode):
     async def start(self) -> int:
         self.node.start_writer()
         self.server, self.port, _ = build_server(
-            tls=self.node.tls, listen=self.listen, resolver=self.node, exchange=self._exchange,
+            tls=self.node.tls, listen=self.listen, resolver=self.node.directories, exchange=self._exchange,
             ledger=LedgerService(self.node),
             max_message_bytes=self.node.config.limits.max_envelope_bytes)
         await self.server.start()
@@ -201,7 +201,7 @@ def test_sender_waits_at_least_the_retry_hint_of_an_overloaded_receiver(tmp_path
 
 def stream_readers() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks()
-            if "DeliverStream.<locals>.admit" in t.get_coro().__qualname__]  # type: ignore[union-attr]
+            if t.get_coro().__qualname__ == "_Stream.admit_all"]  # type: ignore[union-attr]
 
 
 def test_cancelled_streams_leave_no_reader_task_behind(tmp_path: Path) -> None:
@@ -309,7 +309,7 @@ def test_stream_whose_message_fails_on_the_database_applies_nothing_after_it(
                 for raw in raws:
                     yield service_pb2.DeliverRequest(envelope=raw)
                 # All five wait for the writer, one batch each; then let it go.
-                await wait_for(lambda: bureau._per_peer_pending.get(POLICE, 0) == 5)
+                await wait_for(lambda: bureau.inbox.admission.pending(POLICE) == 5)
                 release.set()
 
             async with client_channel(police, bureau, rb.port) as ch:
@@ -355,7 +355,7 @@ def test_a_receiver_that_never_answers_fails_the_call_after_the_configured_timeo
     police = node(tmp_path, POLICE, delivery={"call_timeout_seconds": 0.3,
                                               "backoff_initial_seconds": 30.0,
                                               "backoff_max_seconds": 60.0})
-    service = SilentService(bureau, stream_window=bureau.config.limits.stream_window)
+    service = SilentService(bureau.inbox, bureau.directories, stream_window=bureau.config.limits.stream_window)
 
     async def scenario() -> None:
         async with running(ServingWith(bureau, service), police):

@@ -40,7 +40,7 @@ OFFICE, POLICE = "office.cn", "police.fj"
 
 def node_of(fed: Federation, node_id: str, **config: Any) -> Node:
     cfg = NodeConfig.from_file(fed.config(node_id))
-    return Node(replace(cfg, deadlines=replace(cfg.deadlines, witness_interval_seconds=3600.0),
+    return Node.open(replace(cfg, deadlines=replace(cfg.deadlines, witness_interval_seconds=3600.0),
                         **config))
 
 
@@ -152,7 +152,7 @@ class OfficeAnswering(ExchangeService):
     """Something in the office's place that answers GetDirectory with what it is given."""
 
     def __init__(self, node: Node, signed: identity.SignedDirectory) -> None:
-        super().__init__(node, stream_window=node.config.limits.stream_window)
+        super().__init__(node.inbox, node.directories, stream_window=node.config.limits.stream_window)
         self.signed = signed
 
     async def GetDirectory(self, request: Any, context: Any) -> directory_pb2.SignedDirectory:

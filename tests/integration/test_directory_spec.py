@@ -216,7 +216,7 @@ def test_a_new_members_unauthenticated_answers_wait_for_the_peers_refresh(
     async def scenario() -> None:
         office = make_running(config_of(fed, OFFICE, 3600))
         bureau = make_running(config_of(fed, BUREAU, 3600))
-        newcomer = Node(config_of(fed, NEWCOMER, 3600))
+        newcomer = Node.open(config_of(fed, NEWCOMER, 3600))
         async with running(office, bureau, newcomer):
             await office.node.replace_directory(v2)  # `bcx directory publish`
             assert bureau.node.directory.version == 1
@@ -265,9 +265,9 @@ def test_unauthenticated_counts_once_the_peer_has_had_its_refresh(tmp_path: Path
     v2 = SignedDirectory.from_bytes((fed.workspace / "directory-v2.bin").read_bytes())
 
     async def scenario() -> None:
-        office = Node(config_of(fed, OFFICE, 3600))
+        office = Node.open(config_of(fed, OFFICE, 3600))
         bureau = make_running(config_of(fed, BUREAU, 3600))
-        newcomer = Node(config_of(fed, NEWCOMER, 3.0))
+        newcomer = Node.open(config_of(fed, NEWCOMER, 3.0))
         async with running(office, bureau, newcomer):
             await office.replace_directory(v2)
             await newcomer.send(BUREAU, REPORT)

@@ -78,7 +78,7 @@ def node_of(fed: Federation, node_id: str, *, backoff_initial_seconds: float | N
     if backoff_initial_seconds is not None:
         cfg = replace(cfg, delivery=replace(cfg.delivery,
                                             backoff_initial_seconds=backoff_initial_seconds))
-    node = Node(cfg)
+    node = Node.open(cfg)
     # Some tests drive the node without a server: its ledger writer must run all the same.
     node.start_writer()
     return node
@@ -245,7 +245,7 @@ class CorruptingService(ExchangeService):
     def __init__(self, node: Node, *, stream_window: int,
                  corrupt: Callable[[Any, Ed25519Signer], None],
                  only: Callable[[bytes], bool] = lambda _: True) -> None:
-        super().__init__(node, stream_window=stream_window)
+        super().__init__(node.inbox, node.directories, stream_window=stream_window)
         self.corrupt = corrupt
         self.only = only
         self.impostor = Ed25519Signer.generate()
@@ -335,8 +335,8 @@ def test_retried_message_gets_its_first_receipt(fed: Federation) -> None:
         police, bureau = node_of(fed, POLICE), node_of(fed, BUREAU)
         try:
             raw = signed_envelope(police, BUREAU, BODY)
-            first = await bureau.receive(raw, POLICE)
-            again = await bureau.receive(raw, POLICE)
+            first = await bureau.inbox.receive(raw, POLICE)
+            again = await bureau.inbox.receive(raw, POLICE)
             assert (first.duplicate, again.duplicate) == (False, True)
             assert again.receipt.leaf_index == first.receipt.leaf_index
             verify_receipt(again.receipt, envelope=raw, sender=POLICE,
@@ -872,7 +872,7 @@ def test_concurrent_receives_and_sends_share_few_checkpoints(fed: Federation) ->
         try:
             raws = [signed_envelope(police, BUREAU, BODY) for _ in range(200)]
             batches = bureau.committer.batches
-            outcomes = await asyncio.gather(*(bureau.receive(raw, POLICE) for raw in raws))
+            outcomes = await asyncio.gather(*(bureau.inbox.receive(raw, POLICE) for raw in raws))
             batches = bureau.committer.batches - batches
             assert batches <= 20, batches
 

@@ -48,7 +48,7 @@ def node_of(fed: Federation, node_id: str, **config: Any) -> Node:
     """The member's node, metrics on a free port, witness rounds left to the test."""
     cfg = NodeConfig.from_file(fed.config(node_id))
     config = {"metrics_listen": "127.0.0.1:0", **config}
-    return Node(replace(cfg, deadlines=replace(cfg.deadlines, witness_interval_seconds=3600.0),
+    return Node.open(replace(cfg, deadlines=replace(cfg.deadlines, witness_interval_seconds=3600.0),
                         **config))
 
 

@@ -144,7 +144,7 @@ async def serving(world: World, db: Path | str, clock: Clock | None = None
     assert config.limits.max_envelope_bytes == ENVELOPE_LIMIT
     url = db if isinstance(db, str) else sqlite_url(db)
     config = replace(config, database_url=url, listen="127.0.0.1:0")
-    node = Node(config, clock=clock)
+    node = Node.open(config, clock=clock)
     async with running(node) as (rn,):
         yield node, rn.port
 
