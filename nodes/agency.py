@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from exchange.config import NodeConfig
@@ -22,19 +23,37 @@ from nodes.cli.queries import overdue_counts
 
 log = logging.getLogger(__name__)
 
-HANDLERS: dict[Role, Mapping[str, Handler]] = {
-    Role.POLICE: police.HANDLERS,
-    Role.BUREAU: bureau.HANDLERS,
-    Role.CARRIER: carrier.HANDLERS,
-    Role.COMMERCE: commerce.HANDLERS,
-    Role.OFFICE: office.HANDLERS,
+Deadlines = Callable[[Context], list[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """What a role does on top of the exchange. Its operator commands are the
+    ``nodes.registry`` commands that name the role, and the state rules before every
+    handler are ``nodes.rules``."""
+
+    handlers: Mapping[str, Handler]  # body kind -> handler
+    deadlines: Deadlines | None = None  # escalates what is overdue; the message ids raised
+    progress: Callable[[Context], dict[str, Any]] | None = None  # the periodic report
+
+
+BEHAVIOUR: dict[Role, Behaviour] = {
+    Role.POLICE: Behaviour(police.HANDLERS, police.overdue),
+    Role.COMMERCE: Behaviour(commerce.HANDLERS, police.overdue),
+    Role.BUREAU: Behaviour(bureau.HANDLERS, bureau.overdue_notices, bureau.send_progress),
+    Role.CARRIER: Behaviour(carrier.HANDLERS, carrier.overdue),
+    Role.OFFICE: Behaviour(office.HANDLERS),
 }
+
+# The metric of overdue obligations per message kind, from nodes.cli.queries.overdue_counts.
+_OVERDUE_METRICS = (("notices", "shutdown_notice"), ("case_requests", "case_request"),
+                    ("appeals", "appeal"), ("feedback", "number_report"))
 
 
 def make_node(config: NodeConfig, **kw: Any) -> Node:
     """The node for ``config`` with the handlers of the role the directory gives it."""
     node = Node.open(config, **kw)
-    node.handlers.update(HANDLERS[node.me.role])
+    node.handlers.update(BEHAVIOUR[node.me.role].handlers)
     node.responsibility = rules.check
     return node
 
@@ -44,28 +63,20 @@ class Scheduler:
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.behaviour = BEHAVIOUR[node.me.role]
         self._last_progress = time.monotonic()
 
     def tick(self, ctx: Context) -> dict[str, Any]:
-        role = self.node.me.role
-        raised: list[bytes] = []
         out: dict[str, Any] = {}
-        if role is Role.BUREAU:
-            raised += bureau.overdue_notices(ctx)
-            every = self.node.config.deadlines.progress_interval_seconds
-            if time.monotonic() - self._last_progress >= every:
-                out["progress"] = bureau.send_progress(ctx)
-                self._last_progress = time.monotonic()
-        elif role in (Role.POLICE, Role.COMMERCE):
-            raised += police.overdue(ctx)
-        elif role is Role.CARRIER:
-            raised += carrier.overdue(ctx)
+        raised = self.behaviour.deadlines(ctx) if self.behaviour.deadlines else []
+        every = self.node.config.deadlines.progress_interval_seconds
+        if self.behaviour.progress and time.monotonic() - self._last_progress >= every:
+            out["progress"] = self.behaviour.progress(ctx)
+            self._last_progress = time.monotonic()
         out["escalations"] = [r.hex() for r in raised if r]
         out["overdue"] = len(raised)
         overdue = overdue_counts(ctx.conn, now=ctx.now)
-        for kind, message_kind in (("notices", "shutdown_notice"),
-                                   ("case_requests", "case_request"),
-                                   ("appeals", "appeal"), ("feedback", "number_report")):
+        for kind, message_kind in _OVERDUE_METRICS:
             self.node.metrics.set_overdue(message_kind, overdue[kind])
         return out
 

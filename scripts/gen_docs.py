@@ -110,8 +110,8 @@ def _walk(messages: Iterable[Descriptor], out_m: dict[str, Descriptor],
         _walk(m.nested_types, out_m, out_e)
 
 
-def proto_comments() -> dict[str, str]:
-    """Full name (message, field, enum, value) -> its comment in proto/, via protoc."""
+def descriptor_set() -> descriptor_pb2.FileDescriptorSet:
+    """proto/ compiled by protoc, with the comments (source info) kept."""
     sources = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
     include = str(Path(protoc.__file__).parent / "_proto")
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +120,12 @@ def proto_comments() -> dict[str, str]:
                         "--include_source_info", f"--descriptor_set_out={out}",
                         *sources]) != 0:
             raise DocsError("protoc failed on proto/")
-        fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+        return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+
+
+def proto_comments() -> dict[str, str]:
+    """Full name (message, field, enum, value) -> its comment in proto/, via protoc."""
+    fds = descriptor_set()
     comments: dict[str, str] = {}
     for f in fds.file:
         names: dict[tuple[int, ...], str] = {}
@@ -185,12 +190,12 @@ def _role(role: Any) -> str:
 
 
 def handled_kinds() -> dict[str, frozenset[str]]:
-    """Which bodies each role's nodes handle (nodes.agency.HANDLERS)."""
+    """Which bodies each role's nodes handle (nodes.agency.BEHAVIOUR)."""
     try:
-        handlers = importlib.import_module("nodes.agency").HANDLERS
+        behaviour = importlib.import_module("nodes.agency").BEHAVIOUR
     except (ImportError, AttributeError):
         return {}
-    return {_role(role): frozenset(str(k) for k in table) for role, table in handlers.items()}
+    return {_role(role): frozenset(str(k) for k in b.handlers) for role, b in behaviour.items()}
 
 
 # The responsibility rules, layer by layer: directive argument -> the module whose

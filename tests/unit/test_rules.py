@@ -48,7 +48,7 @@ from exchange.responsibility import (
 )
 from exchange.transport.status import status_for
 from nodes import rules
-from nodes.agency import HANDLERS
+from nodes.agency import BEHAVIOUR
 from nodes.rules import (
     AppealRow,
     CaseRow,
@@ -188,11 +188,11 @@ ACCEPTED = sorted(((s, k, r) for (s, k), rs in ALLOWED.items() for r in rs),
 def test_every_accepted_pair_has_a_handler(sender: Role, kind: str, recipient: Role) -> None:
     # Regression: carrier -> police / commerce withdrawals (and seven more pairs) were
     # accepted, logged and receipted, and then nothing handled them.
-    assert kind in HANDLERS[recipient], f"{sender.value} -> {recipient.value}: {kind}"
+    assert kind in BEHAVIOUR[recipient].handlers, f"{sender.value} -> {recipient.value}: {kind}"
 
 
 @pytest.mark.parametrize(("role", "kind"), sorted(
-    ((role, kind) for role, handlers in HANDLERS.items() for kind in handlers),
+    ((role, kind) for role, b in BEHAVIOUR.items() for kind in b.handlers),
     key=lambda t: (t[0].value, t[1])), ids=lambda v: v.value if isinstance(v, Role) else v)
 def test_every_handler_is_reachable_through_the_table(role: Role, kind: str) -> None:
     assert any(role in ALLOWED.get((s, kind), frozenset()) for s in Role)
