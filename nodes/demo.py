@@ -437,6 +437,18 @@ class Demo:
         return 0 if ok else 1
 
     def scenario(self) -> None:
+        """The walkthrough, step by step (each step waits for what it asserts)."""
+        self.report_and_act()
+        self.missed_deadline()
+        self.channel_penalty()
+        self.id_holder_report()
+        self.case_cooperation()
+        self.appeal()
+        self.withdrawal()
+        self.progress_and_drain()
+
+    def report_and_act(self) -> None:
+        """Every number reported and acted on; all but the down carrier's fed back."""
         n = len(self.reported)
         found = [*self.reported, INACTIVE, PROTECTED, PORTED, GD, *RESOLD, *CTCC[:3], *BAD]
         t0 = time.monotonic()
@@ -458,7 +470,8 @@ class Demo:
         say(f"  {n + 10} numbers reported, noticed, acted on and fed back in {elapsed:.1f}s "
             f"({(n + 10) / elapsed:.0f} numbers/s)")
 
-        # A missed deadline: ctcc.fj is down, bureau.fj escalates to the office.
+    def missed_deadline(self) -> None:
+        """A missed deadline: ctcc.fj is down, bureau.fj escalates to the office."""
         self.wait("bureau.fj escalates the notice ctcc.fj missed", lambda: self.count_rows(
             "office.cn", select(func.count()).select_from(escalations).where(
                 escalations.c.kind == "overdue_notice", escalations.c.subject_node ==
@@ -469,7 +482,8 @@ class Demo:
         self.wait("ctcc.fj answers late", lambda: self.open_lines() == 0)
         say("  ctcc.fj back online: the late notice answered, police fed back on every number")
 
-        # Channel tracing and accountability.
+    def channel_penalty(self) -> None:
+        """Channel tracing and accountability."""
         ch = self.query("bureau.fj", queries.channel_rows)
         target = next(c for c in ch if c["carrier"] == "cmcc.fj")
         pen = self.call("bureau.fj", "penalty", channel_report_id=target["channel_report"],
@@ -481,14 +495,16 @@ class Demo:
         say(f"  {len(ch)} channel report(s) at bureau.fj; penalty {pen['penalty_id'][:12]}… "
             f"to cmcc.fj for outlet {pen['outlet']}")
 
-        # ID holders with five or more cards, by keyed HMAC only.
+    def id_holder_report(self) -> None:
+        """ID holders with five or more cards, by keyed HMAC only."""
         idr = self.call("cmcc.fj", "id-report")
         self.wait("bureau.fj records the ID holders", lambda: self.count_rows(
             "bureau.fj", select(func.count()).select_from(id_holders)) >= idr["holders"],
             timeout=60)
         say(f"  cmcc.fj reported {idr['holders']} ID holder(s) with 5+ cards (HMAC only)")
 
-        # Case cooperation, sealed to the police.
+    def case_cooperation(self) -> None:
+        """Case cooperation, sealed to the police."""
         asked = self.call("police.fj", "ask", carrier="cmcc.fj", case_number="FZ-2026-0001",
                           authorization="Fuzhou PSB cooperation letter 2026-118",
                           numbers_asked=[HOLDER_CARDS[0]], questions=[])
@@ -508,7 +524,8 @@ class Demo:
         say(f"  case answer sealed to police.fj opened: registration found, {others} other "
             "card(s) under the same ID")
 
-        # An appeal that restores a line.
+    def appeal(self) -> None:
+        """An appeal that restores a line."""
         appealed = self.reported[0]
         ap = self.call("cmcc.fj", "appeal", number=appealed,
                        grounds="subscriber re-registered in person with valid ID")
@@ -522,7 +539,8 @@ class Demo:
             timeout=60)
         say(f"  appeal for {appealed[:7]}…: lifted, line restored, police.fj informed")
 
-        # A withdrawal: a mistyped report is retracted and its numbers released.
+    def withdrawal(self) -> None:
+        """A withdrawal: a mistyped report is retracted and its numbers released."""
         wrong = self.call("police.fj", "report", numbers_found=CTCC[3:], category="other",
                           case_number="FZ-2026-WRONG", evidence="mistyped")
         self.wait("the mistyped report is acted on", lambda: self.open_lines() == 0)
@@ -534,6 +552,8 @@ class Demo:
             timeout=60)
         say("  a mistyped report withdrawn: ctcc.fj restored its two numbers")
 
+    def progress_and_drain(self) -> None:
+        """Progress to the office; every outbox drained and every latest checkpoint cosigned."""
         self.call("bureau.fj", "progress")
         self.call("bureau.gd", "progress")
         self.wait("office.cn has both provinces' progress", lambda: self.count_rows(
