@@ -291,6 +291,15 @@ def targets(results: Results, sizes: list[int], quick: bool, peaks: list[float],
                        "carrier of the full path")
 
 
+def writes_results(args: argparse.Namespace, only: set[str]) -> bool:
+    """Whether this run rewrites bench/RESULTS.md: a full run of every section, or asked."""
+    write = bool((args.write_results or not args.quick) and not args.no_write_results)
+    if write and only != set(SECTIONS):
+        print("bench: --only runs a subset; bench/RESULTS.md is not written", file=sys.stderr)
+        return False
+    return write
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quick = args.quick
@@ -304,10 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_seconds = 0.5 if quick else 1.0
     bulk_count = 100_000
     sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
-    write = (args.write_results or not quick) and not args.no_write_results
-    if write and only != set(SECTIONS):
-        print("bench: --only runs a subset; bench/RESULTS.md is not written", file=sys.stderr)
-        write = False
+    write = writes_results(args, only)
 
     if args.workspace is not None:
         args.workspace.mkdir(parents=True, exist_ok=True)

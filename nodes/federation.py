@@ -149,7 +149,7 @@ def free_port() -> int:
 def member_from_credentials(spec: MemberSpec, keys_dir: Path, ca: x509.Certificate) -> Member:
     creds = pki.load_node_credentials(keys_dir, ca=ca, now=datetime.now(UTC))
     if creds.node_id != spec.node_id:
-        raise pki.PKIError(f"{keys_dir} holds keys of {creds.node_id}, not {spec.node_id}")
+        raise PKIError(f"{keys_dir} holds keys of {creds.node_id}, not {spec.node_id}")
     return Member(
         node_id=spec.node_id, role=spec.role, province=spec.province,
         organisation=spec.organisation, endpoint=spec.endpoint,
