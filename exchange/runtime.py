@@ -13,15 +13,15 @@ from typing import Any
 import grpc
 
 from exchange.errors import DirectoryError
-from exchange.identity import Role, SignedDirectory
+from exchange.identity import Role
 from exchange.ledger import rollback
 from exchange.node import Node
 from exchange.transport.client import Peers
 from exchange.transport.outbox import Outbox
+from exchange.transport.reads import newer_directory
 from exchange.transport.server import build_server
 from exchange.transport.services import AdminService, ExchangeService, LedgerService, Operation
 from exchange.transport.witness import Witness
-from exchange.wire.bcx.v1 import service_pb2
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +136,16 @@ class RunningNode:
         node = self.node
         held = node.directories.current_directory().version
         try:
-            response = await self.peers.exchange(node.config.office_id).GetDirectory(
-                service_pb2.GetDirectoryRequest(newer_than=held), timeout=10)
-        except grpc.aio.AioRpcError as e:
-            if e.code() is grpc.StatusCode.NOT_FOUND:
-                node.metrics.directory_refresh("current")
-                return "current"
+            offered = await newer_directory(self.peers, node.config.office_id,
+                                            newer_than=held)
+        except grpc.aio.AioRpcError:
             node.metrics.directory_refresh("unreachable")
             raise
+        if offered is None:
+            node.metrics.directory_refresh("current")
+            return "current"
         try:
-            d = await node.directories.replace(
-                SignedDirectory(response.envelope, response.signer_certificate_pem))
+            d = await node.directories.replace(offered)
         except DirectoryError:
             node.metrics.directory_refresh("refused")
             raise

@@ -31,7 +31,7 @@ from exchange.identity import Role
 from exchange.ledger import note
 from exchange.ledger.store import CheckpointFile, LedgerStore
 from exchange.schema import inbox, outbox
-from exchange.wire.bcx.v1 import service_pb2
+from exchange.transport.reads import held_checkpoint_of_me
 
 if TYPE_CHECKING:
     from exchange.node import Node
@@ -136,19 +136,18 @@ async def ask_witness(node: Node, peers: Peers, witness: str, *,
                       timeout: float = WITNESS_TIMEOUT) -> Claim | None:
     """The largest checkpoint of this node that ``witness`` holds (None if it holds none);
     it must be signed by this node's own key. grpc.aio.AioRpcError if it cannot be asked."""
-    response = await peers.ledger(witness).GetHeldCheckpoint(
-        service_pb2.GetHeldCheckpointRequest(), timeout=timeout)
-    if not response.checkpoint:
+    held = await held_checkpoint_of_me(peers, witness, timeout=timeout)
+    if not held:
         return None
     store = node.store
     try:
-        cp, _, _ = note.open_checkpoint(response.checkpoint, store.verifier, origin=store.origin)
+        cp, _, _ = note.open_checkpoint(held, store.verifier, origin=store.origin)
     except NoteError as e:
         # Nothing this node signed: it proves nothing about this ledger.
         log.warning("witness %s answered with a checkpoint this node did not sign: %s",
                     witness, e)
         return None
-    return Claim(f"witness {witness}", cp, response.checkpoint)
+    return Claim(f"witness {witness}", cp, held)
 
 
 @dataclass(frozen=True, slots=True)

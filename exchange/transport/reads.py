@@ -1,4 +1,5 @@
-"""Reading a peer's ledger entries: a party's own, or an auditor's wider read.
+"""Reading from peers: ledger entries (a party's own, or an auditor's wider read), the
+checkpoint a witness holds of this node, and a newer directory from the office.
 
 A member reads of a peer's ledger the entries it is party to (the peer's
 ``LedgerService.GetEntries`` chooses them). An audit reads more: the reader names its
@@ -14,7 +15,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import grpc
+
 from exchange.errors import OperationError
+from exchange.identity import SignedDirectory
 from exchange.transport.services import (
     AUDIT_REASON_METADATA,
     MAX_AUDIT_REASON_CHARS,
@@ -33,6 +37,28 @@ AUDIT_READ = "audit-read"
 class Page:
     entries: tuple[tuple[int, bytes], ...]  # (index, leaf) in ledger order
     next_start: int
+
+
+async def newer_directory(peers: Peers, office_id: str, *, newer_than: int,
+                          timeout: float = 10.0) -> SignedDirectory | None:
+    """The office's signed directory if it holds one newer than version ``newer_than``,
+    else None. grpc.aio.AioRpcError if the office could not be asked."""
+    try:
+        response = await peers.exchange(office_id).GetDirectory(
+            service_pb2.GetDirectoryRequest(newer_than=newer_than), timeout=timeout)
+    except grpc.aio.AioRpcError as e:
+        if e.code() is grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+    return SignedDirectory(response.envelope, response.signer_certificate_pem)
+
+
+async def held_checkpoint_of_me(peers: Peers, witness: str, *, timeout: float) -> str:
+    """The signed checkpoint note of this node's ledger that ``witness`` holds ("" if it
+    holds none). grpc.aio.AioRpcError if it cannot be asked."""
+    response = await peers.ledger(witness).GetHeldCheckpoint(
+        service_pb2.GetHeldCheckpointRequest(), timeout=timeout)
+    return str(response.checkpoint)
 
 
 async def read_entries(node: Node, peers: Peers, peer: str, *, start: int = 0,
