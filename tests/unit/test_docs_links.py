@@ -171,9 +171,9 @@ def test_slug_is_githubs(heading: str, anchor: str) -> None:
 
 # --- the code the docs name --------------------------------------------------------------
 
-# `exchange/inbox.py` `Inbox.receive` → `Inbox.accept`, `check`: a file of the library or
-# the agencies' code, then the names defined in it, joined by spaces, commas or arrows.
-_FILE = r"`((?:exchange|nodes)/[\w/]+\.py)`"
+# `exchange/inbox.py` `Inbox.receive` → `Inbox.accept`, `check`: a Python file of the
+# repository, then the names defined in it, joined by spaces, commas or arrows.
+_FILE = r"`((?:exchange|nodes|tests|scripts|bench|migrations)/[\w/]+\.py)`"
 _NAMED = re.compile(_FILE + r"((?:(?:\s|,|→)*`[A-Za-z_][\w.]*`)+)")
 _SOURCE_FILE = re.compile(_FILE)
 
@@ -200,8 +200,9 @@ def defined_names(source: str) -> set[str]:
 
 
 def missing_code(document: Path, root: Path) -> list[str]:
-    """Each file of exchange/ or nodes/ that ``document`` names in backticks and that does
-    not exist, and each name it puts after such a file that the file does not define."""
+    """Each Python file of the repository that ``document`` names in backticks and that
+    does not exist, and each name it puts after such a file that the file does not
+    define."""
     text = _COMMENT.sub("", document.read_text(encoding="utf-8"))
     where = document.relative_to(root)
     problems = [f"{where}: {path} does not exist"
