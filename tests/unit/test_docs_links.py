@@ -169,6 +169,126 @@ def test_slug_is_githubs(heading: str, anchor: str) -> None:
     assert slug(heading) == anchor
 
 
+# --- the code the docs name --------------------------------------------------------------
+
+# `exchange/inbox.py` `Inbox.receive` → `Inbox.accept`, `check`: a Python file of the
+# repository, then the names defined in it, joined by spaces, commas or arrows.
+_FILE = r"`((?:exchange|nodes|tests|scripts|bench|migrations)/[\w/]+\.py)`"
+_NAMED = re.compile(_FILE + r"((?:(?:\s|,|→)*`[A-Za-z_][\w.]*`)+)")
+_SOURCE_FILE = re.compile(_FILE)
+
+
+def defined_names(source: str) -> set[str]:
+    """What a module defines at its top level (functions, classes, assigned names), and
+    each class's methods and attributes, as ``Class.name`` and as ``name`` alone."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        if isinstance(node, ast.ClassDef):
+            for member in node.body:
+                if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef):
+                    names |= {member.name, f"{node.name}.{member.name}"}
+                elif isinstance(member, ast.AnnAssign) and isinstance(member.target, ast.Name):
+                    names |= {member.target.id, f"{node.name}.{member.target.id}"}
+    return names
+
+
+def missing_code(document: Path, root: Path) -> list[str]:
+    """Each Python file of the repository that ``document`` names in backticks and that
+    does not exist, and each name it puts after such a file that the file does not
+    define."""
+    text = _COMMENT.sub("", document.read_text(encoding="utf-8"))
+    where = document.relative_to(root)
+    problems = [f"{where}: {path} does not exist"
+                for path in dict.fromkeys(_SOURCE_FILE.findall(text))
+                if not (root / path).is_file()]
+    defined: dict[str, set[str]] = {}
+    for path, names in _NAMED.findall(text):
+        if not (root / path).is_file():
+            continue
+        if path not in defined:
+            defined[path] = defined_names((root / path).read_text(encoding="utf-8"))
+        problems += [f"{where}: {path} defines no {name}"
+                     for name in re.findall(r"`([\w.]+)`", names) if name not in defined[path]]
+    return list(dict.fromkeys(problems))
+
+
+def layout_entries(text: str) -> list[str]:
+    """The paths the tree of architecture.md#layout names: two spaces of indentation per
+    level, a folder ending in /, a description after the name (or a continued one far
+    to the right)."""
+    block = re.search(r"^## Layout\n\n```\n(.*?)^```", text, re.M | re.S)
+    assert block is not None, "docs/architecture.md has no tree under ## Layout"
+    folders: list[str] = []
+    out = []
+    for line in block.group(1).splitlines():
+        m = re.match(r"( *)(\S+)", line)
+        if m is None or len(m.group(1)) >= 20:
+            continue
+        depth = len(m.group(1)) // 2
+        del folders[depth:]
+        out.append("".join(folders) + m.group(2))
+        if m.group(2).endswith("/"):
+            folders.append(m.group(2))
+    return out
+
+
+def test_every_file_and_function_the_docs_name_exists() -> None:
+    problems = [p for doc in documents() for p in missing_code(doc, ROOT)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_path_of_a_number_names_code_at_every_hop() -> None:
+    text = (DOCS / "path-of-a-number.md").read_text(encoding="utf-8")
+    named = {path for path, _ in _NAMED.findall(text)}
+    for path in ("nodes/cli/report.py", "exchange/transport/admin.py", "nodes/registry.py",
+                 "exchange/sender.py", "exchange/transport/outbox.py", "exchange/inbox.py",
+                 "exchange/receive.py", "nodes/rules.py", "nodes/bureau/handlers.py",
+                 "nodes/bureau/decisions.py", "nodes/carrier/handlers.py",
+                 "nodes/police/handlers.py"):
+        assert path in named, f"docs/path-of-a-number.md names no function of {path}"
+
+
+def test_the_layout_tree_is_the_repository() -> None:
+    """Every path the tree names exists, and every module of exchange/ and nodes/ is in it
+    (generated code and __init__.py aside)."""
+    listed = layout_entries((DOCS / "architecture.md").read_text(encoding="utf-8"))
+    gone = [p for p in listed if not (ROOT / p).exists()]
+    assert not gone, f"docs/architecture.md#layout names what does not exist: {gone}"
+    modules = {str(p.relative_to(ROOT)) for top in ("exchange", "nodes")
+               for p in (ROOT / top).rglob("*.py")
+               if "wire" not in p.parts and p.name != "__init__.py"}
+    left_out = sorted(modules - set(listed))
+    assert not left_out, f"docs/architecture.md#layout leaves out {left_out}"
+
+
+def test_code_checker_names_a_missing_file_and_a_missing_name(tmp_path: Path) -> None:
+    (tmp_path / "nodes").mkdir()
+    (tmp_path / "nodes" / "m.py").write_text(
+        "X = 1\ndef f():\n    pass\nclass C:\n    y: int\n    def g(self):\n        pass\n")
+    doc = tmp_path / "a.md"
+    doc.write_text("`nodes/m.py` `f` → `C.g`, `g` `X` `C.y`; `nodes/m.py` `h`\n"
+                   "`nodes/gone.py` `f`, and `nodes/m.py` (`C.z` is not after it)\n"
+                   "<!-- `nodes/hidden.py` -->\n")
+    assert missing_code(doc, tmp_path) == ["a.md: nodes/gone.py does not exist",
+                                           "a.md: nodes/m.py defines no h"]
+
+
+def test_layout_entries_follow_the_indentation() -> None:
+    text = ("## Layout\n\n```\nexchange/               the library\n"
+            "  ledger/               the ledger\n    store.py            the store,\n"
+            "                        and more\n  inbox.py              receiving\n"
+            "nodes/                  agencies\n```\n")
+    assert layout_entries(text) == ["exchange/", "exchange/ledger/",
+                                    "exchange/ledger/store.py", "exchange/inbox.py", "nodes/"]
+
+
 # --- the generated parts -------------------------------------------------------------------
 
 
