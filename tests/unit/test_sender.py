@@ -19,7 +19,6 @@ from exchange.sender import Sender, Wakeups
 from exchange.storage.unitofwork import Transaction
 
 OFFICE, POLICE, BUREAU, CARRIER = "office.cn", "police.fj", "bureau.fj", "cmcc.fj"
-NOW = datetime.now(UTC)
 BODY = NumberReport(numbers=("+8615959000001",), category=Category.FRAUD)
 
 
@@ -35,7 +34,7 @@ class RecordingCursor:
 class RecordingTransaction:
     """Stands in for the ledger writer's transaction: keeps what was appended and run."""
 
-    now: datetime = NOW
+    now: datetime
     cursor: RecordingCursor = field(default_factory=RecordingCursor)
     entries: list[Entry] = field(default_factory=list)
 
@@ -48,6 +47,7 @@ class RecordingTransaction:
 class World:
     directory: Directory
     police: pki.NodeCredentials
+    now: datetime  # after the federation's certificates were issued
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     fed = make_federation(root)
     ca = pki.load_certificate(fed.ca_cert)
     signed = SignedDirectory.from_bytes(fed.directory_file.read_bytes())
-    return World(verify_directory(signed, ca=ca, office_id=OFFICE, now=NOW),
-                 pki.load_node_credentials(root / POLICE / "keys", ca=ca, now=NOW))
+    now = datetime.now(UTC)
+    return World(verify_directory(signed, ca=ca, office_id=OFFICE, now=now),
+                 pki.load_node_credentials(root / POLICE / "keys", ca=ca, now=now), now)
 
 
 def sender_of(world: World) -> Sender:
@@ -66,7 +67,7 @@ def sender_of(world: World) -> Sender:
 
 
 def test_send_in_logs_sent_and_queues_the_same_signed_envelope(world: World) -> None:
-    txn = RecordingTransaction()
+    txn = RecordingTransaction(now=world.now)
     mid = sender_of(world).send_in(cast(Transaction, txn), BUREAU, BODY, thread="case-7")
     (sent,) = txn.entries
     assert (sent.kind, sent.peer, sent.message_id, sent.subject) == \
@@ -92,7 +93,7 @@ def test_send_in_logs_sent_and_queues_the_same_signed_envelope(world: World) -> 
 ], ids=["role-table-refuses", "not-a-member"])
 def test_send_in_refuses_before_signing_or_logging(
         world: World, recipient: str, error: type[Exception], message: str) -> None:
-    txn = RecordingTransaction()
+    txn = RecordingTransaction(now=world.now)
     with pytest.raises(error, match=message):
         sender_of(world).send_in(cast(Transaction, txn), recipient, BODY)
     assert txn.entries == [] and txn.cursor.executed == []
