@@ -165,7 +165,8 @@ def _history(conn: Connection, number: str, ids: dict[bytes, str]) -> list[dict[
         if r.feedback_id:
             ids[bytes(r.feedback_id)] = "feedback"
         lines.append({"what": "report", "id": _hex(r.report_id), "by": r.origin,
-                      "case": r.case_number, "status": r.status, "detail": r.detail,
+                      "to": r.forwarded_to or "", "case": r.case_number, "status": r.status,
+                      "detail": r.detail, "already_known": bool(r.already_known),
                       "final": bool(r.final)})
     for n in conn.execute(select(notice_numbers, notices.c.carrier, notices.c.bureau)
                           .join(notices, notices.c.notice_id == notice_numbers.c.notice_id)

@@ -521,6 +521,11 @@ def test_operator_walks_one_number_from_report_to_feedback(fed: Federation,
                                        "--json")
             history = __import__("json").loads(out)
             assert history["case"]["status"] == "shut_down"
+            # What the bureau knows of a report line is typed: where it forwarded the
+            # number ("to") and whether it already knew it, not words in its detail.
+            report_lines = [ln for ln in history["history"] if ln["what"] == "report"]
+            assert report_lines and all(ln["to"] == "" and ln["already_known"] is False
+                                        for ln in report_lines), report_lines
             kinds = {(e["kind"], e["about"]) for e in history["ledger"]}
             assert {("RECEIVED", "report"), ("SENT", "notice"), ("RECEIVED", "action report"),
                     ("SENT", "feedback")} <= kinds
