@@ -92,9 +92,9 @@ class RunningNode:
             admin=AdminService(node.node_id, self.operations) if self.operations else None,
             max_message_bytes=node.config.limits.max_envelope_bytes,
         )
-        # The outbox reads the database first: once the port is open, nothing is awaited
-        # before serve_until_signalled installs its handlers, so a SIGTERM from a
-        # supervisor that saw the port open stops the node cleanly.
+        # The outbox reads the database before the port opens. `bcx node run` installs its
+        # signal handlers (stop_on_signals) before all of this, so a SIGTERM from a
+        # supervisor that saw the port open, or sent while starting, stops the node cleanly.
         await self.outbox.start()
         await self.server.start()
         self._tasks.append(asyncio.ensure_future(
@@ -179,10 +179,21 @@ class RunningNode:
                 log.debug("directory refresh: %s", outcome)
 
     async def serve_until_signalled(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        await self.serve_until(stop_on_signals())
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set (see ``stop_on_signals``), then stop cleanly."""
         await stop.wait()
         log.info("node %s stopping", self.node.node_id)
         await self.stop()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM and SIGINT set, from now on. Installed before a node starts, a
+    signal that arrives while it starts stops it cleanly once it has started, instead of
+    killing the process before its handlers exist."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

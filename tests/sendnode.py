@@ -32,7 +32,7 @@ from exchange.errors import ExchangeError
 from exchange.identity import Role
 from exchange.messages import Category, NumberReport
 from exchange.node import Context
-from exchange.runtime import RunningNode
+from exchange.runtime import RunningNode, stop_on_signals
 from nodes import police
 from nodes.agency import make_node
 
@@ -84,13 +84,14 @@ def read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]
 
 async def run(config: NodeConfig) -> None:
     lines: asyncio.Queue[str | None] = asyncio.Queue()
+    stop = stop_on_signals()  # before the port opens, as `bcx node run` does
     running = RunningNode(make_node(config),
                           background=[lambda r: commands(r, lines)])
     port = await running.start()
     log.info("%s serving on port %d, taking send commands on stdin", config.node_id, port)
     threading.Thread(target=read_stdin, args=(asyncio.get_running_loop(), lines),
                      daemon=True).start()
-    await running.serve_until_signalled()
+    await running.serve_until(stop)
 
 
 def main() -> int:

@@ -222,15 +222,17 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     held = lock.acquire(config, purpose="starting a second one")  # before the database
 
+    from exchange.runtime import stop_on_signals
     from nodes.agency import make_running
 
     async def run() -> None:
+        stop = stop_on_signals()  # before the port opens: a SIGTERM from then on is clean
         running = make_running(config)
         node = running.node
         port = await running.start()
         log.info("%s (%s) serving on port %d; database %s", node.node_id, node.me.role.value,
                  port, engines.redact_url(config.database_url))
-        await running.serve_until_signalled()
+        await running.serve_until(stop)
 
     try:
         asyncio.run(run())

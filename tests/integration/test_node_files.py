@@ -156,6 +156,29 @@ def test_a_node_refuses_to_start_on_a_database_others_may_read(
     assert node.terminate() == 0
 
 
+def test_a_sigterm_while_the_node_starts_stops_it_cleanly_once_started(tmp_path: Path) -> None:
+    # `bcx node run` installs its handlers before it opens its database and port: a
+    # supervisor's SIGTERM that arrives while the node starts is a clean stop once it has
+    # started (it used to kill the process with -15 in the window before the handlers).
+    import signal
+
+    from exchange.config import NodeConfig
+    from exchange.runtime import stop_on_signals
+    from nodes.agency import make_running
+
+    fed = make_federation(tmp_path / "fed")
+
+    async def scenario() -> None:
+        stop = stop_on_signals()
+        os.kill(os.getpid(), signal.SIGTERM)  # before the node exists
+        node = make_running(NodeConfig.from_file(fed.config(POLICE)), listen="127.0.0.1:0")
+        assert await node.start() > 0
+        await asyncio.wait_for(node.serve_until(stop), timeout=60)
+        assert stop.is_set()
+
+    asyncio.run(scenario())
+
+
 # --- evidence files ---------------------------------------------------------------------------
 
 
