@@ -300,8 +300,8 @@ UPDATE_REPORT_LINE = DriverStatement(
 # acknowledgement never reopens a final outcome (the police node's rule for feedback).
 UPDATE_OPEN_REPORT_LINE = DriverStatement(
     "UPDATE wf_report_numbers SET status = ?, detail = ?, carrier_node = ?, final = ?, "
-    "feedback_id = COALESCE(?, feedback_id), updated_at = ? "
-    "WHERE report_id = ? AND number = ? AND final = ?")
+    "forwarded_to = ?, already_known = ?, feedback_id = COALESCE(?, feedback_id), "
+    "updated_at = ? WHERE report_id = ? AND number = ? AND final = ?")
 
 INSERT_CASE = DriverStatement(
     "INSERT INTO wf_numbers (number, status, category, carrier_node, notice_id, tried, "

@@ -17,10 +17,10 @@ from exchange import envelope, messages, seal
 from exchange.errors import OperationError
 from exchange.ledger.entries import Entry, EntryKind, from_micros, to_micros
 from exchange.node import Node
-from exchange.storage.statements import DriverStatement
 from nodes.carrier.decisions import CASE_CONTEXT
 from nodes.models import (
     INSERT_REPORT_LINE,
+    UPDATE_OPEN_REPORT_LINE,
     case_requests,
     report_numbers,
     reports,
@@ -86,19 +86,11 @@ def add_to_total(conn: Connection, report_id: bytes, count: int) -> None:
         numbers_total=reports.c.numbers_total + count))
 
 
-# A line's new status and the Circular that told it, only while the line is still open
-# (the last marker: False): a late acknowledgement never reopens a final outcome.
-_UPDATE_OPEN_LINE = DriverStatement(
-    "UPDATE wf_report_numbers SET status = ?, detail = ?, carrier_node = ?, final = ?, "
-    "forwarded_to = ?, already_known = ?, feedback_id = COALESCE(?, feedback_id), "
-    "updated_at = ? WHERE report_id = ? AND number = ? AND final = ?")
-
-
 def update_open_lines(conn: Connection, updates: Sequence[LineUpdate], *, feedback_id: bytes,
                       now: datetime) -> None:
     """Apply feedback to lines still open: a late word never reopens a final one."""
     at = to_micros(now)
-    _UPDATE_OPEN_LINE.run(conn, [
+    UPDATE_OPEN_REPORT_LINE.run(conn, [
         (u.status.value, u.detail, u.carrier_node, u.final, u.forwarded_to or None,
          u.already_known, feedback_id, at, u.report_id, u.number, False) for u in updates])
 

@@ -43,7 +43,7 @@ def test_rows_are_written_and_read_in_the_callers_transaction(tmp_path: Path) ->
         INSERT_REPORT_LINE.run(conn, [(RID, "+8615959000003", "shut_down", "", "c", True,
                                        None, 1)])
         changed = UPDATE_OPEN_REPORT_LINE.run(conn, [
-            ("noticed", "d", "c", False, b"f" * 16, 2, RID, n, False)
+            ("noticed", "d", "c", False, None, False, b"f" * 16, 2, RID, n, False)
             for n in ("+8615959000001", "+8615959000003", "+8615959000009")])
         assert changed == 1
         lines = DriverStatement(
